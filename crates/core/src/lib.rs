@@ -1,0 +1,12 @@
+//! # charter-core
+//!
+//! The domain, without I/O: everything here is a pure function of its inputs,
+//! so it can be property-tested and reasoned about on its own.
+//!
+//! ## Layout
+//! - [`audit`]: the audit chain's rules — what an event holds, how an entry is
+//!   hashed onto its predecessor, what a checkpoint signs, and how a sequence of
+//!   stored entries is checked. The store persists entries; this decides whether
+//!   they form one unbroken chain.
+
+pub mod audit;

@@ -1,0 +1,19 @@
+//! # charter-store
+//!
+//! Persistence on SQLite (the embedded default) or PostgreSQL (for several
+//! nodes), through one set of runtime-checked queries, so the build never needs
+//! a database.
+//!
+//! ## Layout
+//! - [`db`]: connecting, the per-backend migrations, readiness.
+//! - [`audit`]: the audit chain's writer (one task per process that batches
+//!   concurrent appends into one statement, and survives other processes
+//!   appending to the same database) and its verifier.
+//! - [`testing`]: throwaway databases for tests on both backends.
+
+pub mod audit;
+pub mod db;
+pub mod testing;
+
+pub use audit::{AuditError, AuditLog, VerifyError, VerifyReport};
+pub use db::{Backend, Store, StoreError};

@@ -1,0 +1,67 @@
+//! Throwaway databases for tests, on both backends.
+//!
+//! PostgreSQL tests run when `CHARTER_TEST_POSTGRES` holds a server URL
+//! (e.g. `postgres://postgres@127.0.0.1:5432`); each gets its own uniquely
+//! named database, dropped afterwards. Without it they print a notice and skip.
+
+use std::path::PathBuf;
+
+use sqlx::{Connection as _, Executor as _};
+
+/// The environment variable naming the PostgreSQL server for tests.
+pub const POSTGRES_ENV: &str = "CHARTER_TEST_POSTGRES";
+
+/// A database that exists for one test.
+pub struct TestDb {
+    /// The URL to connect to it.
+    pub url: String,
+    /// For SQLite, the folder holding the file (and anything else the test writes).
+    pub dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A fresh SQLite database in a temporary folder.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = crate::Store::sqlite_url(dir.path());
+        Self { url, dir: Some(dir), postgres: None }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (with a printed notice) when no server is configured.
+    pub async fn postgres(test: &str) -> Option<Self> {
+        let Ok(server) = std::env::var(POSTGRES_ENV) else {
+            eprintln!("notice: {test}: PostgreSQL part skipped; set {POSTGRES_ENV}=postgres://postgres@127.0.0.1:5432 to run it");
+            return None;
+        };
+        let server = server.trim_end_matches('/').to_owned();
+        let name = format!("charter_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .expect("connect to the PostgreSQL server for tests");
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+        admin.close().await.ok();
+        Some(Self { url: format!("{server}/{name}"), dir: None, postgres: Some((server, name)) })
+    }
+
+    /// The folder of a SQLite test database.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.path().to_owned())
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else { return };
+        // Drop runs inside a runtime, so the database is dropped from a thread of its own.
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await {
+                    let _ = admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                }
+            });
+        });
+        let _ = handle.join();
+    }
+}

@@ -1,0 +1,218 @@
+//! The audit chain on both backends: appends, concurrency, and every kind of tampering.
+
+use charter_core::audit::{self, AuditEvent};
+use charter_store::audit::verify;
+use charter_store::testing::TestDb;
+use charter_store::{AuditLog, Store};
+use charter_vault::KeyFile;
+use sqlx::Row as _;
+
+async fn backends(test: &str) -> Vec<TestDb> {
+    let mut dbs = vec![TestDb::sqlite()];
+    dbs.extend(TestDb::postgres(test).await);
+    dbs
+}
+
+struct Chain {
+    store: Store,
+    keys: KeyFile,
+    _keydir: tempfile::TempDir,
+}
+
+async fn open(db: &TestDb) -> Chain {
+    let keydir = tempfile::tempdir().unwrap();
+    let keys = KeyFile::load_or_create(&keydir.path().join("keys.json")).unwrap();
+    let store = Store::open(&db.url).await.unwrap();
+    Chain { store, keys, _keydir: keydir }
+}
+
+fn event(i: usize) -> AuditEvent {
+    let mut e = AuditEvent::new(format!("writer-{}", i % 4), "test.event", "ok");
+    e.subject = Some(format!("00000000-0000-4000-8000-{i:012}"));
+    e.purpose = Some("analytics".into());
+    e
+}
+
+async fn fill(c: &Chain, n: usize) {
+    let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
+    for i in 0..n {
+        log.append(event(i)).await.unwrap();
+    }
+    drop(log);
+    task.await.unwrap();
+}
+
+async fn verified(c: &Chain) -> Result<charter_store::VerifyReport, charter_store::VerifyError> {
+    verify(&c.store, &c.keys.checkpoint_signer().verifier()).await
+}
+
+#[tokio::test]
+async fn sequential_appends_verify_with_a_final_checkpoint() {
+    for db in backends("sequential_appends").await {
+        let c = open(&db).await;
+        fill(&c, 25).await;
+        let report = verified(&c).await.unwrap();
+        assert_eq!(report.entries, 25);
+        assert_eq!(report.last_checkpoint, Some(25), "closing the writer signs the head");
+        assert_eq!(report.unsigned_tail, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_in_one_process_keep_one_chain() {
+    for db in backends("concurrent_one_process").await {
+        let c = open(&db).await;
+        let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
+        let mut handles = Vec::new();
+        for w in 0..16 {
+            let log = log.clone();
+            handles.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..40 {
+                    seqs.push(log.append(event(w * 1000 + i)).await.unwrap());
+                }
+                seqs
+            }));
+        }
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        all.sort_unstable();
+        assert_eq!(all, (1..=640).collect::<Vec<i64>>(), "every append got its own place");
+        drop(log);
+        task.await.unwrap();
+        assert_eq!(verified(&c).await.unwrap().entries, 640);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_writers_on_one_database_keep_one_chain() {
+    // Each writer has its own pool and head cache, as separate processes do.
+    for db in backends("concurrent_several_writers").await {
+        let c = open(&db).await;
+        let mut tasks = Vec::new();
+        for p in 0..4 {
+            let store = Store::open(&db.url).await.unwrap();
+            let signer = c.keys.checkpoint_signer();
+            tasks.push(tokio::spawn(async move {
+                let (log, writer) = AuditLog::start(&store, signer);
+                let mut inner = Vec::new();
+                for w in 0..4 {
+                    let log = log.clone();
+                    inner.push(tokio::spawn(async move {
+                        for i in 0..25 {
+                            log.append(event(p * 10_000 + w * 100 + i)).await.unwrap();
+                        }
+                    }));
+                }
+                for h in inner {
+                    h.await.unwrap();
+                }
+                drop(log);
+                writer.await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let report = verified(&c).await.unwrap();
+        assert_eq!(report.entries, 400);
+    }
+}
+
+async fn row(store: &Store, seq: i64) -> sqlx::any::AnyRow {
+    sqlx::query(
+        "SELECT actor, action, subject, purpose, result, detail, prev_hash, hash, at_us FROM audit_log WHERE seq = $1",
+    )
+    .bind(seq)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+async fn overwrite(store: &Store, seq: i64, r: &sqlx::any::AnyRow) {
+    sqlx::query("UPDATE audit_log SET actor=$1, action=$2, subject=$3, purpose=$4, result=$5, detail=$6, prev_hash=$7, hash=$8, at_us=$9 WHERE seq=$10")
+        .bind(r.get::<String, _>(0))
+        .bind(r.get::<String, _>(1))
+        .bind(r.get::<Option<String>, _>(2))
+        .bind(r.get::<Option<String>, _>(3))
+        .bind(r.get::<String, _>(4))
+        .bind(r.get::<String, _>(5))
+        .bind(r.get::<Vec<u8>, _>(6))
+        .bind(r.get::<Vec<u8>, _>(7))
+        .bind(r.get::<i64, _>(8))
+        .bind(seq)
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+async fn exec(store: &Store, sql: &str) {
+    sqlx::query(sql).execute(store.pool()).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_kind_of_tampering_is_named_at_its_first_bad_entry() {
+    struct Case {
+        what: &'static str,
+        first_bad: i64,
+    }
+    let cases = [
+        Case { what: "edit", first_bad: 7 },
+        Case { what: "delete", first_bad: 7 },
+        Case { what: "reorder", first_bad: 7 },
+        // A forged entry that chains correctly onto 7 is indistinguishable by itself:
+        // the chain breaks at the original entry it displaced, now numbered 9.
+        Case { what: "insert", first_bad: 9 },
+        Case { what: "truncate", first_bad: 20 },
+        Case { what: "forged checkpoint", first_bad: 20 },
+    ];
+    for db in backends("tampering").await {
+        for case in &cases {
+            // A fresh chain per case, in its own database file or schema.
+            let case_db =
+                if db.dir.is_some() { TestDb::sqlite() } else { TestDb::postgres("tampering").await.unwrap() };
+            let c = open(&case_db).await;
+            fill(&c, 20).await;
+            assert!(verified(&c).await.is_ok());
+            let s = &c.store;
+            match case.what {
+                "edit" => exec(s, "UPDATE audit_log SET result = 'denied' WHERE seq = 7").await,
+                "delete" => exec(s, "DELETE FROM audit_log WHERE seq = 7").await,
+                "reorder" => {
+                    let (a, b) = (row(s, 7).await, row(s, 8).await);
+                    overwrite(s, 7, &b).await;
+                    overwrite(s, 8, &a).await;
+                }
+                "insert" => {
+                    // Renumber 8.. up by one and slip a correctly self-hashed entry in at 8.
+                    exec(s, "UPDATE audit_log SET seq = -seq WHERE seq >= 8").await;
+                    exec(s, "UPDATE audit_log SET seq = 1 - seq WHERE seq < 0").await;
+                    let prev = row(s, 7).await;
+                    let prev_hash: [u8; 32] = prev.get::<Vec<u8>, _>(7).try_into().unwrap();
+                    let forged = audit::chain(Some((7, prev_hash)), 1, AuditEvent::new("intruder", "test.event", "ok"));
+                    sqlx::query("INSERT INTO audit_log (seq, at_us, actor, action, subject, purpose, result, detail, prev_hash, hash) VALUES ($1,$2,$3,$4,NULL,NULL,$5,$6,$7,$8)")
+                        .bind(forged.seq).bind(forged.at_us).bind(forged.event.actor).bind(forged.event.action)
+                        .bind(forged.event.result).bind(forged.event.detail).bind(forged.prev_hash.to_vec()).bind(forged.hash.to_vec())
+                        .execute(s.pool()).await.unwrap();
+                }
+                "truncate" => exec(s, "DELETE FROM audit_log WHERE seq >= 20").await,
+                "forged checkpoint" => {
+                    let other = tempfile::tempdir().unwrap();
+                    let intruder = KeyFile::load_or_create(&other.path().join("k.json")).unwrap().checkpoint_signer();
+                    let hash: Vec<u8> = row(s, 20).await.get(7);
+                    let sig = intruder.sign(&audit::checkpoint_message(20, &hash.clone().try_into().unwrap()));
+                    sqlx::query("UPDATE audit_checkpoint SET signature = $1 WHERE seq = 20")
+                        .bind(sig.to_vec())
+                        .execute(s.pool())
+                        .await
+                        .unwrap();
+                }
+                _ => unreachable!(),
+            }
+            let err = verified(&c).await.expect_err(case.what);
+            assert_eq!(err.seq(), Some(case.first_bad), "{}: {err}", case.what);
+        }
+    }
+}

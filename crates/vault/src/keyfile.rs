@@ -1,0 +1,211 @@
+//! The key file: random keys generated once per data directory.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretBox};
+use serde::{Deserialize, Serialize};
+
+/// Why the key file could not be used. Never contains key material.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Reading or writing failed.
+    #[error("cannot {action} key file {path}: {source}")]
+    Io {
+        /// What was attempted.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file exists but is not a charter key file.
+    #[error("key file {path} is not a valid charter key file: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (no key material).
+        reason: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    format: u32,
+    key_encryption_key: String,
+    blind_index_key: String,
+    checkpoint_signing_key: String,
+}
+
+type Key = SecretBox<[u8; 32]>;
+
+/// The keys of one data directory.
+pub struct KeyFile {
+    path: PathBuf,
+    key_encryption_key: Key,
+    blind_index_key: Key,
+    checkpoint_signing_key: Key,
+}
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFile").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn random_key() -> Key {
+    let mut k = Box::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(k.as_mut());
+    SecretBox::new(k)
+}
+
+fn decode(path: &Path, name: &str, hex_text: &str) -> Result<Key, KeyFileError> {
+    let bytes = hex::decode(hex_text)
+        .map_err(|_| KeyFileError::Malformed { path: path.to_owned(), reason: format!("`{name}` is not hex") })?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| KeyFileError::Malformed { path: path.to_owned(), reason: format!("`{name}` is not 32 bytes") })?;
+    Ok(SecretBox::new(Box::new(arr)))
+}
+
+impl KeyFile {
+    /// Loads the key file at `path`, creating it with fresh random keys (mode 0600) when absent.
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyFileError> {
+        if path.exists() {
+            return Self::load(path);
+        }
+        let kf = Self {
+            path: path.to_owned(),
+            key_encryption_key: random_key(),
+            blind_index_key: random_key(),
+            checkpoint_signing_key: random_key(),
+        };
+        kf.write_new()?;
+        Ok(kf)
+    }
+
+    /// Loads an existing key file.
+    pub fn load(path: &Path) -> Result<Self, KeyFileError> {
+        let text = fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+        let disk: OnDisk = serde_json::from_str(&text).map_err(|e| KeyFileError::Malformed {
+            path: path.to_owned(),
+            // serde_json's message names the field and position, never the value.
+            reason: format!("line {} column {}: {}", e.line(), e.column(), e.classify_reason()),
+        })?;
+        if disk.format != 1 {
+            return Err(KeyFileError::Malformed {
+                path: path.to_owned(),
+                reason: format!("unsupported format {}", disk.format),
+            });
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            key_encryption_key: decode(path, "key_encryption_key", &disk.key_encryption_key)?,
+            blind_index_key: decode(path, "blind_index_key", &disk.blind_index_key)?,
+            checkpoint_signing_key: decode(path, "checkpoint_signing_key", &disk.checkpoint_signing_key)?,
+        })
+    }
+
+    fn write_new(&self) -> Result<(), KeyFileError> {
+        let io = |action, source| KeyFileError::Io { action, path: self.path.clone(), source };
+        let disk = OnDisk {
+            format: 1,
+            key_encryption_key: hex::encode(self.key_encryption_key.expose_secret()),
+            blind_index_key: hex::encode(self.blind_index_key.expose_secret()),
+            checkpoint_signing_key: hex::encode(self.checkpoint_signing_key.expose_secret()),
+        };
+        let text = serde_json::to_string_pretty(&disk).expect("key file serialises");
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&self.path).map_err(|e| io("create", e))?;
+        f.write_all(text.as_bytes()).map_err(|e| io("write", e))?;
+        f.sync_all().map_err(|e| io("sync", e))?;
+        Ok(())
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The signer for audit checkpoints.
+    pub fn checkpoint_signer(&self) -> crate::CheckpointSigner {
+        crate::CheckpointSigner::from_seed(self.checkpoint_signing_key.expose_secret())
+    }
+
+    /// The key-encryption key, for the vault's envelope encryption.
+    pub fn key_encryption_key(&self) -> &Key {
+        &self.key_encryption_key
+    }
+
+    /// The key for keyed blind indexes.
+    pub fn blind_index_key(&self) -> &Key {
+        &self.blind_index_key
+    }
+}
+
+trait ClassifyReason {
+    fn classify_reason(&self) -> &'static str;
+}
+
+impl ClassifyReason for serde_json::Error {
+    fn classify_reason(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "could not be read",
+            serde_json::error::Category::Syntax => "is not valid JSON",
+            serde_json::error::Category::Data => "is missing a key or has a wrong value type",
+            serde_json::error::Category::Eof => "ends too early",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_with_private_mode_and_reloaded_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let a = KeyFile::load_or_create(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let b = KeyFile::load_or_create(&path).unwrap();
+        assert_eq!(a.checkpoint_signer().public_key_hex(), b.checkpoint_signer().public_key_hex());
+        assert_eq!(a.key_encryption_key().expose_secret(), b.key_encryption_key().expose_secret());
+        let other = KeyFile::load_or_create(&dir.path().join("other.json")).unwrap();
+        assert_ne!(a.checkpoint_signer().public_key_hex(), other.checkpoint_signer().public_key_hex());
+    }
+
+    #[test]
+    fn malformed_file_is_refused_without_echoing_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        fs::write(&path, r#"{"format":1,"key_encryption_key":"00ff-secret-looking"}"#).unwrap();
+        let err = KeyFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("not a valid charter key file"), "{err}");
+        assert!(!err.contains("secret-looking"), "{err}");
+    }
+
+    #[test]
+    fn debug_does_not_print_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let kf = KeyFile::load_or_create(&dir.path().join("k.json")).unwrap();
+        let hexkey = hex::encode(kf.key_encryption_key().expose_secret());
+        assert!(!format!("{kf:?}").contains(&hexkey));
+    }
+}
