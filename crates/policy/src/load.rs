@@ -131,15 +131,62 @@ impl<'a> Reporter<'a> {
 
     /// Reports a problem at the value (or key) a path names.
     pub(crate) fn at(&mut self, path: &Path, message: impl Into<String>, help: impl Into<String>) {
-        let span = self.locate(path);
-        let help = help.into();
-        self.at_span(span, message.into(), (!help.is_empty()).then_some(help));
+        let span = self.locate(path, false);
+        self.push(span, message.into(), help.into());
+    }
+
+    /// Reports a problem at the key a path ends with (for keys that should not be there).
+    pub(crate) fn at_key(&mut self, path: &Path, message: impl Into<String>, help: impl Into<String>) {
+        let span = self.locate(path, true);
+        self.push(span, message.into(), help.into());
+    }
+
+    fn push(&mut self, span: Option<Range<usize>>, message: String, help: String) {
+        self.at_span(span, message, (!help.is_empty()).then_some(help));
     }
 
     /// The deepest byte range the document knows on the way to `path`.
-    fn locate(&self, path: &Path) -> Option<Range<usize>> {
+    fn locate(&self, path: &Path, key_only: bool) -> Option<Range<usize>> {
         let doc = self.doc.as_ref()?;
-        locate_table(doc.as_table(), &path.0, None)
+        match (key_only, path.0.split_last()) {
+            (true, Some((Seg::Key(last), parent))) => {
+                locate_key(doc.as_table(), parent, last).or_else(|| locate_table(doc.as_table(), &path.0, None))
+            }
+            _ => locate_table(doc.as_table(), &path.0, None),
+        }
+    }
+}
+
+/// The span of key `last` inside the table or inline table at `parent`.
+fn locate_key(root: &toml_edit::Table, parent: &[Seg], last: &str) -> Option<Range<usize>> {
+    let mut item: &toml_edit::Item = root.get(match parent.first() {
+        Some(Seg::Key(k)) => k,
+        _ => return root.get_key_value(last).and_then(|(k, _)| k.span()),
+    })?;
+    let mut value: Option<&toml_edit::Value> = None;
+    for seg in &parent[1..] {
+        match (value, item, seg) {
+            (None, toml_edit::Item::Table(t), Seg::Key(k)) => item = t.get(k)?,
+            (None, toml_edit::Item::ArrayOfTables(a), Seg::Index(i)) => {
+                return a.get(*i).and_then(|t| t.get_key_value(last)).and_then(|(k, _)| k.span());
+            }
+            (None, toml_edit::Item::Value(v), _) | (Some(v), _, _) => {
+                value = Some(match (v, seg) {
+                    (toml_edit::Value::InlineTable(t), Seg::Key(k)) => t.get(k)?,
+                    (toml_edit::Value::Array(a), Seg::Index(i)) => a.get(*i)?,
+                    _ => return None,
+                });
+            }
+            _ => return None,
+        }
+    }
+    match (value, item) {
+        (Some(toml_edit::Value::InlineTable(t)), _)
+        | (None, toml_edit::Item::Value(toml_edit::Value::InlineTable(t))) => {
+            t.key(last).and_then(toml_edit::Key::span)
+        }
+        (None, toml_edit::Item::Table(t)) => t.key(last).and_then(toml_edit::Key::span),
+        _ => None,
     }
 }
 
@@ -230,7 +277,7 @@ pub fn load(file: &str, text: &str) -> Result<LoadedPolicy, PolicyErrors> {
             Some(Seg::Key(k)) => k.clone(),
             _ => path.to_string(),
         };
-        rep.at(
+        rep.at_key(
             path,
             format!("unknown key `{key}` at `{path}`"),
             "remove it, or check its spelling against `charter policy schema`",

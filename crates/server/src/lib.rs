@@ -1,1 +1,23 @@
-//! placeholder
+//! # charter-server
+//!
+//! The HTTP face of charter, built on axum.
+//!
+//! ## Layout
+//! - [`startup`]: [`Application::build`] opens the data directory, loads the
+//!   policy, starts the audit writer and binds the listener; `run_until` serves
+//!   until shutdown and records the stop in the audit chain.
+//! - [`state`]: the one [`state::AppState`] every handler receives.
+//! - [`error`]: the JSON error shape and how internal failures stay internal.
+//! - [`telemetry`]: request metrics and logs that name the route template,
+//!   never the raw URI (which could carry personal data in its query).
+//! - `routes/`: one module per area, each exporting `routes()`:
+//!   `health` (`/healthz`, `/readyz`), `metrics` (`/metrics`),
+//!   `openapi` (`/openapi.json`), `notice` (`/`, the rendered policy).
+
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use startup::{Application, Settings};

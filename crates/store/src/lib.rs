@@ -5,6 +5,7 @@
 //! a database.
 //!
 //! ## Layout
+//! - [`data_dir`]: the on-disk layout of one installation (database, objects, key file).
 //! - [`db`]: connecting, the per-backend migrations, readiness.
 //! - [`audit`]: the audit chain's writer (one task per process that batches
 //!   concurrent appends into one statement, and survives other processes
@@ -12,8 +13,10 @@
 //! - [`testing`]: throwaway databases for tests on both backends.
 
 pub mod audit;
+pub mod data_dir;
 pub mod db;
 pub mod testing;
 
 pub use audit::{AuditError, AuditLog, VerifyError, VerifyReport};
+pub use data_dir::DataDir;
 pub use db::{Backend, Store, StoreError};

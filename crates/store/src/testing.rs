@@ -34,6 +34,11 @@ impl TestDb {
             eprintln!("notice: {test}: PostgreSQL part skipped; set {POSTGRES_ENV}=postgres://postgres@127.0.0.1:5432 to run it");
             return None;
         };
+        Some(Self::postgres_at(&server).await)
+    }
+
+    /// A fresh database on the PostgreSQL server at `server` (a URL without a database name).
+    pub async fn postgres_at(server: &str) -> Self {
         let server = server.trim_end_matches('/').to_owned();
         let name = format!("charter_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
@@ -41,7 +46,7 @@ impl TestDb {
             .expect("connect to the PostgreSQL server for tests");
         admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
         admin.close().await.ok();
-        Some(Self { url: format!("{server}/{name}"), dir: None, postgres: Some((server, name)) })
+        Self { url: format!("{server}/{name}"), dir: None, postgres: Some((server, name)) }
     }
 
     /// The folder of a SQLite test database.

@@ -64,6 +64,22 @@ fn mailto(email: &str) -> String {
     format!("[{}](mailto:{email})", md(email))
 }
 
+/// Lower-cases a leading capital for use mid-sentence, leaving acronyms ("IP address") alone.
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(a), Some(b)) if a.is_uppercase() && b.is_lowercase() => {
+            a.to_lowercase().chain(text.chars().skip(1)).collect()
+        }
+        _ => text.to_owned(),
+    }
+}
+
+/// Ends a sentence exactly once.
+fn sentence(text: &str) -> String {
+    format!("{}.", text.trim_end().trim_end_matches('.'))
+}
+
 fn join_words(items: &[String]) -> String {
     match items {
         [] => String::new(),
@@ -92,8 +108,10 @@ impl<'a> Notice<'a> {
     }
 
     fn category_words(&self, keys: &[String]) -> String {
-        let words: Vec<String> =
-            keys.iter().map(|k| self.p.categories.get(k).map_or_else(|| md(k), |c| md(&c.description))).collect();
+        let words: Vec<String> = keys
+            .iter()
+            .map(|k| self.p.categories.get(k).map_or_else(|| md(k), |c| md(&lower_first(&c.description))))
+            .collect();
         join_words(&words)
     }
 
@@ -159,7 +177,7 @@ impl<'a> Notice<'a> {
             let stored = point
                 .stored_with
                 .as_deref()
-                .map(|r| format!(" Stored with {}.", self.recipient_name(r)))
+                .map(|r| format!(" Stored with {}", sentence(&self.recipient_name(r))))
                 .unwrap_or_default();
             self.bullet(&format!("**{}**: {}.{optional}{stored}", md(&point.description), self.category_words(&uniq)));
         }
@@ -186,7 +204,8 @@ impl<'a> Notice<'a> {
                     point.stored_with.as_deref().map(|r| self.recipient_name(r)).unwrap_or_else(|| "us".to_owned());
                 let _ = writeln!(
                     self.out,
-                    "\nIf you choose to upload raw data, which may contain personal information, it is encrypted and kept in secure object storage operated by {with}."
+                    "\nIf you choose to upload raw data, which may contain personal information, it is encrypted and kept in secure object storage operated by {}",
+                    sentence(&with)
                 );
             }
         }
@@ -216,7 +235,7 @@ impl<'a> Notice<'a> {
             .map(|pu| md(&pu.description))
             .collect();
         if !users.is_empty() {
-            self.line("\nWe use it to:\n");
+            self.line("\nWe use it for these purposes:\n");
             for u in users {
                 self.bullet(&u);
             }
@@ -240,8 +259,13 @@ impl<'a> Notice<'a> {
                 CookieCategory::Analytics => "Analytics",
                 CookieCategory::Marketing => "Marketing",
             };
-            let _ =
-                writeln!(self.out, "| {} | {by} | {category} | {} | {} |", md(name), md(&c.purpose), md(&c.lifetime));
+            let _ = writeln!(
+                self.out,
+                "| {} | {by} | {category} | {} | {} |",
+                md(name),
+                md(&c.purpose),
+                spoken(&c.lifetime)
+            );
         }
     }
 
@@ -294,12 +318,17 @@ impl<'a> Notice<'a> {
             self.bullet(&md(&pu.description));
         }
         self.line("\nEvery marketing email we send carries a working unsubscribe link. You may object to direct marketing at any time, free of charge.");
-        for page in p.pages.values().filter(|pg| !pg.withdraws.is_empty()) {
+        let pages: Vec<String> = p
+            .pages
+            .values()
+            .filter(|pg| !pg.withdraws.is_empty())
+            .map(|pg| format!("\"{}\" ({})", md(&pg.title), md(&pg.path)))
+            .collect();
+        if !pages.is_empty() {
             let _ = writeln!(
                 self.out,
-                "You can also change your choices on the \"{}\" page ({}).",
-                md(&page.title),
-                md(&page.path)
+                "You can also change your choices on these pages of our privacy center: {}.",
+                join_words(&pages)
             );
         }
     }
@@ -309,9 +338,9 @@ impl<'a> Notice<'a> {
         self.heading(2, SECTIONS[7]);
         self.line("We disclose personal information only to these recipients, for the purposes listed. Processors and service providers are bound by contract to use it only for the purposes we disclosed it for.\n");
         for r in p.recipients.values() {
-            let _ = write!(self.out, "- **{}** ({}): {}.", md(&r.name), r.role.label(), md(&r.service));
+            let _ = write!(self.out, "- **{}** ({}): {}", md(&r.name), r.role.label(), sentence(&md(&r.service)));
             if !r.categories.is_empty() {
-                let _ = write!(self.out, " Receives: {}.", self.category_words(&r.categories));
+                let _ = write!(self.out, " Receives: {}", sentence(&self.category_words(&r.categories)));
             }
             if let Some(u) = &r.privacy_policy_url {
                 let _ = write!(self.out, " Privacy policy: {}.", link(u));
@@ -358,7 +387,7 @@ impl<'a> Notice<'a> {
         self.heading(3, "Controller and processor");
         for s in p.services.values() {
             let role = match s.role {
-                GdprRole::Controller => "we are the **controller**: we decide how personal information is used",
+                GdprRole::Controller => "we are the **controller**",
                 GdprRole::Processor => {
                     "we are a **processor**: we use personal information only as our customers instruct"
                 }

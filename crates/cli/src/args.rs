@@ -1,0 +1,165 @@
+//! The command tree.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// charter: a privacy policy, enforced.
+#[derive(Debug, Parser)]
+#[command(name = "charter", version, about, propagate_version = true)]
+pub struct Cli {
+    /// A TOML config file (keys: data_dir, database_url, listen, policy, log_format). Default: ./charter.toml when present.
+    #[arg(long, global = true, env = "CHARTER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The data directory: SQLite database, objects and key file. Default: ./charter-data.
+    #[arg(long, global = true, env = "CHARTER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Use this database instead of the data directory's SQLite file (postgres://... or sqlite://...).
+    #[arg(long, global = true, env = "CHARTER_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "CHARTER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Check, render, compare and describe policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Work with the audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Measure charter's performance figures and print them as Markdown.
+    Bench(BenchArgs),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Default: 127.0.0.1:8080.
+    #[arg(long, env = "CHARTER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The policy file in force. Default: the embedded TensorOpera policy.
+    #[arg(long, env = "CHARTER_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+/// Output formats of `policy render`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NoticeFormat {
+    /// Markdown.
+    Md,
+    /// A standalone HTML page.
+    Html,
+}
+
+/// Output formats of `policy ropa`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RopaFormat {
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array.
+    Json,
+}
+
+/// Output formats of `policy disclosures`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DisclosureFormat {
+    /// Markdown.
+    Md,
+    /// JSON.
+    Json,
+}
+
+/// Output formats of `policy diff`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DiffFormat {
+    /// One line per change.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Policy commands. FILE defaults to the embedded TensorOpera policy.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy: exit 0 when valid; otherwise every error on stderr, exit 2.
+    Check {
+        /// The policy file.
+        file: Option<PathBuf>,
+    },
+    /// Render the human-readable privacy notice.
+    Render {
+        /// The policy file.
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "md")]
+        format: NoticeFormat,
+    },
+    /// Print the GDPR Art. 30 record of processing, one row per purpose.
+    Ropa {
+        /// The policy file.
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: RopaFormat,
+    },
+    /// Print the CCPA/CPRA disclosures.
+    Disclosures {
+        /// The policy file.
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "md")]
+        format: DisclosureFormat,
+    },
+    /// Compare two versions: exit 0 unchanged, 1 immaterial changes, 3 material changes.
+    Diff {
+        /// The old version.
+        old: PathBuf,
+        /// The new version.
+        new: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: DiffFormat,
+    },
+    /// Print the JSON Schema of the policy format.
+    Schema,
+}
+
+/// Audit commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain and every checkpoint signature; exit 1 naming the first bad entry.
+    Verify,
+}
+
+/// Options of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Entries appended per writer configuration.
+    #[arg(long, default_value_t = 20_000)]
+    pub appends: usize,
+    /// Entries in the chain whose verification is timed.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub verify_entries: i64,
+    /// Also measure on the PostgreSQL server at this URL (a scratch database is created and dropped).
+    #[arg(long, env = "CHARTER_BENCH_POSTGRES", value_name = "URL")]
+    pub postgres: Option<String>,
+}

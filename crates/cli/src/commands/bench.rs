@@ -1,0 +1,3 @@
+pub async fn run(_a: crate::args::BenchArgs) -> Result<(), crate::Failure> {
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! One module per command.
+
+pub mod audit;
+pub mod bench;
+pub mod policy;
+pub mod serve;
+
+use crate::args::Command;
+use crate::config::Settings;
+use crate::Failure;
+
+/// Runs a command.
+pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
+    match command {
+        Command::Serve(_) => serve::run(settings).await,
+        Command::Policy(cmd) => policy::run(cmd),
+        Command::Audit(cmd) => audit::run(cmd, &settings).await,
+        Command::Bench(args) => bench::run(args).await,
+    }
+}

@@ -1,0 +1,271 @@
+//! Every validation error, with the place it points at.
+
+use charter_policy::{load, Diagnostic};
+
+const MINIMAL: &str = include_str!("fixtures/minimal.toml");
+
+/// Line and column (1-based) of the first occurrence of `needle` in `text`.
+fn position(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).unwrap_or_else(|| panic!("needle `{needle}` not in the case's text"));
+    let before = &text[..at];
+    (before.matches('\n').count() + 1, before.rsplit('\n').next().unwrap().chars().count() + 1)
+}
+
+struct Case {
+    what: &'static str,
+    /// Replace `from` with `to` in the minimal policy.
+    from: &'static str,
+    to: &'static str,
+    /// The error must point at the first occurrence of this text in the changed policy…
+    at: &'static str,
+    /// …and its message must contain this.
+    says: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        what: "unknown top-level key",
+        from: "version = \"1.0\"",
+        to: "version = \"1.0\"\ncolour = \"blue\"",
+        at: "colour",
+        says: "unknown key `colour`",
+    },
+    Case {
+        what: "unknown nested key",
+        from: "identifies = true\nretention = \"account+30d\"",
+        to: "identifies = true\nretension = \"2y\"\nretention = \"account+30d\"",
+        at: "retension",
+        says: "unknown key `retension`",
+    },
+    Case {
+        what: "duplicate key",
+        from: "minimum_age = 16",
+        to: "minimum_age = 16\nminimum_age = 18",
+        at: "minimum_age = 18",
+        says: "duplicate key",
+    },
+    Case {
+        what: "duplicate table",
+        from: "notify_authority_within = \"72h\"",
+        to: "notify_authority_within = \"72h\"\n\n[cookies.session]\nprovider = \"first_party\"\ncategory = \"functional\"\npurpose = \"x\"\nlifetime = \"1d\"",
+        at: "[cookies.session]\nprovider = \"first_party\"\ncategory = \"functional\"",
+        says: "duplicate key",
+    },
+    Case {
+        what: "purpose with an undeclared category",
+        from: "categories = [\"user.device.ip_address\"]\n",
+        to: "categories = [\"user.device.ip_address\", \"user.biometric\"]\n",
+        at: "\"user.biometric\"",
+        says: "uses category `user.biometric`, which is not declared",
+    },
+    Case {
+        what: "field with an undeclared category",
+        from: "category = \"user.contact.email\"\ntype = \"email\"",
+        to: "category = \"user.contact.mail\"\ntype = \"email\"",
+        at: "\"user.contact.mail\"",
+        says: "uses category `user.contact.mail`, which is not declared",
+    },
+    Case {
+        what: "consent purpose nobody can withdraw",
+        from: "withdraws = [\"newsletter\"]",
+        to: "withdraws = []",
+        at: "newsletter]",
+        says: "consent-based purpose `newsletter` cannot be withdrawn anywhere",
+    },
+    Case {
+        what: "processor receiving a category none of its purposes uses",
+        from: "purposes = [\"registration\", \"security\"]\ncountry",
+        to: "purposes = [\"registration\"]\ncountry",
+        at: "\"user.device.ip_address\"]\npurposes = [\"registration\"]",
+        says: "receives `user.device.ip_address`, but none of its purposes uses it",
+    },
+    Case {
+        what: "category without retention",
+        from: "identifies = false\nretention = \"90d\"\non_expiry = \"anonymise\"\n",
+        to: "identifies = false\n",
+        at: "\"user.device.ip_address\"]\ndescription",
+        says: "category `user.device.ip_address` has no retention",
+    },
+    Case {
+        what: "legitimate interests without the interest",
+        from: "legitimate_interest = \"Keeping the service safe from abuse\"\n",
+        to: "",
+        at: "\"legitimate_interests\"",
+        says: "relies on legitimate interests without stating the interest",
+    },
+    Case {
+        what: "direct marketing on contract",
+        from: "basis = \"consent\"\ncategories = [\"user.contact.email\"]\ndirect_marketing = true",
+        to: "basis = \"contract\"\ncategories = [\"user.contact.email\"]\ndirect_marketing = true",
+        at: "\"contract\"\ncategories = [\"user.contact.email\"]\ndirect",
+        says: "direct-marketing purpose `newsletter` relies on `contract`",
+    },
+    Case {
+        what: "malformed duration",
+        from: "notify_subjects_within = \"48h\"",
+        to: "notify_subjects_within = \"two days\"",
+        at: "\"two days\"",
+        says: "is not a duration",
+    },
+    Case {
+        what: "malformed retention",
+        from: "retention = \"90d\"",
+        to: "retention = \"90 days\"",
+        at: "\"90 days\"",
+        says: "is not a duration unit",
+    },
+    Case {
+        what: "malformed date",
+        from: "last_updated = \"2026-01-15\"",
+        to: "last_updated = \"15/01/2026\"",
+        at: "\"15/01/2026\"",
+        says: "is not a date",
+    },
+    Case {
+        what: "impossible date",
+        from: "last_updated = \"2026-01-15\"",
+        to: "last_updated = \"2026-02-30\"",
+        at: "\"2026-02-30\"",
+        says: "has no day 30",
+    },
+    Case {
+        what: "malformed email",
+        from: "privacy_email = \"privacy@example.com\"",
+        to: "privacy_email = \"privacy at example.com\"",
+        at: "\"privacy at example.com\"",
+        says: "is not an email address",
+    },
+    Case {
+        what: "malformed URL",
+        from: "website = \"https://example.com/\"",
+        to: "website = \"example.com\"",
+        at: "\"example.com\"",
+        says: "is not a web address",
+    },
+    Case {
+        what: "malformed webhook URL",
+        from: "deletion = { webhook = \"https://hosting.example/delete\" }",
+        to: "deletion = { webhook = \"hosting.example/delete\" }",
+        at: "\"hosting.example/delete\"",
+        says: "is not a web address",
+    },
+    Case {
+        what: "GDPR deadline beyond the law",
+        from: "deadline = \"1mo\"",
+        to: "deadline = \"6w\"",
+        at: "\"6w\"",
+        says: "longer than GDPR Art. 12(3) allows",
+    },
+    Case {
+        what: "authority notification beyond 72 hours",
+        from: "notify_authority_within = \"72h\"",
+        to: "notify_authority_within = \"4d\"",
+        at: "\"4d\"",
+        says: "longer than GDPR Art. 33(1) allows",
+    },
+    Case {
+        what: "transfer without safeguard",
+        from: "country = \"DE\"",
+        to: "country = \"US\"",
+        at: "\"US\"",
+        says: "without a transfer safeguard",
+    },
+    Case {
+        what: "wrong value type",
+        from: "minimum_age = 16",
+        to: "minimum_age = \"sixteen\"",
+        at: "\"sixteen\"",
+        says: "invalid type",
+    },
+    Case {
+        what: "unknown enum value",
+        from: "source = \"automatic\"",
+        to: "source = \"scraped\"",
+        at: "\"scraped\"",
+        says: "unknown variant `scraped`",
+    },
+    Case {
+        what: "consent asked for a contract purpose",
+        from: "consents = [\"newsletter\"]",
+        to: "consents = [\"newsletter\", \"registration\"]",
+        at: "\"registration\"]",
+        says: "asks about consent for `registration`, which does not rely on consent",
+    },
+    Case {
+        what: "field collected for no purpose of its point",
+        from: "purposes = [\"registration\", \"newsletter\"]\nconsents",
+        to: "purposes = [\"security\"]\nconsents",
+        at: "\"user.contact.email\"\ntype",
+        says: "which none of the point's purposes uses",
+    },
+];
+
+fn errors_for(text: &str) -> Vec<Diagnostic> {
+    match load("case.toml", text) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn the_minimal_policy_is_valid() {
+    assert_eq!(errors_for(MINIMAL), Vec::new());
+}
+
+#[test]
+fn each_error_is_reported_at_its_location_with_help() {
+    let mut failures = Vec::new();
+    for case in CASES {
+        assert!(MINIMAL.contains(case.from), "{}: the fixture lacks `{}`", case.what, case.from);
+        let text = MINIMAL.replacen(case.from, case.to, 1);
+        let (line, column) = position(&text, case.at);
+        let errors = errors_for(&text);
+        let hit = errors.iter().find(|d| d.message.contains(case.says));
+        match hit {
+            None => failures.push(format!("{}: no error saying `{}`; got {errors:#?}", case.what, case.says)),
+            Some(d) if (d.line, d.column) != (line, column) => failures.push(format!(
+                "{}: points at {}:{} but `{}` is at {line}:{column}: {d}",
+                case.what, d.line, d.column, case.at
+            )),
+            Some(d) => {
+                assert_eq!(d.file, "case.toml");
+                assert!(
+                    d.help.as_deref().is_some_and(|h| !h.is_empty()) || d.message.contains(':'),
+                    "{}: {d}",
+                    case.what
+                );
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn all_errors_are_reported_in_one_run() {
+    let mut text = MINIMAL.to_owned();
+    for case in CASES.iter().filter(|c| {
+        !matches!(
+            c.what,
+            "duplicate key" | "duplicate table" | "wrong value type" | "unknown enum value" | "impossible date"
+        )
+    }) {
+        if text.contains(case.from) {
+            text = text.replacen(case.from, case.to, 1);
+        }
+    }
+    let errors = errors_for(&text);
+    assert!(errors.len() >= 15, "expected every error at once, got {}: {errors:#?}", errors.len());
+    let rendered = charter_policy::PolicyErrors(errors.clone()).to_string();
+    assert!(rendered.contains("case.toml:"), "{rendered}");
+    let mut sorted = errors.clone();
+    sorted.sort_by_key(|d| (d.line, d.column));
+    assert_eq!(errors, sorted, "errors come in file order");
+}
+
+#[test]
+fn syntax_error_points_at_its_line() {
+    let text = MINIMAL.replacen("minimum_age = 16", "minimum_age = = 16", 1);
+    let errors = errors_for(&text);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].line, position(&text, "minimum_age = =").0);
+}

@@ -1,0 +1,24 @@
+//! Route areas. Each exports `routes()`; [`router`] mounts them all.
+
+pub mod health;
+pub mod metrics;
+pub mod notice;
+pub mod openapi;
+
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The whole application's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(notice::routes())
+        .merge(health::routes())
+        .merge(metrics::routes())
+        .merge(openapi::routes())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::telemetry::track))
+        .with_state(state)
+}

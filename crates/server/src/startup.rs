@@ -1,0 +1,107 @@
+//! Building and running the application.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use charter_core::audit::AuditEvent;
+use charter_policy::LoadedPolicy;
+use charter_store::{AuditLog, DataDir};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+use crate::telemetry::Metrics;
+
+/// What the application needs to start.
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: String,
+    /// The data directory (key file, objects, and the SQLite database unless `database_url` is set).
+    pub data_dir: PathBuf,
+    /// A PostgreSQL (or SQLite) URL instead of the data directory's SQLite file.
+    pub database_url: Option<SecretString>,
+    /// The policy in force, already validated.
+    pub policy: LoadedPolicy,
+}
+
+/// A built application, bound to its address and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    audit_task: JoinHandle<()>,
+}
+
+impl Application {
+    /// Opens the data directory, starts the audit writer, records the start
+    /// (with the policy's version and hash) and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let data = DataDir::open(&settings.data_dir, settings.database_url.as_ref().map(|s| s.expose_secret())).await?;
+        let (audit, audit_task) = AuditLog::start(&data.store, data.keys.checkpoint_signer());
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let addr = listener.local_addr().context("listener has no local address")?;
+        let policy = settings.policy;
+        audit
+            .append(AuditEvent::new("system", "server.start", "ok").with_detail(&json!({
+                "policy_version": policy.policy.version,
+                "policy_sha256": policy.sha256,
+                "backend": format!("{:?}", data.store.backend()).to_lowercase(),
+                "charter_version": env!("CARGO_PKG_VERSION"),
+            })))
+            .await
+            .context("cannot record the start in the audit chain")?;
+        let notice_html: Arc<str> = charter_policy::render::notice::html(&policy.policy).into();
+        let state = AppState {
+            store: data.store,
+            audit,
+            policy: Arc::new(policy),
+            notice_html,
+            metrics: Arc::new(Metrics::default()),
+            started: Instant::now(),
+        };
+        Ok(Self { listener, addr, state, audit_task })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state, for tests and embedding.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, lets requests in flight finish, then
+    /// records the stop, signs a final checkpoint and closes the database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, addr, state, audit_task } = self;
+        tracing::info!(%addr, "serving");
+        let router = crate::routes::router(state.clone());
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("server failed")?;
+        let audit = state.audit.clone();
+        let store = state.store.clone();
+        let uptime_s = state.started.elapsed().as_secs();
+        drop(state);
+        audit
+            .append(AuditEvent::new("system", "server.stop", "ok").with_detail(&json!({ "uptime_s": uptime_s })))
+            .await
+            .context("cannot record the stop in the audit chain")?;
+        audit.checkpoint().await.context("cannot sign the final audit checkpoint")?;
+        drop(audit);
+        if tokio::time::timeout(Duration::from_secs(10), audit_task).await.is_err() {
+            tracing::warn!("audit writer did not stop within 10 s");
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

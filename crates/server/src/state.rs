@@ -1,0 +1,26 @@
+//! Shared state for handlers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use charter_policy::LoadedPolicy;
+use charter_store::{AuditLog, Store};
+
+use crate::telemetry::Metrics;
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The audit chain writer.
+    pub audit: AuditLog,
+    /// The policy in force.
+    pub policy: Arc<LoadedPolicy>,
+    /// The notice rendered once at start-up.
+    pub notice_html: Arc<str>,
+    /// Request counters.
+    pub metrics: Arc<Metrics>,
+    /// When the process started.
+    pub started: Instant,
+}

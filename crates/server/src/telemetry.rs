@@ -1,0 +1,83 @@
+//! Request metrics and logs. Both name the matched route template
+//! (`/v1/subjects/{id}`), never the raw path or query, so identifiers in URLs
+//! cannot reach a log line or a metric label.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::state::AppState;
+
+/// Counts requests by method, route template and status.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+}
+
+impl Metrics {
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut m = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e = m.entry((method.to_owned(), route.to_owned(), status)).or_default();
+        e.0 += 1;
+        e.1 += seconds;
+    }
+
+    /// The counters in Prometheus text format.
+    pub fn render(&self, state: &AppState) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        out.push_str(
+            "# HELP charter_http_requests_total HTTP requests answered.\n# TYPE charter_http_requests_total counter\n",
+        );
+        let m = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((method, route, status), (n, _)) in m.iter() {
+            let _ = writeln!(
+                out,
+                "charter_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP charter_http_request_seconds_sum Time spent answering HTTP requests.\n# TYPE charter_http_request_seconds_sum counter\n");
+        for ((method, route, status), (_, s)) in m.iter() {
+            let _ = writeln!(
+                out,
+                "charter_http_request_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {s}"
+            );
+        }
+        drop(m);
+        let _ = writeln!(
+            out,
+            "# HELP charter_audit_entries_appended_total Audit entries appended by this process.\n# TYPE charter_audit_entries_appended_total counter\ncharter_audit_entries_appended_total {}",
+            state.audit.appended()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP charter_uptime_seconds Seconds since the process started.\n# TYPE charter_uptime_seconds gauge\ncharter_uptime_seconds {}",
+            state.started.elapsed().as_secs_f64()
+        );
+        let p = &state.policy;
+        let _ = writeln!(
+            out,
+            "# HELP charter_policy_info The policy in force.\n# TYPE charter_policy_info gauge\ncharter_policy_info{{version=\"{}\",sha256=\"{}\"}} 1",
+            p.policy.version.replace(['"', '\\', '\n'], "_"),
+            p.sha256
+        );
+        out
+    }
+}
+
+/// Records and logs every request by its route template.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let seconds = start.elapsed().as_secs_f64();
+    state.metrics.record(&method, &route, status, seconds);
+    tracing::info!(%method, %route, status, ms = seconds * 1000.0, "request");
+    response
+}

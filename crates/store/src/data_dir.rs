@@ -1,0 +1,67 @@
+//! The data directory: everything one charter installation keeps on disk.
+//!
+//! ```text
+//! charter-data/
+//!   charter.db      SQLite database (WAL), unless a database URL is given
+//!   objects/        object storage for uploads
+//!   keys.json       key file (mode 0600): never inside the database
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use charter_vault::KeyFile;
+
+use crate::Store;
+
+/// An opened data directory: its key file and its store.
+pub struct DataDir {
+    /// The folder.
+    pub root: PathBuf,
+    /// Its keys.
+    pub keys: KeyFile,
+    /// The database: the folder's SQLite file, or the given URL.
+    pub store: Store,
+}
+
+impl DataDir {
+    /// Creates the folder layout if needed, loads (or creates) the key file,
+    /// connects to `database_url` or the folder's SQLite file, and migrates.
+    pub async fn open(root: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root.join("objects"))
+            .with_context(|| format!("cannot create data directory {}", root.display()))?;
+        restrict(root)?;
+        let keys = KeyFile::load_or_create(&root.join("keys.json"))?;
+        Self::connect(root, keys, database_url).await
+    }
+
+    /// Opens a data directory that must already exist, with its key file:
+    /// for commands that inspect data rather than start an installation.
+    pub async fn open_existing(root: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
+        let key_path = root.join("keys.json");
+        anyhow::ensure!(
+            key_path.is_file(),
+            "no charter data directory at {} (its key file keys.json is missing); pass --data-dir",
+            root.display()
+        );
+        let keys = KeyFile::load(&key_path)?;
+        Self::connect(root, keys, database_url).await
+    }
+
+    async fn connect(root: &Path, keys: KeyFile, database_url: Option<&str>) -> anyhow::Result<Self> {
+        let url = database_url.map_or_else(|| Store::sqlite_url(root), str::to_owned);
+        let store = Store::open(&url).await.context("cannot open the database")?;
+        Ok(Self { root: root.to_owned(), keys, store })
+    }
+}
+
+/// Keeps the data directory private to its owner.
+fn restrict(root: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict permissions of {}", root.display()))?;
+    }
+    Ok(())
+}
