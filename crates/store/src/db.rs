@@ -47,6 +47,16 @@ pub enum StoreError {
     },
 }
 
+/// Set on every SQLite connection: WAL so readers never block the writer,
+/// `synchronous = NORMAL` (durable at each WAL checkpoint, safe with WAL),
+/// and a busy timeout so concurrent processes wait for the write lock instead of failing.
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA foreign_keys = ON",
+];
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -80,10 +90,9 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
+                        for pragma in SQLITE_PRAGMAS {
+                            conn.execute(*pragma).await?;
+                        }
                     }
                     Ok(())
                 })

@@ -1,0 +1,92 @@
+//! Helpers for driving the real `charter` binary.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The binary under test.
+pub fn charter() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_charter"));
+    for var in [
+        "CHARTER_DATA_DIR",
+        "CHARTER_DATABASE_URL",
+        "CHARTER_CONFIG",
+        "CHARTER_LISTEN",
+        "CHARTER_POLICY",
+        "CHARTER_LOG_FORMAT",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// Runs `charter args...` in `cwd` and returns its output.
+pub fn run(cwd: &Path, args: &[&str]) -> Output {
+    charter().current_dir(cwd).args(args).output().expect("run charter")
+}
+
+/// A running `charter serve`.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts `charter serve` on a free port with extra arguments; waits until it listens.
+    pub fn start(cwd: &Path, args: &[&str]) -> Self {
+        let mut child = charter()
+            .current_dir(cwd)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn charter serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("charter listening on http://")
+            .unwrap_or_else(|| {
+                let mut err = String::new();
+                child.stderr.take().unwrap().read_to_string(&mut err).ok();
+                panic!("unexpected first line {line:?}; stderr: {err}")
+            })
+            .to_owned();
+        Self { child, addr }
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status and everything logged.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let status = self.child.wait().expect("wait");
+        let mut logs = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut logs).ok();
+        (status, logs)
+    }
+}
+
+/// A plain HTTP/1.1 response.
+pub struct Response {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+/// One HTTP request over a fresh connection.
+pub fn http(addr: &str, method: &str, path: &str) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status code");
+    Response { status, headers: head.to_owned(), body: body.to_owned() }
+}
