@@ -184,7 +184,7 @@ mod tests {
         AuditEvent {
             actor: format!("key-{}", i % 3),
             action: "data.read".into(),
-            subject: (i % 2 == 0).then(|| format!("subject-{i}")),
+            subject: i.is_multiple_of(2).then(|| format!("subject-{i}")),
             purpose: Some("analytics".into()),
             result: "ok".into(),
             detail: format!("{{\"n\":{i}}}"),

@@ -334,16 +334,14 @@ fn recipients(p: &Policy, rep: &mut Reporter<'_>) {
         }
         match &r.deletion {
             Some(Deletion::Webhook(u)) => url(rep, path.key("deletion").key("webhook"), u),
-            Some(Deletion::Manual(via)) => {
-                if check_email(via).is_err() && check_url(via).is_err() {
-                    rep.at(
-                        &path.key("deletion").key("manual"),
-                        format!("`{via}` is neither an email address nor a URL"),
-                        "say where deletion requests go: an email address or a form's URL",
-                    );
-                }
+            Some(Deletion::Manual(via)) if check_email(via).is_err() && check_url(via).is_err() => {
+                rep.at(
+                    &path.key("deletion").key("manual"),
+                    format!("`{via}` is neither an email address nor a URL"),
+                    "say where deletion requests go: an email address or a form's URL",
+                );
             }
-            None => {}
+            Some(Deletion::Manual(_)) | None => {}
         }
     }
 }

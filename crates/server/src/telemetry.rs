@@ -12,10 +12,13 @@ use axum::response::Response;
 
 use crate::state::AppState;
 
-/// Counts requests by method, route template and status.
+/// (method, route template, status).
+type RequestKey = (String, String, u16);
+
+/// Counts requests by method, route template and status, with the time spent.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+    requests: Mutex<BTreeMap<RequestKey, (u64, f64)>>,
 }
 
 impl Metrics {

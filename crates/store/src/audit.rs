@@ -292,7 +292,7 @@ fn to_hash(bytes: Vec<u8>) -> Result<Hash, sqlx::Error> {
     Hash::try_from(bytes.as_slice()).map_err(|_| sqlx::Error::Decode("an audit hash is not 32 bytes".into()))
 }
 
-fn entry_from_row(r: &AnyRow) -> Result<Entry, sqlx::Error> {
+pub(crate) fn entry_from_row(r: &AnyRow) -> Result<Entry, sqlx::Error> {
     Ok(Entry {
         seq: r.try_get(0)?,
         at_us: r.try_get(1)?,
@@ -308,6 +308,10 @@ fn entry_from_row(r: &AnyRow) -> Result<Entry, sqlx::Error> {
         hash: to_hash(r.try_get(9)?)?,
     })
 }
+
+/// Every entry, in chain order.
+pub(crate) const SELECT_ENTRIES: &str =
+    "SELECT seq, at_us, actor, action, subject, purpose, result, detail, prev_hash, hash FROM audit_log ORDER BY seq";
 
 /// What a successful verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,10 +366,7 @@ pub async fn verify(store: &Store, verifier: &CheckpointVerifier) -> Result<Veri
         checkpoints.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
     }
     let mut chain = ChainVerifier::default();
-    let mut stream = sqlx::query(
-        "SELECT seq, at_us, actor, action, subject, purpose, result, detail, prev_hash, hash FROM audit_log ORDER BY seq",
-    )
-    .fetch(store.pool());
+    let mut stream = sqlx::query(SELECT_ENTRIES).fetch(store.pool());
     let mut checked_cps = 0;
     while let Some(row) = stream.try_next().await? {
         let e = entry_from_row(&row)?;

@@ -10,9 +10,11 @@
 //! - [`audit`]: the audit chain's writer (one task per process that batches
 //!   concurrent appends into one statement, and survives other processes
 //!   appending to the same database) and its verifier.
+//! - [`bench`]: the plain-insert baseline `charter bench` compares the chain with.
 //! - [`testing`]: throwaway databases for tests on both backends.
 
 pub mod audit;
+pub mod bench;
 pub mod data_dir;
 pub mod db;
 pub mod testing;

@@ -1,3 +1,213 @@
-pub async fn run(_a: crate::args::BenchArgs) -> Result<(), crate::Failure> {
+//! `charter bench`: the figures BENCHMARKS.md records, each next to a baseline
+//! measured in the same run, printed as Markdown.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use charter_core::audit::{AuditEvent, ChainVerifier};
+use charter_store::testing::TestDb;
+use charter_store::{audit, bench, AuditLog, Store};
+use charter_vault::KeyFile;
+
+use crate::args::BenchArgs;
+use crate::Failure;
+
+fn event(i: usize) -> AuditEvent {
+    let mut e = AuditEvent::new(format!("key-{}", i % 8), "data.read", "ok");
+    e.subject = Some(format!("3f2b8c1e-8d4a-4c6b-9a7e-{i:012}"));
+    e.purpose = Some("relationship_management".into());
+    e.detail = r#"{"fields":["name","email"],"categories":["user.name","user.contact.email"]}"#.into();
+    e
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+/// Runs `writers` tasks that together make `n` calls of `op(i)`; returns the elapsed time.
+async fn concurrently<F, Fut>(n: usize, writers: usize, op: F) -> anyhow::Result<Duration>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while i < n {
+                op(i).await?;
+                i += writers;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await.context("bench task panicked")??;
+    }
+    Ok(start.elapsed())
+}
+
+struct Row {
+    what: String,
+    value: String,
+    baseline: String,
+    ratio: String,
+}
+
+fn policy_rows(out: &mut Vec<Row>) {
+    let text = charter_policy::TENSOROPERA;
+    let iterations = 300;
+    let start = Instant::now();
+    for _ in 0..iterations {
+        let _ = std::hint::black_box(toml::from_str::<toml::Value>(std::hint::black_box(text)));
+    }
+    let parse = start.elapsed() / iterations;
+    let start = Instant::now();
+    for _ in 0..iterations {
+        let loaded = charter_policy::load("bench", std::hint::black_box(text));
+        std::hint::black_box(loaded.is_ok());
+    }
+    let load = start.elapsed() / iterations;
+    out.push(Row {
+        what: format!("Load + validate TensorOpera policy ({} KiB)", text.len() / 1024),
+        value: format!("{:.2} ms", load.as_secs_f64() * 1e3),
+        baseline: format!("{:.2} ms (TOML parse only)", parse.as_secs_f64() * 1e3),
+        ratio: format!("{:.2}×", load.as_secs_f64() / parse.as_secs_f64()),
+    });
+}
+
+async fn append_rows(label: &str, url: &str, appends: usize, out: &mut Vec<Row>) -> anyhow::Result<()> {
+    let keydir = tempfile::tempdir()?;
+    let keys = KeyFile::load_or_create(&keydir.path().join("keys.json"))?;
+    for writers in [1usize, 16] {
+        let store = Store::open(url).await?;
+        sqlx::query("DELETE FROM audit_log").execute(store.pool()).await?;
+        sqlx::query("DELETE FROM audit_checkpoint").execute(store.pool()).await?;
+        bench::create_plain_table(&store).await?;
+        // Warm both paths so neither pays for first connections.
+        let s = store.clone();
+        concurrently(writers * 4, writers, move |i| {
+            let s = s.clone();
+            async move { Ok(bench::plain_insert(&s, -(i as i64) - 1, 0, &event(i)).await?) }
+        })
+        .await?;
+        let s = store.clone();
+        let plain = concurrently(appends, writers, move |i| {
+            let s = s.clone();
+            async move { Ok(bench::plain_insert(&s, i as i64, i as i64, &event(i)).await?) }
+        })
+        .await?;
+        let (log, task) = AuditLog::start(&store, keys.checkpoint_signer());
+        let l = log.clone();
+        let chained = concurrently(appends, writers, move |i| {
+            let l = l.clone();
+            async move {
+                l.append(event(i)).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        drop(log);
+        task.await?;
+        let report = audit::verify(&store, &keys.checkpoint_signer().verifier()).await?;
+        anyhow::ensure!(report.entries == appends as i64, "chain has {} entries, expected {appends}", report.entries);
+        let (a, p) = (rate(appends, chained), rate(appends, plain));
+        out.push(Row {
+            what: format!("Audit append, {label}, {writers} writer{}", if writers == 1 { "" } else { "s" }),
+            value: format!("{a:.0} entries/s"),
+            baseline: format!("{p:.0} rows/s (plain INSERT, no hash)"),
+            ratio: format!("{:.2}×", a / p),
+        });
+        store.close().await;
+    }
+    Ok(())
+}
+
+async fn verify_rows(label: &str, url: &str, entries: i64, out: &mut Vec<Row>) -> anyhow::Result<()> {
+    let keydir = tempfile::tempdir()?;
+    let keys = KeyFile::load_or_create(&keydir.path().join("keys.json"))?;
+    let store = Store::open(url).await?;
+    sqlx::query("DELETE FROM audit_log").execute(store.pool()).await?;
+    sqlx::query("DELETE FROM audit_checkpoint").execute(store.pool()).await?;
+    let (log, task) = AuditLog::start(&store, keys.checkpoint_signer());
+    let n = usize::try_from(entries)?;
+    let l = log.clone();
+    let fill = concurrently(n, 256, move |i| {
+        let l = l.clone();
+        async move {
+            l.append(event(i)).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    drop(log);
+    task.await?;
+    let start = Instant::now();
+    let report = audit::verify(&store, &keys.checkpoint_signer().verifier()).await?;
+    let full = start.elapsed();
+    anyhow::ensure!(report.entries == entries, "verified {} of {entries}", report.entries);
+    let loaded = bench::load_entries(&store).await?;
+    let start = Instant::now();
+    let mut v = ChainVerifier::default();
+    for e in &loaded {
+        v.push(e)?;
+    }
+    let chain_only = start.elapsed();
+    out.push(Row {
+        what: format!("Fill {label} chain with {entries} entries, 256 concurrent writers"),
+        value: format!("{:.0} entries/s", rate(n, fill)),
+        baseline: "—".into(),
+        ratio: "—".into(),
+    });
+    out.push(Row {
+        what: format!("`audit verify`, {label}: read + hash chain + checkpoint signatures"),
+        value: format!("{:.0} entries/s", rate(n, full)),
+        baseline: format!("{:.0} entries/s (chain check in memory)", rate(n, chain_only)),
+        ratio: format!("{:.2}×", chain_only.as_secs_f64() / full.as_secs_f64()),
+    });
+    out.push(Row {
+        what: "Chain check in memory, one core (SHA-256 per entry)".into(),
+        value: format!("{:.0} entries/s", rate(n, chain_only)),
+        baseline: "target: 1,000,000 entries/s".into(),
+        ratio: format!("{:.2}× target", rate(n, chain_only) / 1e6),
+    });
+    store.close().await;
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    format!("{cpu}, {cores} cores")
+}
+
+/// Runs every benchmark and prints a Markdown table.
+pub async fn run(args: BenchArgs) -> Result<(), Failure> {
+    let mut rows = Vec::new();
+    eprintln!("bench: policy");
+    policy_rows(&mut rows);
+    let sqlite = TestDb::sqlite();
+    eprintln!("bench: SQLite appends");
+    append_rows("SQLite", &sqlite.url, args.appends, &mut rows).await?;
+    let postgres = match &args.postgres {
+        Some(server) => Some(TestDb::postgres_at(server).await),
+        None => None,
+    };
+    if let Some(pg) = &postgres {
+        eprintln!("bench: PostgreSQL appends");
+        append_rows("PostgreSQL", &pg.url, args.appends, &mut rows).await?;
+    }
+    eprintln!("bench: verify over {} entries (SQLite)", args.verify_entries);
+    verify_rows("SQLite", &sqlite.url, args.verify_entries, &mut rows).await?;
+    println!("Machine: {}; charter {}; release build: {}\n", machine(), env!("CARGO_PKG_VERSION"), !cfg!(debug_assertions));
+    println!("| Measure | charter | Baseline (same run) | Ratio |\n| --- | --- | --- | --- |");
+    for r in rows {
+        println!("| {} | {} | {} | {} |", r.what, r.value, r.baseline, r.ratio);
+    }
     Ok(())
 }
