@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use charter_core::audit::{self, AuditEvent, ChainBreak, ChainVerifier, Entry, Hash};
 use charter_vault::{CheckpointSigner, CheckpointVerifier};
-use futures_util::TryStreamExt as _;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row as _};
 use tokio::sync::{mpsc, oneshot};
@@ -313,6 +312,23 @@ pub(crate) fn entry_from_row(r: &AnyRow) -> Result<Entry, sqlx::Error> {
 pub(crate) const SELECT_ENTRIES: &str =
     "SELECT seq, at_us, actor, action, subject, purpose, result, detail, prev_hash, hash FROM audit_log ORDER BY seq";
 
+/// Entries read per page by [`verify`].
+const PAGE: i64 = 10_000;
+
+/// The entries from `from` on, at most [`PAGE`] of them. The first page starts at
+/// `i64::MIN` so that rows slipped in below 1 are seen, and refused, too.
+async fn read_page(pool: AnyPool, from: i64) -> Result<Vec<Entry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT seq, at_us, actor, action, subject, purpose, result, detail, prev_hash, hash FROM audit_log \
+         WHERE seq >= $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(from)
+    .bind(PAGE)
+    .fetch_all(&pool)
+    .await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
 /// What a successful verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -366,14 +382,20 @@ pub async fn verify(store: &Store, verifier: &CheckpointVerifier) -> Result<Veri
         checkpoints.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
     }
     let mut chain = ChainVerifier::default();
-    let mut stream = sqlx::query(SELECT_ENTRIES).fetch(store.pool());
     let mut checked_cps = 0;
-    while let Some(row) = stream.try_next().await? {
-        let e = entry_from_row(&row)?;
-        chain.push(&e)?;
-        if let Some((hash, sig)) = checkpoints.get(&e.seq) {
-            check_checkpoint(verifier, e.seq, &e.hash, hash, sig)?;
-            checked_cps += 1;
+    // Pages are read by keyset and decoded in a task of their own while the
+    // previous page is hashed, so reading and hashing overlap.
+    let mut next = tokio::spawn(read_page(store.pool().clone(), i64::MIN));
+    loop {
+        let page = next.await.map_err(|e| sqlx::Error::Protocol(format!("page reader failed: {e}")))??;
+        let Some(last) = page.last() else { break };
+        next = tokio::spawn(read_page(store.pool().clone(), last.seq.saturating_add(1)));
+        for e in &page {
+            chain.push(e)?;
+            if let Some((hash, sig)) = checkpoints.get(&e.seq) {
+                check_checkpoint(verifier, e.seq, &e.hash, hash, sig)?;
+                checked_cps += 1;
+            }
         }
     }
     let last = chain.checked();

@@ -166,6 +166,8 @@ async fn every_kind_of_tampering_is_named_at_its_first_bad_entry() {
         // the chain breaks at the original entry it displaced, now numbered 9.
         Case { what: "insert", first_bad: 9 },
         Case { what: "truncate", first_bad: 20 },
+        // A row slipped in before the first entry.
+        Case { what: "insert before the start", first_bad: 0 },
         Case { what: "forged checkpoint", first_bad: 20 },
     ];
     for db in backends("tampering").await {
@@ -198,6 +200,9 @@ async fn every_kind_of_tampering_is_named_at_its_first_bad_entry() {
                         .execute(s.pool()).await.unwrap();
                 }
                 "truncate" => exec(s, "DELETE FROM audit_log WHERE seq >= 20").await,
+                "insert before the start" => {
+                    exec(s, "INSERT INTO audit_log (seq, at_us, actor, action, subject, purpose, result, detail, prev_hash, hash) SELECT 0, at_us, actor, action, subject, purpose, result, detail, prev_hash, hash FROM audit_log WHERE seq = 1").await;
+                }
                 "forged checkpoint" => {
                     let other = tempfile::tempdir().unwrap();
                     let intruder = KeyFile::load_or_create(&other.path().join("k.json")).unwrap().checkpoint_signer();

@@ -180,7 +180,9 @@ async fn verify_rows(label: &str, url: &str, entries: i64, out: &mut Vec<Row>) -
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     format!("{cpu}, {cores} cores")
@@ -204,7 +206,12 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     }
     eprintln!("bench: verify over {} entries (SQLite)", args.verify_entries);
     verify_rows("SQLite", &sqlite.url, args.verify_entries, &mut rows).await?;
-    println!("Machine: {}; charter {}; release build: {}\n", machine(), env!("CARGO_PKG_VERSION"), !cfg!(debug_assertions));
+    println!(
+        "Machine: {}; charter {}; release build: {}\n",
+        machine(),
+        env!("CARGO_PKG_VERSION"),
+        !cfg!(debug_assertions)
+    );
     println!("| Measure | charter | Baseline (same run) | Ratio |\n| --- | --- | --- | --- |");
     for r in rows {
         println!("| {} | {} | {} | {} |", r.what, r.value, r.baseline, r.ratio);
