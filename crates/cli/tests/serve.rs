@@ -17,6 +17,8 @@ fn serve_on_a_fresh_data_dir_answers_and_records_start_and_stop() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(data.join("keys.json")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "key file is private");
+        let dir_mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700, "data directory is private");
     }
     assert!(data.join("charter.db-wal").is_file(), "the database runs in WAL mode");
 

@@ -57,6 +57,7 @@ fn materiality_table() {
         ("lower minimum age", "minimum_age = 16", "minimum_age = 13", Outcome::Material),
         ("higher minimum age", "minimum_age = 16", "minimum_age = 18", Outcome::Immaterial),
         ("turned into sale", "direct_marketing = true", "direct_marketing = true\nsale_or_sharing = true", Outcome::Material),
+        ("no longer sale", "sale_or_sharing = true", "sale_or_sharing = false", Outcome::Immaterial),
         ("new contact address", "privacy_email = \"privacy@example.com\"", "privacy_email = \"dpo@example.com\"", Outcome::Immaterial),
     ];
     let mut wrong = Vec::new();
