@@ -95,7 +95,7 @@ impl Application {
             .append(AuditEvent::new("system", "server.stop", "ok").with_detail(&json!({ "uptime_s": uptime_s })))
             .await
             .context("cannot record the stop in the audit chain")?;
-        audit.checkpoint().await.context("cannot sign the final audit checkpoint")?;
+        audit.close().await.context("cannot sign the final audit checkpoint")?;
         drop(audit);
         if tokio::time::timeout(Duration::from_secs(10), audit_task).await.is_err() {
             tracing::warn!("audit writer did not stop within 10 s");

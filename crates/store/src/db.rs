@@ -65,6 +65,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -100,7 +101,12 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(connect)?;
-        Ok(Self { pool, backend })
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let sqlite_file = (backend == Backend::Sqlite && !in_memory).then(|| {
+            let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+            std::path::PathBuf::from(rest.split('?').next().unwrap_or(rest))
+        });
+        Ok(Self { pool, backend, sqlite_file })
     }
 
     /// Connects and applies every pending migration.
@@ -143,6 +149,11 @@ impl Store {
     /// Which backend this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The database file, for SQLite stores.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref()
     }
 
     /// Closes every connection.

@@ -221,3 +221,19 @@ async fn every_kind_of_tampering_is_named_at_its_first_bad_entry() {
         }
     }
 }
+
+#[tokio::test]
+async fn close_stops_the_writer_with_a_final_checkpoint_while_handles_remain() {
+    let db = TestDb::sqlite();
+    let c = open(&db).await;
+    let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
+    let other_handle = log.clone();
+    for i in 0..3 {
+        log.append(event(i)).await.unwrap();
+    }
+    log.close().await.unwrap();
+    task.await.unwrap();
+    assert!(matches!(other_handle.append(event(9)).await, Err(charter_store::AuditError::Stopped)));
+    let report = verified(&c).await.unwrap();
+    assert_eq!((report.entries, report.last_checkpoint), (3, Some(3)));
+}
