@@ -148,6 +148,25 @@ pub enum PolicyCommand {
 pub enum AuditCommand {
     /// Check the hash chain and every checkpoint signature; exit 1 naming the first bad entry.
     Verify,
+    /// Record an operational event (a compliance review, a manual notification) in the chain.
+    Record(RecordArgs),
+}
+
+/// Options of `audit record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// What happened, dotted lowercase, e.g. `compliance.review`.
+    #[arg(long)]
+    pub action: String,
+    /// Who did it: a role or staff identifier, not a personal name or email.
+    #[arg(long)]
+    pub actor: String,
+    /// The outcome.
+    #[arg(long, default_value = "ok")]
+    pub result: String,
+    /// Context as a JSON object, with names and counts only, never personal data.
+    #[arg(long, default_value = "{}")]
+    pub detail: String,
 }
 
 /// Options of `bench`.
