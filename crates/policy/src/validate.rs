@@ -146,6 +146,21 @@ fn known_purpose(p: &Policy, rep: &mut Reporter<'_>, path: Path, key: &str, owne
     known
 }
 
+/// Checks that each purpose in `purposes` (at `path.purposes`) is declared, and
+/// returns the categories those purposes use between them.
+fn purposes_and_their_categories<'p>(
+    p: &'p Policy,
+    rep: &mut Reporter<'_>,
+    path: &Path,
+    purposes: &'p [String],
+    owner: &str,
+) -> HashSet<&'p str> {
+    for (i, purpose) in purposes.iter().enumerate() {
+        known_purpose(p, rep, path.key("purposes").index(i), purpose, owner);
+    }
+    purposes.iter().filter_map(|k| p.purposes.get(k)).flat_map(|pu| pu.categories.iter().map(String::as_str)).collect()
+}
+
 fn withdrawable(p: &Policy) -> HashSet<&str> {
     let points = p.collection_points.values().flat_map(|c| &c.withdraws);
     let pages = p.pages.values().flat_map(|pg| &pg.withdraws);
@@ -222,15 +237,7 @@ fn collection_points(p: &Policy, rep: &mut Reporter<'_>) {
     for (key, point) in &p.collection_points {
         let path = Path::root().key("collection_points").key(key);
         let owner = format!("collection point `{key}`");
-        for (i, purpose) in point.purposes.iter().enumerate() {
-            known_purpose(p, rep, path.key("purposes").index(i), purpose, &owner);
-        }
-        let used: HashSet<&str> = point
-            .purposes
-            .iter()
-            .filter_map(|k| p.purposes.get(k))
-            .flat_map(|pu| pu.categories.iter().map(String::as_str))
-            .collect();
+        let used = purposes_and_their_categories(p, rep, &path, &point.purposes, &owner);
         for (name, field) in &point.fields {
             let fpath = path.key("fields").key(name);
             let fowner = format!("field `{name}` of {owner}");
@@ -289,15 +296,7 @@ fn recipients(p: &Policy, rep: &mut Reporter<'_>) {
     for (key, r) in &p.recipients {
         let path = Path::root().key("recipients").key(key);
         let owner = format!("recipient `{key}`");
-        for (i, purpose) in r.purposes.iter().enumerate() {
-            known_purpose(p, rep, path.key("purposes").index(i), purpose, &owner);
-        }
-        let used: HashSet<&str> = r
-            .purposes
-            .iter()
-            .filter_map(|k| p.purposes.get(k))
-            .flat_map(|pu| pu.categories.iter().map(String::as_str))
-            .collect();
+        let used = purposes_and_their_categories(p, rep, &path, &r.purposes, &owner);
         for (i, cat) in r.categories.iter().enumerate() {
             let at = path.key("categories").index(i);
             known_category(p, rep, at.clone(), cat, &owner);

@@ -49,6 +49,23 @@ where
     Ok(start.elapsed())
 }
 
+/// Appends `n` events through one audit writer from `writers` tasks; returns the time until all are committed.
+async fn append_through_writer(store: &Store, keys: &KeyFile, n: usize, writers: usize) -> anyhow::Result<Duration> {
+    let (log, task) = AuditLog::start(store, keys.checkpoint_signer());
+    let l = log.clone();
+    let took = concurrently(n, writers, move |i| {
+        let l = l.clone();
+        async move {
+            l.append(event(i)).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    log.close().await?;
+    task.await?;
+    Ok(took)
+}
+
 struct Row {
     what: String,
     value: String,
@@ -99,18 +116,7 @@ async fn append_rows(label: &str, url: &str, appends: usize, out: &mut Vec<Row>)
             async move { Ok(bench::plain_insert(&s, i as i64, i as i64, &event(i)).await?) }
         })
         .await?;
-        let (log, task) = AuditLog::start(&store, keys.checkpoint_signer());
-        let l = log.clone();
-        let chained = concurrently(appends, writers, move |i| {
-            let l = l.clone();
-            async move {
-                l.append(event(i)).await?;
-                Ok(())
-            }
-        })
-        .await?;
-        drop(log);
-        task.await?;
+        let chained = append_through_writer(&store, &keys, appends, writers).await?;
         let report = audit::verify(&store, &keys.checkpoint_signer().verifier()).await?;
         anyhow::ensure!(report.entries == appends as i64, "chain has {} entries, expected {appends}", report.entries);
         let (a, p) = (rate(appends, chained), rate(appends, plain));
@@ -131,19 +137,8 @@ async fn verify_rows(label: &str, url: &str, entries: i64, out: &mut Vec<Row>) -
     let store = Store::open(url).await?;
     sqlx::query("DELETE FROM audit_log").execute(store.pool()).await?;
     sqlx::query("DELETE FROM audit_checkpoint").execute(store.pool()).await?;
-    let (log, task) = AuditLog::start(&store, keys.checkpoint_signer());
     let n = usize::try_from(entries)?;
-    let l = log.clone();
-    let fill = concurrently(n, 256, move |i| {
-        let l = l.clone();
-        async move {
-            l.append(event(i)).await?;
-            Ok(())
-        }
-    })
-    .await?;
-    drop(log);
-    task.await?;
+    let fill = append_through_writer(&store, &keys, n, 256).await?;
     let start = Instant::now();
     let report = audit::verify(&store, &keys.checkpoint_signer().verifier()).await?;
     let full = start.elapsed();
