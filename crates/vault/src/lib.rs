@@ -1,16 +1,26 @@
 //! # charter-vault
 //!
-//! Key material. Today: the key file that lives beside the database (never
-//! inside it), holding the key-encryption key, the blind-index key and the
+//! Key material and encryption. The key file lives beside the database (never
+//! inside it) and holds the key-encryption keys, the blind-index key and the
 //! Ed25519 key that signs audit checkpoints.
 //!
 //! ## Layout
-//! - [`keyfile`]: create (mode 0600) and load the key file; secrets stay in
-//!   [`secrecy`] boxes and are exposed only where used.
+//! - [`keyfile`]: create (mode 0600), load and rotate the key file; secrets
+//!   stay in [`secrecy`] boxes and are exposed only where used.
+//! - [`crypto`]: per-subject data keys, field sealing bound to subject, field
+//!   and category, key wrapping ([`KeyWrapper`], which a KMS can implement),
+//!   keyed blind indexes.
+//! - [`stream`]: chunked sealing of uploads with bounded memory.
+//! - [`personal`]: [`Personal`], a wrapper whose `Debug`/`Display` print `[redacted]`.
 //! - [`signing`]: signing and verifying audit checkpoints.
 
+pub mod crypto;
 pub mod keyfile;
+pub mod personal;
 pub mod signing;
+pub mod stream;
 
+pub use crypto::{BlindIndexer, CryptoError, DataKey, IdentifierKind, KeyWrapper, WrappedKey};
 pub use keyfile::{KeyFile, KeyFileError};
+pub use personal::Personal;
 pub use signing::{CheckpointSigner, CheckpointVerifier};

@@ -1,0 +1,286 @@
+//! Per-subject data keys, field sealing and keyed blind indexes.
+//!
+//! Every subject has a random 256-bit data key. Field values are sealed with
+//! XChaCha20-Poly1305 under that key, with the subject, field and category as
+//! associated data, so a ciphertext moved to another subject or field fails to
+//! open. Data keys are stored only wrapped by a key-encryption key (KEK) that
+//! lives outside the database; destroying a subject's wrapped key (shredding)
+//! leaves nothing that opens its data.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretBox};
+use sha2::Sha256;
+
+/// Nonce length of XChaCha20-Poly1305.
+pub const NONCE_LEN: usize = 24;
+
+/// Why something could not be opened. Deliberately says nothing about content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// Authentication failed: wrong key, wrong binding, or tampered ciphertext.
+    #[error("ciphertext does not open with this key and binding")]
+    Open,
+    /// The ciphertext is shorter than a nonce and a tag.
+    #[error("ciphertext is truncated")]
+    Truncated,
+    /// The wrapped key names a KEK version that is not in the key file.
+    #[error("no key-encryption key with version {0}")]
+    UnknownKek(u32),
+}
+
+/// A subject's data key.
+pub struct DataKey(SecretBox<[u8; 32]>);
+
+impl DataKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut k = Box::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(k.as_mut());
+        Self(SecretBox::new(k))
+    }
+
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(SecretBox::new(Box::new(bytes)))
+    }
+
+    pub(crate) fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(self.0.expose_secret().into())
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey([redacted])")
+    }
+}
+
+fn random_nonce() -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut n);
+    n
+}
+
+/// Length-prefixes each part, so that no two different bindings encode alike.
+fn binding(domain: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut aad = domain.to_vec();
+    for p in parts {
+        aad.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        aad.extend_from_slice(p);
+    }
+    aad
+}
+
+pub(crate) fn seal(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let nonce = random_nonce();
+    let ct = cipher
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .expect("XChaCha20-Poly1305 encryption does not fail for in-memory buffers");
+    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+pub(crate) fn open(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if sealed.len() < NONCE_LEN + 16 {
+        return Err(CryptoError::Truncated);
+    }
+    let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad }).map_err(|_| CryptoError::Open)
+}
+
+impl DataKey {
+    /// Seals one field value of `subject`, bound to its field name and category.
+    pub fn seal_field(&self, subject: &str, field: &str, category: &str, plaintext: &[u8]) -> Vec<u8> {
+        let aad = binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()]);
+        seal(&self.cipher(), &aad, plaintext)
+    }
+
+    /// Opens a field value sealed by [`DataKey::seal_field`] with the same binding.
+    pub fn open_field(
+        &self,
+        subject: &str,
+        field: &str,
+        category: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let aad = binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()]);
+        open(&self.cipher(), &aad, sealed)
+    }
+}
+
+/// A data key as stored: sealed under a versioned KEK, bound to its subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// Which KEK sealed it.
+    pub kek_version: u32,
+    /// Nonce and ciphertext.
+    pub sealed: Vec<u8>,
+}
+
+/// Something that wraps and unwraps data keys: the key file today, a KMS later.
+pub trait KeyWrapper: Send + Sync {
+    /// Wraps `key` for `subject` under the current KEK.
+    fn wrap(&self, subject: &str, key: &DataKey) -> WrappedKey;
+    /// Unwraps a data key of `subject`.
+    fn unwrap(&self, subject: &str, wrapped: &WrappedKey) -> Result<DataKey, CryptoError>;
+    /// The version new keys are wrapped under.
+    fn current_version(&self) -> u32;
+}
+
+pub(crate) fn wrap_with(kek: &[u8; 32], version: u32, subject: &str, key: &DataKey) -> WrappedKey {
+    let cipher = XChaCha20Poly1305::new(kek.into());
+    let aad = binding(b"charter.dek.v1", &[subject.as_bytes(), &version.to_be_bytes()]);
+    WrappedKey { kek_version: version, sealed: seal(&cipher, &aad, key.0.expose_secret()) }
+}
+
+pub(crate) fn unwrap_with(kek: &[u8; 32], subject: &str, wrapped: &WrappedKey) -> Result<DataKey, CryptoError> {
+    let cipher = XChaCha20Poly1305::new(kek.into());
+    let aad = binding(b"charter.dek.v1", &[subject.as_bytes(), &wrapped.kek_version.to_be_bytes()]);
+    let raw = open(&cipher, &aad, &wrapped.sealed)?;
+    let bytes: [u8; 32] = raw.try_into().map_err(|_| CryptoError::Open)?;
+    Ok(DataKey::from_bytes(bytes))
+}
+
+/// Kinds of identifier that can be looked up by blind index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentifierKind {
+    /// An email address: trimmed and lower-cased.
+    Email,
+    /// A phone number: digits only, with a leading `+` kept.
+    Phone,
+    /// An identifier from another system: trimmed, otherwise as given.
+    ExternalId,
+}
+
+impl IdentifierKind {
+    /// The name stored beside the index.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Phone => "phone",
+            Self::ExternalId => "external_id",
+        }
+    }
+
+    /// The normal form that is indexed, so the same person matches however they typed it.
+    pub fn normalise(self, value: &str) -> String {
+        let v = value.trim();
+        match self {
+            Self::Email => v.to_lowercase(),
+            Self::Phone => {
+                let plus = v.starts_with('+');
+                let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+                if plus {
+                    format!("+{digits}")
+                } else {
+                    digits
+                }
+            }
+            Self::ExternalId => v.to_owned(),
+        }
+    }
+}
+
+/// Computes keyed blind indexes (HMAC-SHA256 of the normal form).
+pub struct BlindIndexer {
+    key: SecretBox<[u8; 32]>,
+}
+
+impl BlindIndexer {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        Self { key: SecretBox::new(Box::new(*key)) }
+    }
+
+    /// The index of `value` as an identifier of `kind`.
+    pub fn index(&self, kind: IdentifierKind, value: &str) -> [u8; 32] {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret()).expect("HMAC takes any key length");
+        mac.update(b"charter.blind.v1\0");
+        mac.update(kind.as_str().as_bytes());
+        mac.update(b"\0");
+        mac.update(kind.normalise(value).as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn fields_open_only_with_their_binding() {
+        let k = DataKey::generate();
+        let sealed = k.seal_field("s1", "email", "user.contact.email", b"ada@example.com");
+        assert_eq!(k.open_field("s1", "email", "user.contact.email", &sealed).unwrap(), b"ada@example.com");
+        assert_eq!(
+            k.open_field("s2", "email", "user.contact.email", &sealed),
+            Err(CryptoError::Open),
+            "moved to another subject"
+        );
+        assert_eq!(
+            k.open_field("s1", "name", "user.contact.email", &sealed),
+            Err(CryptoError::Open),
+            "moved to another field"
+        );
+        assert_eq!(k.open_field("s1", "email", "user.name", &sealed), Err(CryptoError::Open), "relabelled category");
+        assert_eq!(
+            DataKey::generate().open_field("s1", "email", "user.contact.email", &sealed),
+            Err(CryptoError::Open)
+        );
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(k.open_field("s1", "email", "user.contact.email", &tampered), Err(CryptoError::Open));
+        assert_eq!(k.open_field("s1", "email", "user.contact.email", &sealed[..10]), Err(CryptoError::Truncated));
+    }
+
+    #[test]
+    fn wrapped_keys_are_bound_to_subject_and_version() {
+        let kek = [9u8; 32];
+        let k = DataKey::generate();
+        let w = wrap_with(&kek, 1, "s1", &k);
+        let back = unwrap_with(&kek, "s1", &w).unwrap();
+        let sealed = k.seal_field("s1", "f", "c", b"x");
+        assert_eq!(back.open_field("s1", "f", "c", &sealed).unwrap(), b"x");
+        assert!(unwrap_with(&kek, "s2", &w).is_err());
+        assert!(unwrap_with(&[8u8; 32], "s1", &w).is_err());
+        let relabelled = WrappedKey { kek_version: 2, ..w };
+        assert!(unwrap_with(&kek, "s1", &relabelled).is_err());
+    }
+
+    #[test]
+    fn blind_indexes_match_normal_forms_only() {
+        let b = BlindIndexer::new(&[1u8; 32]);
+        assert_eq!(
+            b.index(IdentifierKind::Email, " Ada@Example.COM "),
+            b.index(IdentifierKind::Email, "ada@example.com")
+        );
+        assert_eq!(b.index(IdentifierKind::Phone, "+44 20 7946-0018"), b.index(IdentifierKind::Phone, "+442079460018"));
+        assert_ne!(b.index(IdentifierKind::Phone, "+442079460018"), b.index(IdentifierKind::Phone, "442079460018"));
+        assert_ne!(
+            b.index(IdentifierKind::Email, "x"),
+            b.index(IdentifierKind::ExternalId, "x"),
+            "kinds are separated"
+        );
+        assert_ne!(
+            b.index(IdentifierKind::Email, "a@b.c"),
+            BlindIndexer::new(&[2u8; 32]).index(IdentifierKind::Email, "a@b.c")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn seal_open_round_trips(data in proptest::collection::vec(any::<u8>(), 0..512), field in "[a-z]{1,12}") {
+            let k = DataKey::generate();
+            let sealed = k.seal_field("subject", &field, "cat", &data);
+            prop_assert_eq!(k.open_field("subject", &field, "cat", &sealed).unwrap(), data.clone());
+            if !data.is_empty() {
+                prop_assert!(!sealed.windows(data.len()).any(|w| w == data.as_slice()) || data.len() < 4);
+            }
+        }
+    }
+}
