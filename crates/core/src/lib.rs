@@ -4,9 +4,12 @@
 //! so it can be property-tested and reasoned about on its own.
 //!
 //! ## Layout
+//! - [`access`]: purpose-bound access — may purpose P see a field of subject
+//!   S, and if not, the machine-readable reason.
 //! - [`audit`]: the audit chain's rules — what an event holds, how an entry is
 //!   hashed onto its predecessor, what a checkpoint signs, and how a sequence of
 //!   stored entries is checked. The store persists entries; this decides whether
 //!   they form one unbroken chain.
 
+pub mod access;
 pub mod audit;
