@@ -46,8 +46,47 @@ pub enum Command {
     /// Work with the audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Manage the key file.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Measure charter's performance figures and print them as Markdown.
     Bench(BenchArgs),
+}
+
+/// API-key commands.
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key; prints its token alone on stdout, once. Only its hash is stored.
+    Create {
+        /// A unique name; the audit chain records it as the actor.
+        #[arg(long)]
+        name: String,
+        /// Purposes the key may read for, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "")]
+        purposes: Vec<String>,
+        /// Collection points the key may collect at, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "")]
+        points: Vec<String>,
+        /// The policy the purposes and points are checked against. Default: the embedded policy.
+        #[arg(long, env = "CHARTER_POLICY", value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
+    /// Revoke a key by name.
+    Revoke {
+        /// The key's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Key-file commands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Replace the key-encryption key: rewrap every data key under a new one, then retire the old.
+    Rotate,
 }
 
 /// Options of `serve`.

@@ -106,9 +106,10 @@ fn basis_holds(bases: &[LawfulBasis], purpose: &str, state: &SubjectState) -> Re
             LawfulBasis::Consent => reason = Denial::ConsentMissing,
             LawfulBasis::LegitimateInterests if !state.objections.contains(purpose) => return Ok(()),
             LawfulBasis::LegitimateInterests => reason = Denial::Objected,
-            LawfulBasis::Contract | LawfulBasis::LegalObligation | LawfulBasis::VitalInterests | LawfulBasis::PublicTask => {
-                return Ok(())
-            }
+            LawfulBasis::Contract
+            | LawfulBasis::LegalObligation
+            | LawfulBasis::VitalInterests
+            | LawfulBasis::PublicTask => return Ok(()),
         }
     }
     Err(reason)
@@ -183,7 +184,10 @@ mod tests {
         let f = email(NOW - HOUR_US);
         assert_eq!(decide(&p, "registration", &all, &open, &f, NOW), Ok(()));
         assert_eq!(decide(&p, "no_such_purpose", &all, &open, &f, NOW), Err(Denial::UnknownPurpose));
-        assert_eq!(decide(&p, "registration", &["analytics".into()], &open, &f, NOW), Err(Denial::PurposeNotGrantedToKey));
+        assert_eq!(
+            decide(&p, "registration", &["analytics".into()], &open, &f, NOW),
+            Err(Denial::PurposeNotGrantedToKey)
+        );
         let ip = FieldRef { name: "ip", category: "user.device.ip_address", collected_at_us: NOW };
         assert_eq!(decide(&p, "registration", &all, &open, &ip, NOW), Err(Denial::CategoryNotInPurpose));
         assert_eq!(decide(&p, "newsletter", &all, &open, &f, NOW), Err(Denial::ConsentMissing));
@@ -201,14 +205,16 @@ mod tests {
         assert_eq!(decide(&p, "registration", &all, &erased, &f, NOW), Err(Denial::Erased));
         let closed = SubjectState { account_closed_at_us: Some(NOW - 31 * 24 * HOUR_US), ..Default::default() };
         assert_eq!(decide(&p, "registration", &all, &closed, &f, NOW), Err(Denial::RetentionExpired));
-        let closed_recently = SubjectState { account_closed_at_us: Some(NOW - 29 * 24 * HOUR_US), ..Default::default() };
+        let closed_recently =
+            SubjectState { account_closed_at_us: Some(NOW - 29 * 24 * HOUR_US), ..Default::default() };
         assert_eq!(decide(&p, "registration", &all, &closed_recently, &f, NOW), Ok(()));
     }
 
     #[test]
     fn restriction_lets_through_what_the_law_allows() {
         let p = policy();
-        let allowed: Vec<&String> = p.purposes.iter().filter(|(_, pu)| pu.allowed_while_restricted).map(|(k, _)| k).collect();
+        let allowed: Vec<&String> =
+            p.purposes.iter().filter(|(_, pu)| pu.allowed_while_restricted).map(|(k, _)| k).collect();
         assert!(!allowed.is_empty(), "the policy names purposes allowed while restricted");
         let restricted = SubjectState { restricted: true, ..Default::default() };
         let key = allowed[0];

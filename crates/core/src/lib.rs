@@ -6,6 +6,9 @@
 //! ## Layout
 //! - [`access`]: purpose-bound access — may purpose P see a field of subject
 //!   S, and if not, the machine-readable reason.
+//! - [`collect`]: what a collection point accepts (declared fields, types,
+//!   sizes, consents asked, minimum age).
+//! - [`time`]: calendar arithmetic (no clock).
 //! - [`audit`]: the audit chain's rules — what an event holds, how an entry is
 //!   hashed onto its predecessor, what a checkpoint signs, and how a sequence of
 //!   stored entries is checked. The store persists entries; this decides whether
@@ -13,3 +16,5 @@
 
 pub mod access;
 pub mod audit;
+pub mod collect;
+pub mod time;

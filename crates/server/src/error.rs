@@ -14,6 +14,27 @@ pub enum ApiError {
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// No usable credentials (401).
+    #[error("unauthorised: {0}")]
+    Unauthorised(&'static str, String),
+    /// Credentials that do not allow this (403).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str, String),
+    /// A refused read, with every field's reason (403).
+    #[error("denied")]
+    Denied(serde_json::Value),
+    /// A resource that does not exist (404), with its own code.
+    #[error("missing: {0}")]
+    Missing(&'static str, String),
+    /// The request could not be read (400).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str, String),
+    /// The request body is too large (413).
+    #[error("too large")]
+    TooLarge(String),
+    /// The request was understood and refused by the policy (422), with details.
+    #[error("unprocessable")]
+    Unprocessable(&'static str, String, serde_json::Value),
     /// A dependency (the database) is not available.
     #[error("not ready: {0}")]
     NotReady(&'static str),
@@ -30,6 +51,21 @@ impl IntoResponse for ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed here".to_owned())
             }
             Self::NotReady(why) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", (*why).to_owned()),
+            Self::Unauthorised(code, msg) => (StatusCode::UNAUTHORIZED, *code, msg.clone()),
+            Self::Forbidden(code, msg) => (StatusCode::FORBIDDEN, *code, msg.clone()),
+            Self::Missing(code, msg) => (StatusCode::NOT_FOUND, *code, msg.clone()),
+            Self::BadRequest(code, msg) => (StatusCode::BAD_REQUEST, *code, msg.clone()),
+            Self::TooLarge(msg) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg.clone()),
+            Self::Denied(details) => {
+                let first =
+                    details.as_object().and_then(|m| m.values().next()).and_then(|v| v.as_str()).unwrap_or("denied");
+                let body = json!({ "error": { "code": first, "message": "this purpose may not read these fields", "fields": details } });
+                return (StatusCode::FORBIDDEN, Json(body)).into_response();
+            }
+            Self::Unprocessable(code, msg, details) => {
+                let body = json!({ "error": { "code": code, "message": msg, "details": details } });
+                return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+            }
             Self::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred".to_owned())

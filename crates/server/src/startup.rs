@@ -62,6 +62,7 @@ impl Application {
         let state = AppState {
             store: data.store,
             audit,
+            keys: Arc::new(data.keys),
             policy: Arc::new(policy),
             notice_html,
             metrics: Arc::new(Metrics::default()),

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use charter_policy::LoadedPolicy;
 use charter_store::{AuditLog, Store};
+use charter_vault::KeyFile;
 
 use crate::telemetry::Metrics;
 
@@ -15,6 +16,8 @@ pub struct AppState {
     pub store: Store,
     /// The audit chain writer.
     pub audit: AuditLog,
+    /// The data directory's keys: wrapping data keys, blind indexes.
+    pub keys: Arc<KeyFile>,
     /// The policy in force.
     pub policy: Arc<LoadedPolicy>,
     /// The notice rendered once at start-up.

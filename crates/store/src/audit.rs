@@ -106,7 +106,8 @@ struct Writer {
     appended: Arc<AtomicU64>,
 }
 
-fn now_us() -> i64 {
+/// The current time in microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }

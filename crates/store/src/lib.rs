@@ -11,14 +11,18 @@
 //!   concurrent appends into one statement, and survives other processes
 //!   appending to the same database) and its verifier.
 //! - [`bench`]: the plain-insert baseline `charter bench` compares the chain with.
+//! - [`vault`]: subjects, blind indexes, sealed fields, consents, objections, shredding.
+//! - [`api_keys`]: API keys, stored as hashes.
 //! - [`testing`]: throwaway databases for tests on both backends.
 
+pub mod api_keys;
 pub mod audit;
 pub mod bench;
 pub mod data_dir;
 pub mod db;
 pub mod testing;
+pub mod vault;
 
-pub use audit::{AuditError, AuditLog, VerifyError, VerifyReport};
+pub use audit::{now_us, AuditError, AuditLog, VerifyError, VerifyReport};
 pub use data_dir::DataDir;
 pub use db::{Backend, Store, StoreError};

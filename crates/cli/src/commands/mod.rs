@@ -1,7 +1,9 @@
 //! One module per command.
 
+pub mod apikey;
 pub mod audit;
 pub mod bench;
+pub mod keys;
 pub mod policy;
 pub mod serve;
 
@@ -15,6 +17,8 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Serve(_) => serve::run(settings).await,
         Command::Policy(cmd) => policy::run(cmd),
         Command::Audit(cmd) => audit::run(cmd, &settings).await,
+        Command::Apikey(cmd) => apikey::run(cmd, &settings).await,
+        Command::Keys(cmd) => keys::run(cmd, &settings).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }

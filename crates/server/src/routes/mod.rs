@@ -1,9 +1,11 @@
 //! Route areas. Each exports `routes()`; [`router`] mounts them all.
 
+pub mod collect;
 pub mod health;
 pub mod metrics;
 pub mod notice;
 pub mod openapi;
+pub mod subjects;
 
 use axum::Router;
 
@@ -17,8 +19,11 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
+        .merge(collect::routes())
+        .merge(subjects::routes())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::telemetry::track))
         .with_state(state)
 }

@@ -1,0 +1,275 @@
+//! What a collection point accepts: only declared fields, of their declared
+//! type and size, required ones present, consents the point asks, and nobody
+//! under the policy's minimum age (data minimisation, P01–P06, P29).
+
+use charter_policy::model::{FieldType, Policy};
+use charter_policy::units::{check_date, check_email, check_url};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Why a collection was refused. Messages name fields and points, never values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The point is not in the policy.
+    UnknownPoint {
+        /// The point asked for.
+        point: String,
+    },
+    /// The field is not declared for the point.
+    UndeclaredField {
+        /// The field.
+        field: String,
+        /// The point.
+        point: String,
+    },
+    /// The value is not of the declared type or format.
+    WrongType {
+        /// The field.
+        field: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// The value is larger than declared.
+    TooLarge {
+        /// The field.
+        field: String,
+        /// The limit in bytes.
+        max_bytes: u64,
+    },
+    /// A required field is missing.
+    MissingRequired {
+        /// The field.
+        field: String,
+    },
+    /// Files go through the upload endpoint.
+    FileField {
+        /// The field.
+        field: String,
+    },
+    /// The point does not ask for consent to this purpose.
+    ConsentNotAsked {
+        /// The purpose.
+        purpose: String,
+        /// The point.
+        point: String,
+    },
+    /// A consent answer is not true or false.
+    ConsentNotBoolean {
+        /// The purpose.
+        purpose: String,
+    },
+    /// The person is younger than the policy allows.
+    UnderMinimumAge {
+        /// The policy's minimum age.
+        minimum_age: u32,
+    },
+}
+
+impl Refusal {
+    /// A sentence for the response, naming fields and points only.
+    pub fn message(&self) -> String {
+        match self {
+            Self::UnknownPoint { point } => format!("collection point `{point}` is not in the policy"),
+            Self::UndeclaredField { field, point } => {
+                format!("field `{field}` is not declared for collection point `{point}`; it was not stored")
+            }
+            Self::WrongType { field, expected } => format!("field `{field}` must be {expected}"),
+            Self::TooLarge { field, max_bytes } => {
+                format!("field `{field}` is larger than its limit of {max_bytes} bytes")
+            }
+            Self::MissingRequired { field } => format!("required field `{field}` is missing"),
+            Self::FileField { field } => format!("field `{field}` is a file: send it to the upload endpoint"),
+            Self::ConsentNotAsked { purpose, point } => {
+                format!("collection point `{point}` does not ask for consent to `{purpose}`")
+            }
+            Self::ConsentNotBoolean { purpose } => format!("the consent answer for `{purpose}` must be true or false"),
+            Self::UnderMinimumAge { minimum_age } => {
+                format!("this service is not available to anyone under {minimum_age}; nothing was stored")
+            }
+        }
+    }
+}
+
+/// A field value that passed every check, in its canonical text form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Accepted<'p> {
+    /// The field's name.
+    pub field: &'p str,
+    /// Its category.
+    pub category: &'p str,
+    /// Its type.
+    pub kind: FieldType,
+    /// The value as text (numbers and booleans in their JSON spelling).
+    pub value: String,
+}
+
+impl std::fmt::Debug for Accepted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accepted").field("field", &self.field).field("category", &self.category).finish_non_exhaustive()
+    }
+}
+
+/// A collection that may be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collection<'p> {
+    /// Accepted fields.
+    pub fields: Vec<Accepted<'p>>,
+    /// Consent answers: (purpose, given).
+    pub consents: Vec<(&'p str, bool)>,
+}
+
+fn is_phone(s: &str) -> bool {
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    (7..=15).contains(&digits)
+        && s.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || " -().".contains(c) || (c == '+' && i == 0))
+}
+
+/// Whole years between a `YYYY-MM-DD` birth date and `today` (y, m, d).
+pub fn age_on(birth: &str, today: (i32, u32, u32)) -> Option<i32> {
+    check_date(birth).ok()?;
+    let y: i32 = birth[..4].parse().ok()?;
+    let m: u32 = birth[5..7].parse().ok()?;
+    let d: u32 = birth[8..].parse().ok()?;
+    let mut age = today.0 - y;
+    if (today.1, today.2) < (m, d) {
+        age -= 1;
+    }
+    Some(age)
+}
+
+fn check_value(name: &str, kind: FieldType, v: &Value) -> Result<String, Refusal> {
+    let wrong = |expected: &str| Refusal::WrongType { field: name.to_owned(), expected: expected.to_owned() };
+    let text = |expected: &str| v.as_str().map(str::to_owned).ok_or_else(|| wrong(expected));
+    match kind {
+        FieldType::String => {
+            let s = text("a string")?;
+            if s.contains(['\n', '\r']) {
+                return Err(wrong("a string on one line"));
+            }
+            Ok(s)
+        }
+        FieldType::Text => text("a string"),
+        FieldType::Email => {
+            text("an email address").and_then(|s| check_email(&s).map(|()| s).map_err(|_| wrong("an email address")))
+        }
+        FieldType::Phone => {
+            text("a phone number").and_then(|s| if is_phone(&s) { Ok(s) } else { Err(wrong("a phone number")) })
+        }
+        FieldType::Url => text("a URL").and_then(|s| check_url(&s).map(|()| s).map_err(|_| wrong("an http(s) URL"))),
+        FieldType::Date | FieldType::BirthDate => text("a date (YYYY-MM-DD)")
+            .and_then(|s| check_date(&s).map(|()| s).map_err(|_| wrong("a date (YYYY-MM-DD)"))),
+        FieldType::AgeAttestation | FieldType::Boolean => {
+            v.as_bool().map(|b| b.to_string()).ok_or_else(|| wrong("true or false"))
+        }
+        FieldType::Integer => v.as_i64().map(|n| n.to_string()).ok_or_else(|| wrong("a whole number")),
+        FieldType::File => Err(Refusal::FileField { field: name.to_owned() }),
+    }
+}
+
+/// Checks a collection against point `point` of `policy`, on `today` (y, m, d).
+/// Returns every refusal, in a stable order, or what may be stored.
+pub fn check<'p>(
+    policy: &'p Policy,
+    point: &str,
+    fields: &Map<String, Value>,
+    consents: &Map<String, Value>,
+    today: (i32, u32, u32),
+) -> Result<Collection<'p>, Vec<Refusal>> {
+    let Some((_, p)) = policy.collection_points.get_key_value(point) else {
+        return Err(vec![Refusal::UnknownPoint { point: point.to_owned() }]);
+    };
+    let mut refusals = Vec::new();
+    let mut accepted = Vec::new();
+    let mut under_age = false;
+    for (name, value) in fields {
+        let Some((decl_name, decl)) = p.fields.get_key_value(name) else {
+            refusals.push(Refusal::UndeclaredField { field: name.clone(), point: point.to_owned() });
+            continue;
+        };
+        match check_value(name, decl.kind, value) {
+            Ok(text) => {
+                if let Some(max) = decl.max_bytes.filter(|m| text.len() as u64 > *m) {
+                    refusals.push(Refusal::TooLarge { field: name.clone(), max_bytes: max });
+                    continue;
+                }
+                match decl.kind {
+                    FieldType::BirthDate => {
+                        under_age |= age_on(&text, today)
+                            .is_none_or(|a| a < i32::try_from(policy.controller.minimum_age).unwrap_or(i32::MAX))
+                    }
+                    FieldType::AgeAttestation => under_age |= text != "true",
+                    _ => {}
+                }
+                accepted.push(Accepted { field: decl_name, category: &decl.category, kind: decl.kind, value: text });
+            }
+            Err(r) => refusals.push(r),
+        }
+    }
+    for (name, decl) in &p.fields {
+        if decl.required && decl.kind != FieldType::File && !fields.contains_key(name) {
+            refusals.push(Refusal::MissingRequired { field: name.clone() });
+        }
+    }
+    let mut answers = Vec::new();
+    for (purpose, value) in consents {
+        let Some(asked) = p.consents.iter().find(|c| *c == purpose) else {
+            refusals.push(Refusal::ConsentNotAsked { purpose: purpose.clone(), point: point.to_owned() });
+            continue;
+        };
+        match value.as_bool() {
+            Some(given) => answers.push((asked.as_str(), given)),
+            None => refusals.push(Refusal::ConsentNotBoolean { purpose: purpose.clone() }),
+        }
+    }
+    if under_age {
+        // Nothing else about an under-age person is worth reporting back: refuse outright.
+        return Err(vec![Refusal::UnderMinimumAge { minimum_age: policy.controller.minimum_age }]);
+    }
+    if refusals.is_empty() {
+        Ok(Collection { fields: accepted, consents: answers })
+    } else {
+        Err(refusals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> Policy {
+        charter_policy::load(charter_policy::TENSOROPERA_NAME, charter_policy::TENSOROPERA).unwrap().policy
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn ages_are_whole_years() {
+        assert_eq!(age_on("2008-11-29", (2026, 11, 29)), Some(18));
+        assert_eq!(age_on("2008-11-30", (2026, 11, 29)), Some(17));
+        assert_eq!(age_on("2008-13-01", (2026, 11, 29)), None);
+    }
+
+    #[test]
+    fn refusals_name_fields_never_values() {
+        let p = policy();
+        let signup = &p.collection_points["signup"];
+        let required: Vec<&String> = signup.fields.iter().filter(|(_, f)| f.required).map(|(k, _)| k).collect();
+        assert!(!required.is_empty());
+        let err =
+            check(&p, "signup", &obj(json!({"favourite_colour": "teal@secret.example"})), &Map::new(), (2026, 11, 29))
+                .unwrap_err();
+        assert!(err.contains(&Refusal::UndeclaredField { field: "favourite_colour".into(), point: "signup".into() }));
+        for r in &err {
+            assert!(!r.message().contains("teal@secret"), "{}", r.message());
+        }
+        assert!(err.iter().any(|r| matches!(r, Refusal::MissingRequired { .. })));
+        assert_eq!(
+            check(&p, "nowhere", &Map::new(), &Map::new(), (2026, 1, 1)).unwrap_err(),
+            vec![Refusal::UnknownPoint { point: "nowhere".into() }]
+        );
+    }
+}

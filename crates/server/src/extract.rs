@@ -1,0 +1,74 @@
+//! Extractors: JSON bodies in charter's error shape, and API-key authentication.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+
+use charter_store::api_keys::ApiKey;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body whose rejections come back as charter errors.
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge("the request body is larger than 1 MiB".into()),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                    ApiError::BadRequest("unsupported_media_type", "send the body as application/json".into())
+                }
+                // serde_json's message names the position and expected shape, not the values.
+                _ => ApiError::BadRequest(
+                    "malformed_json",
+                    format!("the body is not valid JSON of the expected shape: {}", safe_reason(&rejection)),
+                ),
+            }),
+        }
+    }
+}
+
+/// The position part of a JSON error, without any echoed content.
+fn safe_reason(rejection: &JsonRejection) -> String {
+    let text = rejection.body_text();
+    match text.rfind(" at line ") {
+        Some(i) => format!("error{}", &text[i..]),
+        None => "the body could not be parsed".into(),
+    }
+}
+
+/// The authenticated caller: a live API key.
+pub struct Caller(pub ApiKey);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        let token = match header.and_then(|h| h.strip_prefix("Bearer ")) {
+            Some(t) if !t.trim().is_empty() => t.trim(),
+            _ => {
+                return Err(ApiError::Unauthorised(
+                    "missing_api_key",
+                    "send an API key as `Authorization: Bearer <key>`".into(),
+                ))
+            }
+        };
+        let key = state.store.api_key_by_token(token).await.map_err(|e| ApiError::Internal(e.into()))?;
+        match key {
+            Some(k) if k.revoked_at_us.is_none() => Ok(Self(k)),
+            Some(_) => Err(ApiError::Unauthorised("revoked_api_key", "this API key was revoked".into())),
+            None => Err(ApiError::Unauthorised("invalid_api_key", "this API key is not known".into())),
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Purpose-bound reads: `GET /v1/subjects/{id}/data?purpose=P[&fields=a,b]` and
+//! `GET /v1/subjects/lookup?email=...&purpose=P`. Every field is decided by
+//! `charter_core::access`; any refusal returns no data at all. Reads, denials
+//! and the disclosures a read implies are in the audit chain before any data leaves.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::Router;
+use charter_core::access::{self, Denial, FieldRef, SubjectState};
+use charter_core::audit::AuditEvent;
+use charter_policy::model::FieldType;
+use charter_store::api_keys::ApiKey;
+use charter_store::vault::SubjectRecord;
+use charter_vault::IdentifierKind;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::routes::collect::{unwrap_key, Identifier};
+use crate::state::AppState;
+
+/// `/v1/subjects/...`.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/subjects/lookup", get(lookup)).route("/v1/subjects/{id}/data", get(read))
+}
+
+/// How a request names a subject: exactly one of these.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubjectSelector {
+    email: Option<String>,
+    phone: Option<String>,
+    external_id: Option<String>,
+    id: Option<String>,
+}
+
+impl SubjectSelector {
+    pub(crate) fn identifier(&self) -> Result<Identifier, ApiError> {
+        let given = [&self.email, &self.phone, &self.external_id, &self.id].iter().filter(|v| v.is_some()).count();
+        if given != 1 {
+            return Err(ApiError::Unprocessable(
+                "bad_subject",
+                "name the subject with exactly one of email, phone, external_id or id".into(),
+                Value::Null,
+            ));
+        }
+        Ok(match (&self.email, &self.phone, &self.external_id, &self.id) {
+            (_, _, _, Some(id)) => Identifier::Id(id.clone()),
+            (Some(v), _, _, _) => Identifier::Raw(IdentifierKind::Email, v.clone()),
+            (_, Some(v), _, _) => Identifier::Raw(IdentifierKind::Phone, v.clone()),
+            (_, _, Some(v), _) => Identifier::Raw(IdentifierKind::ExternalId, v.clone()),
+            _ => unreachable!("exactly one is set"),
+        })
+    }
+}
+
+/// The subject with opaque id `id`; a malformed or unknown id is 404.
+pub(crate) async fn subject_from_id(state: &AppState, id: &str) -> Result<SubjectRecord, ApiError> {
+    let missing = || ApiError::Missing("unknown_subject", "no such subject".into());
+    let id = uuid::Uuid::parse_str(id).map_err(|_| missing())?.to_string();
+    state.store.subject(&id).await.map_err(|e| ApiError::Internal(e.into()))?.ok_or_else(missing)
+}
+
+#[derive(Deserialize)]
+struct ReadQuery {
+    purpose: Option<String>,
+    fields: Option<String>,
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Caller(key): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ReadQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let subject = subject_from_id(&state, &id).await?;
+    read_subject(&state, &key, &subject, q.purpose, q.fields).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupQuery {
+    purpose: Option<String>,
+    fields: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    external_id: Option<String>,
+}
+
+async fn lookup(
+    State(state): State<AppState>,
+    Caller(key): Caller,
+    Query(q): Query<LookupQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let selector = SubjectSelector { email: q.email, phone: q.phone, external_id: q.external_id, id: None };
+    let Identifier::Raw(kind, value) = selector.identifier()? else { unreachable!("no id in a lookup") };
+    let blind = state.keys.blind_indexer().index(kind, &value);
+    let subject = state
+        .store
+        .subject_by_identifier(kind.as_str(), &blind)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(|| ApiError::Missing("unknown_subject", "no such subject".into()))?;
+    read_subject(&state, &key, &subject, q.purpose, q.fields).await
+}
+
+async fn audit(
+    state: &AppState,
+    key: &ApiKey,
+    subject: &str,
+    purpose: &str,
+    action: &str,
+    result: &str,
+    detail: Value,
+) -> Result<(), ApiError> {
+    let mut e = AuditEvent::new(&key.name, action, result).with_detail(&detail);
+    e.subject = Some(subject.to_owned());
+    e.purpose = Some(purpose.to_owned());
+    state.audit.append(e).await.map(|_| ()).map_err(|e| ApiError::Internal(e.into()))
+}
+
+fn field_kind(state: &AppState, point: &str, field: &str) -> FieldType {
+    state
+        .policy
+        .policy
+        .collection_points
+        .get(point)
+        .and_then(|p| p.fields.get(field))
+        .map_or(FieldType::String, |f| f.kind)
+}
+
+fn typed(kind: FieldType, text: String) -> Value {
+    match kind {
+        FieldType::Integer => text.parse::<i64>().map_or(Value::String(text), Value::from),
+        FieldType::Boolean | FieldType::AgeAttestation => Value::Bool(text == "true"),
+        _ => Value::String(text),
+    }
+}
+
+async fn read_subject(
+    state: &AppState,
+    key: &ApiKey,
+    subject: &SubjectRecord,
+    purpose: Option<String>,
+    fields: Option<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let policy = &state.policy.policy;
+    let purpose = purpose
+        .ok_or_else(|| ApiError::BadRequest("missing_purpose", "name the purpose of this read: ?purpose=...".into()))?;
+    let Some(p) = policy.purposes.get(&purpose) else {
+        return Err(ApiError::BadRequest("unknown_purpose", format!("purpose `{purpose}` is not in the policy")));
+    };
+    if !key.purposes.contains(&purpose) {
+        audit(state, key, &subject.id, &purpose, "data.denied", Denial::PurposeNotGrantedToKey.code(), json!({}))
+            .await?;
+        return Err(ApiError::Forbidden(
+            "purpose_not_granted_to_key",
+            format!("API key `{}` may not read for `{purpose}`", key.name),
+        ));
+    }
+    let stored = if subject.shredded_at_us.is_some() {
+        Vec::new()
+    } else {
+        state.store.fields(&subject.id).await.map_err(|e| ApiError::Internal(e.into()))?
+    };
+    let requested: Option<Vec<&str>> = fields.as_deref().map(|f| f.split(',').filter(|s| !s.is_empty()).collect());
+    let candidates: Vec<_> = match &requested {
+        Some(names) => stored.iter().filter(|f| names.contains(&f.field.as_str())).collect(),
+        None => stored.iter().filter(|f| p.categories.contains(&f.category)).collect(),
+    };
+    let subject_state = SubjectState {
+        erased: subject.shredded_at_us.is_some(),
+        restricted: subject.restricted_at_us.is_some(),
+        consents: state.store.consents(&subject.id).await.map_err(|e| ApiError::Internal(e.into()))?,
+        objections: state.store.objections(&subject.id).await.map_err(|e| ApiError::Internal(e.into()))?,
+        account_closed_at_us: subject.account_closed_at_us,
+    };
+    let now = charter_store::now_us();
+    let mut denied = BTreeMap::new();
+    if subject_state.erased {
+        denied.insert("*".to_owned(), Value::from(Denial::Erased.code()));
+    }
+    for f in &candidates {
+        let r = FieldRef { name: &f.field, category: &f.category, collected_at_us: f.collected_at_us };
+        if let Err(d) = access::decide(policy, &purpose, &key.purposes, &subject_state, &r, now) {
+            denied.insert(f.field.clone(), Value::from(d.code()));
+        }
+    }
+    if !denied.is_empty() {
+        audit(state, key, &subject.id, &purpose, "data.denied", "denied", json!({ "fields": denied })).await?;
+        return Err(ApiError::Denied(Value::Object(denied.into_iter().collect())));
+    }
+    let data_key = unwrap_key(state, subject)?;
+    let mut out = serde_json::Map::new();
+    for f in &candidates {
+        let plain = data_key
+            .open_field(&subject.id, &f.field, &f.category, &f.sealed)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a sealed field did not open: {e}")))?;
+        let text =
+            String::from_utf8(plain).map_err(|_| ApiError::Internal(anyhow::anyhow!("a sealed field is not UTF-8")))?;
+        out.insert(f.field.clone(), typed(field_kind(state, &f.point, &f.field), text));
+    }
+    let names: Vec<&str> = candidates.iter().map(|f| f.field.as_str()).collect();
+    audit(state, key, &subject.id, &purpose, "data.read", "ok", json!({ "fields": names })).await?;
+    // Reading for a purpose the policy shares with a recipient discloses the shared categories to it.
+    for (rkey, r) in &policy.recipients {
+        if !r.purposes.contains(&purpose) {
+            continue;
+        }
+        let shared: Vec<&str> =
+            candidates.iter().filter(|f| r.categories.contains(&f.category)).map(|f| f.category.as_str()).collect();
+        if !shared.is_empty() {
+            audit(
+                state,
+                key,
+                &subject.id,
+                &purpose,
+                "data.disclose",
+                "ok",
+                json!({ "recipient": rkey, "categories": shared }),
+            )
+            .await?;
+        }
+    }
+    let missing: Vec<&str> = requested.unwrap_or_default().into_iter().filter(|n| !names.contains(n)).collect();
+    Ok(axum::Json(json!({ "subject_id": subject.id, "purpose": purpose, "fields": out, "missing": missing })))
+}

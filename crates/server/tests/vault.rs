@@ -1,0 +1,455 @@
+//! Collection, purpose-bound reads and shredding over HTTP, on SQLite and PostgreSQL.
+
+use std::io::{Read as _, Write as _};
+
+use charter_server::{Application, Settings};
+use charter_store::testing::TestDb;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+struct TestApp {
+    addr: String,
+    state: charter_server::state::AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    dir: tempfile::TempDir,
+}
+
+struct Resp {
+    status: u16,
+    body: Value,
+}
+
+impl TestApp {
+    async fn spawn(db: &TestDb) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = charter_policy::load(charter_policy::TENSOROPERA_NAME, charter_policy::TENSOROPERA).unwrap();
+        let app = Application::build(Settings {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().join("data"),
+            database_url: Some(SecretString::from(db.url.clone())),
+            policy,
+        })
+        .await
+        .unwrap();
+        let addr = app.addr().to_string();
+        let state = app.state().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Self { addr, state, shutdown: Some(tx), handle: Some(handle), dir }
+    }
+
+    async fn key(&self, name: &str, purposes: &[&str], points: &[&str]) -> String {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        self.state.store.create_api_key(name, &s(purposes), &s(points), 0).await.unwrap()
+    }
+
+    async fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Resp {
+        let (addr, method, path) = (self.addr.clone(), method.to_owned(), path.to_owned());
+        let token = token.map(str::to_owned);
+        let body = body.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+            if let Some(t) = token {
+                req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+            }
+            let b = body.unwrap_or_default();
+            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", b.len()));
+            s.write_all(req.as_bytes()).unwrap();
+            let _ = s.write_all(b.as_bytes());
+            let mut raw = Vec::new();
+            let _ = s.read_to_end(&mut raw);
+            let raw = String::from_utf8_lossy(&raw).into_owned();
+            let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+            let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            Resp { status, body: serde_json::from_str(rest).unwrap_or(Value::String(rest.to_owned())) }
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn collect(&self, token: &str, point: &str, body: &Value) -> Resp {
+        self.raw("POST", &format!("/v1/collect/{point}"), Some(token), Some(&body.to_string())).await
+    }
+
+    async fn read(&self, token: &str, subject: &str, query: &str) -> Resp {
+        self.raw("GET", &format!("/v1/subjects/{subject}/data?{query}"), Some(token), None).await
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(self.state.store.pool()).await.unwrap()
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown.take().unwrap().send(()).unwrap();
+        self.handle.take().unwrap().await.unwrap().unwrap();
+        self.dir
+    }
+}
+
+async fn backends(test: &str) -> Vec<TestDb> {
+    let mut dbs = vec![TestDb::sqlite()];
+    dbs.extend(TestDb::postgres(test).await);
+    dbs
+}
+
+const EMAIL: &str = "ada.lovelace@analytical.example";
+const NAME: &str = "Ada Byron-Lovelace";
+const PASSWORD: &str = "correct-horse-battery-staple-19";
+
+fn signup(email: &str) -> Value {
+    json!({
+        "subject": { "email": email },
+        "fields": { "name": NAME, "email": email, "password": PASSWORD, "age_attestation": true },
+        "consents": { "newsletter": true, "direct_marketing": false }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_precisely_and_stores_nothing() {
+    for db in backends("vault_bad_input").await {
+        let app = TestApp::spawn(&db).await;
+        let key = app.key("site", &["registration"], &["signup", "support"]).await;
+        let other = app.key("other", &["analytics"], &["newsletter"]).await;
+        let revoked = app.key("old", &["registration"], &["signup"]).await;
+        app.state.store.revoke_api_key("old", 1).await.unwrap();
+        let mut ok = signup(EMAIL);
+        let with = |path: &str, v: Value| {
+            let mut b = ok.clone();
+            let mut cur = &mut b;
+            let parts: Vec<&str> = path.split('.').collect();
+            for p in &parts[..parts.len() - 1] {
+                cur = cur.get_mut(*p).unwrap();
+            }
+            cur.as_object_mut().unwrap().insert(parts[parts.len() - 1].to_owned(), v);
+            b
+        };
+        let without = |path: &str| {
+            let mut b = ok.clone();
+            b["fields"].as_object_mut().unwrap().remove(path);
+            b
+        };
+        let big = "x".repeat(2 * 1024 * 1024);
+        struct Case<'a> {
+            what: &'a str,
+            token: Option<&'a str>,
+            point: &'a str,
+            body: String,
+            status: u16,
+            code: &'a str,
+            says: &'a str,
+        }
+        let cases = vec![
+            Case {
+                what: "unknown point",
+                token: Some(&key),
+                point: "bogus",
+                body: ok.to_string(),
+                status: 404,
+                code: "unknown_point",
+                says: "`bogus`",
+            },
+            Case {
+                what: "undeclared field",
+                token: Some(&key),
+                point: "signup",
+                body: with("fields.shoe_size", json!("42")).to_string(),
+                status: 422,
+                code: "undeclared_field",
+                says: "field `shoe_size` is not declared for collection point `signup`",
+            },
+            Case {
+                what: "wrong type",
+                token: Some(&key),
+                point: "signup",
+                body: with("fields.email", json!(12)).to_string(),
+                status: 422,
+                code: "wrong_type",
+                says: "field `email` must be an email address",
+            },
+            Case {
+                what: "malformed email",
+                token: Some(&key),
+                point: "signup",
+                body: with("fields.email", json!("not-an-email")).to_string(),
+                status: 422,
+                code: "wrong_type",
+                says: "field `email`",
+            },
+            Case {
+                what: "over size",
+                token: Some(&key),
+                point: "signup",
+                body: with("fields.name", json!("n".repeat(300))).to_string(),
+                status: 422,
+                code: "too_large",
+                says: "limit of 256 bytes",
+            },
+            Case {
+                what: "missing required",
+                token: Some(&key),
+                point: "signup",
+                body: without("password").to_string(),
+                status: 422,
+                code: "missing_required",
+                says: "`password`",
+            },
+            Case {
+                what: "under age",
+                token: Some(&key),
+                point: "signup",
+                body: with("fields.age_attestation", json!(false)).to_string(),
+                status: 422,
+                code: "under_minimum_age",
+                says: "under 18",
+            },
+            Case {
+                what: "consent not asked here",
+                token: Some(&key),
+                point: "signup",
+                body: with("consents.surveys", json!(true)).to_string(),
+                status: 422,
+                code: "consent_not_asked",
+                says: "`surveys`",
+            },
+            Case {
+                what: "no subject",
+                token: Some(&key),
+                point: "signup",
+                body: with("subject", json!({})).to_string(),
+                status: 422,
+                code: "bad_subject",
+                says: "exactly one",
+            },
+            Case {
+                what: "malformed JSON",
+                token: Some(&key),
+                point: "signup",
+                body: "{\"subject\": ".into(),
+                status: 400,
+                code: "malformed_json",
+                says: "line 1",
+            },
+            Case {
+                what: "unknown top-level key",
+                token: Some(&key),
+                point: "signup",
+                body: with("extra", json!(1)).to_string(),
+                status: 400,
+                code: "malformed_json",
+                says: "not valid JSON of the expected shape",
+            },
+            Case {
+                what: "missing API key",
+                token: None,
+                point: "signup",
+                body: ok.to_string(),
+                status: 401,
+                code: "missing_api_key",
+                says: "Bearer",
+            },
+            Case {
+                what: "unknown API key",
+                token: Some("chk_nope"),
+                point: "signup",
+                body: ok.to_string(),
+                status: 401,
+                code: "invalid_api_key",
+                says: "not known",
+            },
+            Case {
+                what: "revoked API key",
+                token: Some(&revoked),
+                point: "signup",
+                body: ok.to_string(),
+                status: 401,
+                code: "revoked_api_key",
+                says: "revoked",
+            },
+            Case {
+                what: "key without the point",
+                token: Some(&other),
+                point: "signup",
+                body: ok.to_string(),
+                status: 403,
+                code: "point_not_granted_to_key",
+                says: "`other` may not collect at `signup`",
+            },
+            Case {
+                what: "oversized body",
+                token: Some(&key),
+                point: "signup",
+                body: with("fields.name", json!(big)).to_string(),
+                status: 413,
+                code: "too_large",
+                says: "1 MiB",
+            },
+        ];
+        for c in &cases {
+            let r = app.raw("POST", &format!("/v1/collect/{}", c.point), c.token, Some(&c.body)).await;
+            assert_eq!(r.status, c.status, "{}: {}", c.what, r.body);
+            assert_eq!(r.body["error"]["code"], c.code, "{}: {}", c.what, r.body);
+            let msg = r.body["error"]["message"].as_str().unwrap_or_default();
+            assert!(msg.contains(c.says), "{}: {msg}", c.what);
+            assert!(
+                !r.body.to_string().contains(EMAIL) && !r.body.to_string().contains(PASSWORD),
+                "{}: no value echoed",
+                c.what
+            );
+        }
+        for table in ["subjects", "subject_identifiers", "field_values", "consents"] {
+            assert_eq!(app.count(table).await, 0, "{table} is empty after refused requests");
+        }
+        ok = signup(EMAIL);
+        assert_eq!(app.collect(&key, "signup", &ok).await.status, 201);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_then_read_by_purpose() {
+    for db in backends("vault_read").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app
+            .key("site", &["registration", "newsletter", "direct_marketing"], &["signup", "newsletter", "support"])
+            .await;
+        let analytics = app.key("analytics", &["analytics"], &[]).await;
+        let r = app.collect(&site, "signup", &signup(EMAIL)).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let id = r.body["subject_id"].as_str().unwrap().to_owned();
+        assert!(uuid::Uuid::parse_str(&id).is_ok());
+        // The same person at another point, typed differently, is the same subject.
+        let again = app
+            .collect(
+                &site,
+                "newsletter",
+                &json!({ "subject": { "email": EMAIL.to_uppercase() }, "fields": { "email": EMAIL } }),
+            )
+            .await;
+        assert_eq!(again.body["subject_id"], id.as_str());
+        assert_eq!(app.count("subjects").await, 1);
+
+        let read = app.read(&site, &id, "purpose=registration").await;
+        assert_eq!(read.status, 200, "{}", read.body);
+        assert_eq!(read.body["fields"]["email"], EMAIL);
+        assert_eq!(read.body["fields"]["name"], NAME);
+        assert_eq!(read.body["fields"]["age_attestation"], true);
+        let some = app.read(&site, &id, "purpose=registration&fields=email").await;
+        assert_eq!(some.body["fields"].as_object().unwrap().len(), 1);
+        // Consent given at signup opens the newsletter; refused direct marketing stays closed.
+        assert_eq!(app.read(&site, &id, "purpose=newsletter&fields=email").await.status, 200);
+        let dm = app.read(&site, &id, "purpose=direct_marketing&fields=email").await;
+        assert_eq!(dm.status, 403);
+        assert_eq!(dm.body["error"]["code"], "consent_missing");
+        assert!(dm.body["fields"].is_null() && !dm.body.to_string().contains(EMAIL), "a denial carries no data");
+        // Purpose not held by the key; category not in purpose.
+        let nk = app.read(&analytics, &id, "purpose=registration").await;
+        assert_eq!((nk.status, nk.body["error"]["code"].as_str()), (403, Some("purpose_not_granted_to_key")));
+        let cat = app.read(&site, &id, "purpose=newsletter&fields=password").await;
+        assert_eq!((cat.status, cat.body["error"]["code"].as_str()), (403, Some("category_not_in_purpose")));
+        // Lookups by blind index.
+        let found = app
+            .raw(
+                "GET",
+                &format!("/v1/subjects/lookup?email={}&purpose=registration", EMAIL.replace('@', "%40")),
+                Some(&site),
+                None,
+            )
+            .await;
+        assert_eq!(found.status, 200, "{}", found.body);
+        assert_eq!(found.body["subject_id"], id.as_str());
+        let nobody = app
+            .raw("GET", "/v1/subjects/lookup?email=nobody%40x.example&purpose=registration", Some(&site), None)
+            .await;
+        assert_eq!(nobody.status, 404);
+        // Unknown and malformed ids are 404; a missing purpose is 400; no key is 401.
+        assert_eq!(app.read(&site, &uuid::Uuid::new_v4().to_string(), "purpose=registration").await.status, 404);
+        assert_eq!(app.read(&site, "not-a-uuid", "purpose=registration").await.status, 404);
+        assert_eq!(app.read(&site, &id, "").await.body["error"]["code"], "missing_purpose");
+        assert_eq!(
+            app.raw("GET", &format!("/v1/subjects/{id}/data?purpose=registration"), None, None).await.status,
+            401
+        );
+
+        // Every collection, read, denial and disclosure is in the chain, without values.
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT action, detail FROM audit_log ORDER BY seq")
+            .fetch_all(app.state.store.pool())
+            .await
+            .unwrap();
+        let actions: Vec<&str> = rows.iter().map(|(a, _)| a.as_str()).collect();
+        for a in ["data.collect", "data.read", "data.denied", "data.disclose"] {
+            assert!(actions.contains(&a), "{a} missing from {actions:?}");
+        }
+        for (_, detail) in &rows {
+            assert!(!detail.contains(EMAIL) && !detail.contains(NAME) && !detail.contains(PASSWORD), "{detail}");
+        }
+
+        // Shredding: the subject's key and indexes are gone; reads are refused as erased.
+        assert!(app.state.store.shred(&id, charter_store::now_us()).await.unwrap());
+        let gone = app.read(&site, &id, "purpose=registration").await;
+        assert_eq!((gone.status, gone.body["error"]["code"].as_str()), (403, Some("erased")));
+        assert_eq!(
+            app.raw(
+                "GET",
+                &format!("/v1/subjects/lookup?email={}&purpose=registration", EMAIL.replace('@', "%40")),
+                Some(&site),
+                None
+            )
+            .await
+            .status,
+            404
+        );
+        let s = app.state.store.subject(&id).await.unwrap().unwrap();
+        assert!(s.wrapped.is_none(), "no wrapped key remains");
+        assert_eq!(app.count("field_values").await, 0);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapped_ciphertext_does_not_open() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(&db).await;
+    let site = app.key("site", &["registration"], &["signup"]).await;
+    let a =
+        app.collect(&site, "signup", &signup("a@one.example")).await.body["subject_id"].as_str().unwrap().to_owned();
+    let b =
+        app.collect(&site, "signup", &signup("b@two.example")).await.body["subject_id"].as_str().unwrap().to_owned();
+    // Move A's sealed email into B's row, and A's name into A's email field.
+    let sealed: Vec<u8> =
+        sqlx::query_scalar("SELECT sealed FROM field_values WHERE subject_id = $1 AND field = 'email'")
+            .bind(&a)
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = 'email'")
+        .bind(sealed)
+        .bind(&b)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let r = app.read(&site, &b, "purpose=registration&fields=email").await;
+    assert_eq!(r.status, 500, "a moved ciphertext fails to open: {}", r.body);
+    assert!(!r.body.to_string().contains("a@one.example"));
+    let name: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM field_values WHERE subject_id = $1 AND field = 'name'")
+        .bind(&a)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = 'email'")
+        .bind(name)
+        .bind(&a)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(app.read(&site, &a, "purpose=registration&fields=email").await.status, 500);
+    assert_eq!(
+        app.read(&site, &a, "purpose=registration&fields=name").await.status,
+        200,
+        "untouched fields still open"
+    );
+    app.stop().await;
+}

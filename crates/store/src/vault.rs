@@ -1,0 +1,278 @@
+//! Repositories for the personal-data vault: subjects, blind indexes, sealed
+//! field values, the consent ledger and objections. Only ciphertext, keyed
+//! hashes and opaque ids are written here; sealing happens before, in the vault.
+//!
+//! Transactions here begin with a write, so SQLite takes its write lock at once
+//! instead of failing to upgrade a read lock under concurrency.
+
+use std::collections::{HashMap, HashSet};
+
+use charter_vault::WrappedKey;
+use sqlx::Row as _;
+
+use crate::Store;
+
+/// A subject as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRecord {
+    /// Opaque id.
+    pub id: String,
+    /// The wrapped data key; `None` once shredded.
+    pub wrapped: Option<WrappedKey>,
+    /// When the subject was shredded.
+    pub shredded_at_us: Option<i64>,
+    /// When processing was restricted.
+    pub restricted_at_us: Option<i64>,
+    /// When the account was closed.
+    pub account_closed_at_us: Option<i64>,
+}
+
+/// A sealed field value as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredField {
+    /// Field name.
+    pub field: String,
+    /// Its category.
+    pub category: String,
+    /// The point that last collected it.
+    pub point: String,
+    /// Nonce and ciphertext.
+    pub sealed: Vec<u8>,
+    /// When it was collected, µs since the epoch.
+    pub collected_at_us: i64,
+}
+
+/// Everything one collection writes, in one transaction.
+#[derive(Debug)]
+pub struct CollectionWrite<'a> {
+    /// The subject.
+    pub subject_id: &'a str,
+    /// For a new subject, its wrapped data key.
+    pub new_subject: Option<&'a WrappedKey>,
+    /// The identifier the subject arrived with, as (kind, blind index).
+    pub identifier: Option<(&'a str, [u8; 32])>,
+    /// The collection point.
+    pub point: &'a str,
+    /// Sealed fields: (name, category, ciphertext).
+    pub fields: Vec<(&'a str, &'a str, Vec<u8>)>,
+    /// Consent answers: (purpose, given).
+    pub consents: Vec<(&'a str, bool)>,
+    /// When.
+    pub at_us: i64,
+}
+
+/// Why a collection could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// Another request created a subject with the same identifier first; look it up again.
+    #[error("the identifier was claimed by a concurrent collection")]
+    IdentifierRace,
+    /// The database failed.
+    #[error("database error while collecting")]
+    Db(#[from] sqlx::Error),
+}
+
+fn subject_from_row(r: &sqlx::any::AnyRow) -> Result<SubjectRecord, sqlx::Error> {
+    let version: Option<i64> = r.try_get(1)?;
+    let key: Option<Vec<u8>> = r.try_get(2)?;
+    let wrapped = match (version, key) {
+        (Some(v), Some(k)) => Some(WrappedKey { kek_version: u32::try_from(v).unwrap_or(u32::MAX), sealed: k }),
+        _ => None,
+    };
+    Ok(SubjectRecord {
+        id: r.try_get(0)?,
+        wrapped,
+        shredded_at_us: r.try_get(3)?,
+        restricted_at_us: r.try_get(4)?,
+        account_closed_at_us: r.try_get(5)?,
+    })
+}
+
+const SUBJECT_COLUMNS: &str =
+    "s.id, s.kek_version, s.wrapped_key, s.shredded_at_us, s.restricted_at_us, s.account_closed_at_us";
+
+impl Store {
+    /// The subject with this id.
+    #[tracing::instrument(skip_all)]
+    pub async fn subject(&self, id: &str) -> Result<Option<SubjectRecord>, sqlx::Error> {
+        let row = sqlx::query(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects s WHERE s.id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(subject_from_row).transpose()
+    }
+
+    /// The subject whose identifier of `kind` has blind index `blind`.
+    #[tracing::instrument(skip_all)]
+    pub async fn subject_by_identifier(
+        &self,
+        kind: &str,
+        blind: &[u8; 32],
+    ) -> Result<Option<SubjectRecord>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUBJECT_COLUMNS} FROM subjects s JOIN subject_identifiers i ON i.subject_id = s.id \
+             WHERE i.kind = $1 AND i.blind = $2"
+        ))
+        .bind(kind)
+        .bind(blind.to_vec())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(subject_from_row).transpose()
+    }
+
+    /// Writes a whole collection atomically: the subject (when new), its
+    /// identifier, the sealed fields (replacing earlier values) and the consents.
+    #[tracing::instrument(skip_all, fields(point = w.point, fields = w.fields.len()))]
+    pub async fn write_collection(&self, w: &CollectionWrite<'_>) -> Result<(), CollectError> {
+        let mut tx = self.pool().begin().await?;
+        if let Some(wrapped) = w.new_subject {
+            sqlx::query("INSERT INTO subjects (id, created_at_us, kek_version, wrapped_key) VALUES ($1, $2, $3, $4)")
+                .bind(w.subject_id)
+                .bind(w.at_us)
+                .bind(i64::from(wrapped.kek_version))
+                .bind(wrapped.sealed.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some((kind, blind)) = &w.identifier {
+            let inserted = sqlx::query(
+                "INSERT INTO subject_identifiers (kind, blind, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, blind) DO NOTHING",
+            )
+            .bind(*kind)
+            .bind(blind.to_vec())
+            .bind(w.subject_id)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 && w.new_subject.is_some() {
+                // Someone else created this person a moment ago; the caller retries and finds them.
+                tx.rollback().await?;
+                return Err(CollectError::IdentifierRace);
+            }
+        }
+        for (field, category, sealed) in &w.fields {
+            sqlx::query(
+                "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id, field) DO UPDATE SET \
+                 category = excluded.category, point = excluded.point, sealed = excluded.sealed, \
+                 collected_at_us = excluded.collected_at_us",
+            )
+            .bind(w.subject_id)
+            .bind(*field)
+            .bind(*category)
+            .bind(w.point)
+            .bind(sealed.clone())
+            .bind(w.at_us)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (purpose, given) in &w.consents {
+            sqlx::query("INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES ($1, $2, $3, $4, $5)")
+                .bind(w.subject_id)
+                .bind(*purpose)
+                .bind(i64::from(*given))
+                .bind(w.point)
+                .bind(w.at_us)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The sealed fields of a subject.
+    #[tracing::instrument(skip_all)]
+    pub async fn fields(&self, subject_id: &str) -> Result<Vec<StoredField>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT field, category, point, sealed, collected_at_us FROM field_values WHERE subject_id = $1 ORDER BY field",
+        )
+        .bind(subject_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredField {
+                    field: r.try_get(0)?,
+                    category: r.try_get(1)?,
+                    point: r.try_get(2)?,
+                    sealed: r.try_get(3)?,
+                    collected_at_us: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The latest consent answer per purpose.
+    #[tracing::instrument(skip_all)]
+    pub async fn consents(&self, subject_id: &str) -> Result<HashMap<String, bool>, sqlx::Error> {
+        let rows = sqlx::query("SELECT purpose, given FROM consents WHERE subject_id = $1 ORDER BY at_us")
+            .bind(subject_id)
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = HashMap::new();
+        for r in rows {
+            out.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)? != 0);
+        }
+        Ok(out)
+    }
+
+    /// The purposes the subject objected to.
+    #[tracing::instrument(skip_all)]
+    pub async fn objections(&self, subject_id: &str) -> Result<HashSet<String>, sqlx::Error> {
+        let rows = sqlx::query("SELECT purpose FROM objections WHERE subject_id = $1")
+            .bind(subject_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+    }
+
+    /// Crypto-shreds a subject: destroys its wrapped data key, its blind indexes
+    /// and its ciphertext. Returns whether the subject existed and was not already shredded.
+    #[tracing::instrument(skip_all)]
+    pub async fn shred(&self, subject_id: &str, at_us: i64) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE subjects SET wrapped_key = NULL, kek_version = NULL, shredded_at_us = $2 WHERE id = $1 AND shredded_at_us IS NULL",
+        )
+        .bind(subject_id)
+        .bind(at_us)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        sqlx::query("DELETE FROM subject_identifiers WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM field_values WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Every wrapped data key, for rewrapping under a new key-encryption key.
+    pub async fn wrapped_keys(&self) -> Result<Vec<(String, WrappedKey)>, sqlx::Error> {
+        let rows = sqlx::query(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects s WHERE s.wrapped_key IS NOT NULL"))
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let s = subject_from_row(r)?;
+            if let Some(w) = s.wrapped {
+                out.push((s.id, w));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces wrapped data keys in one transaction (all or none).
+    pub async fn replace_wrapped_keys(&self, keys: &[(String, WrappedKey)]) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        for (id, w) in keys {
+            sqlx::query(
+                "UPDATE subjects SET kek_version = $2, wrapped_key = $3 WHERE id = $1 AND wrapped_key IS NOT NULL",
+            )
+            .bind(id)
+            .bind(i64::from(w.kek_version))
+            .bind(w.sealed.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+}
