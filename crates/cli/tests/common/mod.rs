@@ -81,9 +81,20 @@ pub struct Response {
 
 /// One HTTP request over a fresh connection.
 pub fn http(addr: &str, method: &str, path: &str) -> Response {
+    request(addr, method, path, None, "")
+}
+
+/// One HTTP request with an optional bearer token and a JSON body.
+pub fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> Response {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read response");
     let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");

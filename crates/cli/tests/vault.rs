@@ -1,0 +1,112 @@
+//! The vault end to end through the binary: API keys, collection, key rotation,
+//! and no seeded personal value anywhere on disk or in the logs.
+
+mod common;
+
+use std::path::Path;
+
+use common::{request, run, Server};
+
+const EMAIL: &str = "grace.hopper@cobol.example";
+const NAME: &str = "Grace Brewster Hopper";
+const PASSWORD: &str = "nanosecond-wire-11.8-inches";
+const MESSAGE: &str = "Moth found trapped in relay 70 of panel F";
+const PHONE: &str = "+1 202 555 0147";
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes();
+    hay.windows(n.len()).any(|w| w == n) || {
+        let lower = needle.to_lowercase();
+        hay.windows(lower.len()).any(|w| w == lower.as_bytes())
+    }
+}
+
+#[test]
+fn apikey_rotation_and_no_plaintext_on_disk_or_in_logs() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("charter-data");
+    // The key prints alone on stdout; bad requests for keys are refused.
+    let created = run(
+        cwd.path(),
+        &["apikey", "create", "--name", "website", "--purposes", "registration,support", "--points", "signup,support"],
+    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let token = stdout(&created).trim().to_owned();
+    assert!(token.starts_with("chk_") && !token.contains(char::is_whitespace) && stdout(&created).lines().count() == 1);
+    let dup = run(cwd.path(), &["apikey", "create", "--name", "website", "--purposes", "registration"]);
+    assert_eq!(dup.status.code(), Some(2));
+    let unknown = run(cwd.path(), &["apikey", "create", "--name", "x", "--purposes", "mind_reading"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("purpose `mind_reading` is not in the policy"));
+
+    let server = Server::start(cwd.path(), &[]);
+    let signup = serde_json::json!({
+        "subject": { "email": EMAIL },
+        "fields": { "name": NAME, "email": EMAIL, "password": PASSWORD, "phone": PHONE, "age_attestation": true }
+    });
+    let r = request(&server.addr, "POST", "/v1/collect/signup", Some(&token), &signup.to_string());
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["subject_id"].as_str().unwrap().to_owned();
+    let support = serde_json::json!({
+        "subject": { "email": EMAIL },
+        "fields": { "name": NAME, "email": EMAIL, "message": MESSAGE }
+    });
+    assert_eq!(request(&server.addr, "POST", "/v1/collect/support", Some(&token), &support.to_string()).status, 201);
+    let refused = serde_json::json!({ "subject": { "email": EMAIL }, "fields": { "secret_note": MESSAGE } });
+    assert_eq!(request(&server.addr, "POST", "/v1/collect/support", Some(&token), &refused.to_string()).status, 422);
+    let read = request(&server.addr, "GET", &format!("/v1/subjects/{id}/data?purpose=support"), Some(&token), "");
+    assert_eq!(read.status, 200);
+    assert!(read.body.contains(MESSAGE));
+    let (status, logs_1) = server.stop();
+    assert!(status.success());
+
+    // Rotation: a new KEK, every data key rewrapped, the old KEK gone, everything still readable.
+    let rotated = run(cwd.path(), &["keys", "rotate"]);
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    assert!(stdout(&rotated).contains("version 2; 1 data keys rewrapped"), "{}", stdout(&rotated));
+    let keyfile = std::fs::read_to_string(data.join("keys.json")).unwrap();
+    assert!(keyfile.contains("\"version\": 2") && !keyfile.contains("\"version\": 1"));
+    let server = Server::start(cwd.path(), &["--log-format", "json"]);
+    let read = request(&server.addr, "GET", &format!("/v1/subjects/{id}/data?purpose=registration"), Some(&token), "");
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert!(read.body.contains(NAME) && read.body.contains(EMAIL));
+    let revoke = run(cwd.path(), &["apikey", "revoke", "--name", "website"]);
+    assert!(revoke.status.success());
+    let after = request(&server.addr, "GET", &format!("/v1/subjects/{id}/data?purpose=registration"), Some(&token), "");
+    assert_eq!(after.status, 401);
+    let (status, logs_2) = server.stop();
+    assert!(status.success());
+    assert!(run(cwd.path(), &["audit", "verify"]).status.success());
+
+    // No seeded value, in any spelling we wrote it, in any file of the data directory or any log line.
+    let seeded = [EMAIL, NAME, PASSWORD, MESSAGE, PHONE, "Grace", "Moth found"];
+    for f in files(&data) {
+        let bytes = std::fs::read(&f).unwrap();
+        for s in seeded {
+            assert!(!contains(&bytes, s), "{s:?} found in {}", f.display());
+        }
+    }
+    for logs in [&logs_1, &logs_2] {
+        for s in seeded {
+            assert!(!logs.contains(s), "{s:?} found in the logs");
+        }
+    }
+}
