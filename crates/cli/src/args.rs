@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// The policy file in force. Default: the embedded TensorOpera policy.
     #[arg(long, env = "CHARTER_POLICY", value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Object storage for uploads: s3://bucket[/prefix] (S3, R2, MinIO; credentials from AWS_* variables)
+    /// or gs://bucket (GOOGLE_* variables). Default: the data directory's objects/ folder.
+    #[arg(long, env = "CHARTER_OBJECT_STORE", value_name = "URL")]
+    pub object_store: Option<String>,
 }
 
 /// Output formats of `policy render`.

@@ -16,6 +16,7 @@ struct FileConfig {
     database_url: Option<String>,
     listen: Option<String>,
     policy: Option<PathBuf>,
+    object_store: Option<String>,
     log_format: Option<LogFormat>,
 }
 
@@ -30,6 +31,8 @@ pub struct Settings {
     pub listen: String,
     /// Policy file for `serve`; `None` means the embedded default.
     pub policy: Option<PathBuf>,
+    /// Object storage URL for uploads; the data directory's `objects/` when `None`.
+    pub object_store: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -48,15 +51,16 @@ impl Settings {
             None if Path::new("charter.toml").is_file() => read_file(Path::new("charter.toml"))?,
             None => FileConfig::default(),
         };
-        let (listen, policy) = match &cli.command {
-            Command::Serve(a) => (a.listen.clone(), a.policy.clone()),
-            _ => (None, None),
+        let (listen, policy, object_store) = match &cli.command {
+            Command::Serve(a) => (a.listen.clone(), a.policy.clone(), a.object_store.clone()),
+            _ => (None, None, None),
         };
         Ok(Self {
             data_dir: cli.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("charter-data")),
             database_url: cli.database_url.clone().or(file.database_url).map(SecretString::from),
             listen: listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             policy: policy.or(file.policy),
+            object_store: object_store.or(file.object_store),
             log_format: cli.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
         })
     }

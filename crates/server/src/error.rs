@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The request could not be read (400).
     #[error("bad request: {0}")]
     BadRequest(&'static str, String),
+    /// The upload's content type is not accepted (415).
+    #[error("unsupported type")]
+    UnsupportedType(String),
     /// The request body is too large (413).
     #[error("too large")]
     TooLarge(String),
@@ -56,6 +59,7 @@ impl IntoResponse for ApiError {
             Self::Missing(code, msg) => (StatusCode::NOT_FOUND, *code, msg.clone()),
             Self::BadRequest(code, msg) => (StatusCode::BAD_REQUEST, *code, msg.clone()),
             Self::TooLarge(msg) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg.clone()),
+            Self::UnsupportedType(msg) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type", msg.clone()),
             Self::Denied(details) => {
                 let first =
                     details.as_object().and_then(|m| m.values().next()).and_then(|v| v.as_str()).unwrap_or("denied");

@@ -9,15 +9,17 @@
 //! - [`state`]: the one [`state::AppState`] every handler receives.
 //! - [`error`]: the JSON error shape and how internal failures stay internal.
 //! - [`extract`]: JSON bodies in charter's error shape; API-key authentication (`Caller`).
+//! - [`objects`]: object storage for uploads (local folder, S3-compatible, GCS).
 //! - [`telemetry`]: request metrics and logs that name the route template,
 //!   never the raw URI (which could carry personal data in its query).
 //! - `routes/`: one module per area, each exporting `routes()`:
 //!   `health` (`/healthz`, `/readyz`), `metrics` (`/metrics`),
 //!   `openapi` (`/openapi.json`), `notice` (`/`, the rendered policy),
-//!   `collect` (`POST /v1/collect/{point}`), `subjects` (purpose-bound reads).
+//!   `collect` (`POST /v1/collect/{point}`), `subjects` (purpose-bound reads), `upload` (streamed, sealed uploads and downloads).
 
 pub mod error;
 pub mod extract;
+pub mod objects;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -28,6 +28,8 @@ pub struct Settings {
     pub database_url: Option<SecretString>,
     /// The policy in force, already validated.
     pub policy: LoadedPolicy,
+    /// Object storage URL (`s3://...`, `gs://...`); the data directory's `objects/` folder when `None`.
+    pub object_store: Option<String>,
 }
 
 /// A built application, bound to its address and ready to serve.
@@ -58,11 +60,13 @@ impl Application {
             })))
             .await
             .context("cannot record the start in the audit chain")?;
+        let objects = crate::objects::open(settings.object_store.as_deref(), &settings.data_dir.join("objects"))?;
         let notice_html: Arc<str> = charter_policy::render::notice::html(&policy.policy).into();
         let state = AppState {
             store: data.store,
             audit,
             keys: Arc::new(data.keys),
+            objects,
             policy: Arc::new(policy),
             notice_html,
             metrics: Arc::new(Metrics::default()),

@@ -20,6 +20,8 @@ pub struct AppState {
     pub keys: Arc<KeyFile>,
     /// The policy in force.
     pub policy: Arc<LoadedPolicy>,
+    /// Object storage for uploads.
+    pub objects: Arc<dyn object_store::ObjectStore>,
     /// The notice rendered once at start-up.
     pub notice_html: Arc<str>,
     /// Request counters.

@@ -23,6 +23,7 @@ impl TestApp {
             data_dir: dir.path().join("data"),
             database_url: Some(SecretString::from(db.url.clone())),
             policy,
+            object_store: None,
         })
         .await
         .unwrap();

@@ -29,6 +29,7 @@ impl TestApp {
             data_dir: dir.path().join("data"),
             database_url: Some(SecretString::from(db.url.clone())),
             policy,
+            object_store: None,
         })
         .await
         .unwrap();
@@ -452,4 +453,150 @@ async fn swapped_ciphertext_does_not_open() {
         "untouched fields still open"
     );
     app.stop().await;
+}
+
+impl TestApp {
+    async fn upload(&self, token: &str, query: &str, content_type: &str, body: &[u8]) -> Resp {
+        let (addr, path) = (self.addr.clone(), format!("/v1/collect/support/upload?{query}"));
+        let (token, content_type, body) = (token.to_owned(), content_type.to_owned(), body.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            let _ = s.write_all(&body);
+            let mut raw = Vec::new();
+            let _ = s.read_to_end(&mut raw);
+            let raw = String::from_utf8_lossy(&raw).into_owned();
+            let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+            Resp { status: head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), body: serde_json::from_str(rest).unwrap_or(Value::Null) }
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn download(&self, token: &str, subject: &str, object: &str, purpose: &str) -> (u16, Vec<u8>) {
+        let (addr, path, token) =
+            (self.addr.clone(), format!("/v1/subjects/{subject}/objects/{object}?purpose={purpose}"), token.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n")
+                .unwrap();
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).unwrap();
+            let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+            let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+            let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            let mut body = raw[split + 4..].to_vec();
+            if head.to_lowercase().contains("transfer-encoding: chunked") {
+                body = dechunk(&body);
+            }
+            (status, body)
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        b = &b[eol + 2..];
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[..n]);
+        b = &b[n + 2..];
+    }
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_sealed_bounded_and_purpose_checked() {
+    for db in backends("vault_uploads").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["support"], &["support"]).await;
+        let nosupport = app.key("ads", &["analytics"], &["newsletter"]).await;
+        let body =
+            json!({ "subject": { "email": EMAIL }, "fields": { "name": NAME, "email": EMAIL, "message": "hello" } });
+        let id = app.collect(&site, "support", &body).await.body["subject_id"].as_str().unwrap().to_owned();
+        let secret_line = b"CONFIDENTIAL-ATTACHMENT-LINE ";
+        let content: Vec<u8> = secret_line.iter().copied().cycle().take(3 * 64 * 1024 + 123).collect();
+        let q = format!("field=attachment&id={id}");
+
+        let r = app.upload(&site, &q, "text/plain", &content).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let object = r.body["object_id"].as_str().unwrap().to_owned();
+        assert_eq!(r.body["size"], content.len());
+        let (status, back) = app.download(&site, &id, &object, "support").await;
+        assert_eq!(status, 200);
+        assert!(back == content, "the download is the upload, byte for byte");
+        // An exact multiple of the chunk size round-trips too.
+        let exact = vec![5u8; 2 * 64 * 1024];
+        let o2 = app.upload(&site, &q, "text/plain", &exact).await.body["object_id"].as_str().unwrap().to_owned();
+        assert!(app.download(&site, &id, &o2, "support").await.1 == exact);
+
+        // Refusals store nothing.
+        let before = app.count("objects").await;
+        let cases: Vec<(&str, String, &str, Vec<u8>, u16, &str)> = vec![
+            ("over size", q.clone(), "text/plain", vec![b'x'; 10 * 1024 * 1024 + 1], 413, "too_large"),
+            (
+                "wrong content type",
+                q.clone(),
+                "application/x-msdownload",
+                b"MZ".to_vec(),
+                415,
+                "unsupported_content_type",
+            ),
+            ("undeclared field", format!("field=avatar&id={id}"), "text/plain", b"x".to_vec(), 422, "undeclared_field"),
+            ("not a file field", format!("field=message&id={id}"), "text/plain", b"x".to_vec(), 422, "wrong_type"),
+            (
+                "unknown subject",
+                format!("field=attachment&id={}", uuid::Uuid::new_v4()),
+                "text/plain",
+                b"x".to_vec(),
+                404,
+                "unknown_subject",
+            ),
+        ];
+        for (what, query, ct, bytes, status, code) in cases {
+            let r = app.upload(&site, &query, ct, &bytes).await;
+            assert_eq!((r.status, r.body["error"]["code"].as_str()), (status, Some(code)), "{what}: {}", r.body);
+        }
+        assert_eq!(app.upload(&nosupport, &q, "text/plain", b"x").await.status, 403);
+        assert_eq!(app.count("objects").await, before, "no refused upload left a record");
+        // Denied downloads carry no data.
+        let (status, denied) = app.download(&nosupport, &id, &object, "analytics").await;
+        assert_eq!(status, 403);
+        assert!(!denied.windows(secret_line.len()).any(|w| w == secret_line));
+
+        // On SQLite the objects live in the data directory: only ciphertext is there.
+        let dir = app.stop().await;
+        let stored = files_under(&dir.path().join("data/objects"));
+        if db.dir.is_some() {
+            assert_eq!(stored.len(), 2, "exactly the two accepted uploads are stored: {stored:?}");
+        }
+        for f in stored {
+            let bytes = std::fs::read(&f).unwrap();
+            assert!(!bytes.windows(secret_line.len()).any(|w| w == secret_line), "plaintext in {}", f.display());
+        }
+    }
 }

@@ -241,6 +241,8 @@ impl Store {
             == 1;
         sqlx::query("DELETE FROM subject_identifiers WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM field_values WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
+        // Object bytes stay sealed under the destroyed key; their records go, so nothing points at them.
+        sqlx::query("DELETE FROM objects WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done)
     }
@@ -274,5 +276,78 @@ impl Store {
             .await?;
         }
         tx.commit().await
+    }
+}
+
+/// An uploaded object's record (its bytes live, sealed, in object storage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    /// Opaque id.
+    pub id: String,
+    /// Its subject.
+    pub subject_id: String,
+    /// The point that collected it.
+    pub point: String,
+    /// The field it was collected as.
+    pub field: String,
+    /// Its category.
+    pub category: String,
+    /// The declared content type.
+    pub content_type: String,
+    /// Plaintext size in bytes.
+    pub size: i64,
+    /// Where it is in object storage.
+    pub location: String,
+    /// When, µs since the epoch.
+    pub collected_at_us: i64,
+}
+
+impl Store {
+    /// Records an uploaded object.
+    #[tracing::instrument(skip_all)]
+    pub async fn insert_object(&self, o: &ObjectRecord) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO objects (id, subject_id, point, field, category, content_type, size, location, collected_at_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&o.id)
+        .bind(&o.subject_id)
+        .bind(&o.point)
+        .bind(&o.field)
+        .bind(&o.category)
+        .bind(&o.content_type)
+        .bind(o.size)
+        .bind(&o.location)
+        .bind(o.collected_at_us)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// An object of a subject.
+    #[tracing::instrument(skip_all)]
+    pub async fn object(&self, subject_id: &str, id: &str) -> Result<Option<ObjectRecord>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, subject_id, point, field, category, content_type, size, location, collected_at_us FROM objects \
+             WHERE subject_id = $1 AND id = $2",
+        )
+        .bind(subject_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(ObjectRecord {
+                id: r.try_get(0)?,
+                subject_id: r.try_get(1)?,
+                point: r.try_get(2)?,
+                field: r.try_get(3)?,
+                category: r.try_get(4)?,
+                content_type: r.try_get(5)?,
+                size: r.try_get(6)?,
+                location: r.try_get(7)?,
+                collected_at_us: r.try_get(8)?,
+            })
+        })
+        .transpose()
     }
 }

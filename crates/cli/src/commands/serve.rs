@@ -16,6 +16,7 @@ pub async fn run(settings: Settings) -> Result<(), Failure> {
         data_dir: settings.data_dir.clone(),
         database_url: settings.database_url,
         policy,
+        object_store: settings.object_store,
     })
     .await?;
     let shutdown = shutdown_signal()?;

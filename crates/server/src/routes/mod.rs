@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod notice;
 pub mod openapi;
 pub mod subjects;
+pub mod upload;
 
 use axum::Router;
 
@@ -21,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(collect::routes())
         .merge(subjects::routes())
+        .merge(upload::routes().layer(axum::extract::DefaultBodyLimit::disable()))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))

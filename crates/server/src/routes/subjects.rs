@@ -38,6 +38,16 @@ pub(crate) struct SubjectSelector {
 }
 
 impl SubjectSelector {
+    /// A selector from its parts.
+    pub(crate) fn from_parts(
+        email: Option<String>,
+        phone: Option<String>,
+        external_id: Option<String>,
+        id: Option<String>,
+    ) -> Self {
+        Self { email, phone, external_id, id }
+    }
+
     pub(crate) fn identifier(&self) -> Result<Identifier, ApiError> {
         let given = [&self.email, &self.phone, &self.external_id, &self.id].iter().filter(|v| v.is_some()).count();
         if given != 1 {
@@ -95,7 +105,7 @@ async fn lookup(
     Caller(key): Caller,
     Query(q): Query<LookupQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let selector = SubjectSelector { email: q.email, phone: q.phone, external_id: q.external_id, id: None };
+    let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, None);
     let Identifier::Raw(kind, value) = selector.identifier()? else { unreachable!("no id in a lookup") };
     let blind = state.keys.blind_indexer().index(kind, &value);
     let subject = state

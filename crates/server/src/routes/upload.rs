@@ -1,0 +1,300 @@
+//! Raw uploads (P05, P08): `POST /v1/collect/{point}/upload?field=F&<subject>`
+//! streams the body into object storage, sealed chunk by chunk with the
+//! subject's data key before it leaves the process, enforcing the point's size
+//! and content types as it goes. `GET /v1/subjects/{id}/objects/{object}?purpose=P`
+//! streams it back through the same purpose check as fields.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::{Bytes, BytesMut};
+use charter_core::access::{self, FieldRef, SubjectState};
+use charter_core::audit::AuditEvent;
+use charter_policy::model::FieldType;
+use charter_store::vault::ObjectRecord;
+use charter_vault::stream::{StreamOpener, StreamSealer, CHUNK, HEADER, SEALED_CHUNK};
+use futures_util::StreamExt as _;
+use object_store::path::Path as ObjectPath;
+use object_store::WriteMultipart;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::routes::collect::{unwrap_key, Identifier};
+use crate::routes::subjects::{subject_from_id, SubjectSelector};
+use crate::state::AppState;
+
+/// Upload and download routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/collect/{point}/upload", post(upload))
+        .route("/v1/subjects/{id}/objects/{object}", get(download))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    field: Option<String>,
+    id: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    external_id: Option<String>,
+}
+
+fn internal(e: impl Into<anyhow::Error>) -> ApiError {
+    ApiError::Internal(e.into())
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    Caller(key): Caller,
+    Path(point): Path<String>,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let policy = &state.policy.policy;
+    let Some(p) = policy.collection_points.get(&point) else {
+        return Err(ApiError::Missing("unknown_point", format!("collection point `{point}` is not in the policy")));
+    };
+    if !key.points.contains(&point) {
+        return Err(ApiError::Forbidden(
+            "point_not_granted_to_key",
+            format!("API key `{}` may not collect at `{point}`", key.name),
+        ));
+    }
+    let field = q
+        .field
+        .clone()
+        .ok_or_else(|| ApiError::BadRequest("missing_field", "name the file field: ?field=...".into()))?;
+    let decl = match p.fields.get(&field) {
+        Some(d) if d.kind == FieldType::File => d,
+        Some(_) => {
+            return Err(ApiError::Unprocessable(
+                "wrong_type",
+                format!("field `{field}` of `{point}` is not a file"),
+                Value::Null,
+            ))
+        }
+        None => {
+            return Err(ApiError::Unprocessable(
+                "undeclared_field",
+                format!("field `{field}` is not declared for collection point `{point}`; it was not stored"),
+                Value::Null,
+            ))
+        }
+    };
+    let max = decl.max_bytes.unwrap_or(0);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    if !decl.content_types.is_empty() && !decl.content_types.contains(&content_type) {
+        return Err(ApiError::UnsupportedType(format!(
+            "field `{field}` accepts {}; this upload is `{content_type}`",
+            decl.content_types.join(", ")
+        )));
+    }
+    let declared_len =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > max) {
+        return Err(ApiError::TooLarge(format!("field `{field}` accepts at most {max} bytes")));
+    }
+    let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, q.id);
+    let subject = match selector.identifier()? {
+        Identifier::Id(id) => subject_from_id(&state, &id).await?,
+        Identifier::Raw(kind, value) => {
+            let blind = state.keys.blind_indexer().index(kind, &value);
+            state.store.subject_by_identifier(kind.as_str(), &blind).await.map_err(internal)?.ok_or_else(|| {
+                ApiError::Missing("unknown_subject", "no such subject: collect their details first".into())
+            })?
+        }
+    };
+    let data_key = unwrap_key(&state, &subject)?;
+    let object_id = uuid::Uuid::new_v4().to_string();
+    let location = format!("subjects/{}/{object_id}", subject.id);
+    let path = ObjectPath::from(location.as_str());
+    let (mut sealer, header_bytes) = StreamSealer::new(&data_key, &subject.id, &object_id);
+    let upload = state.objects.put_multipart(&path).await.map_err(internal)?;
+    let mut writer = WriteMultipart::new(upload);
+    writer.write(&header_bytes);
+    let mut buf = BytesMut::with_capacity(CHUNK);
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    let outcome: Result<(), ApiError> = async {
+        while let Some(piece) = stream.next().await {
+            let piece = piece
+                .map_err(|_| ApiError::BadRequest("upload_interrupted", "the upload stopped before its end".into()))?;
+            size += piece.len() as u64;
+            if size > max {
+                return Err(ApiError::TooLarge(format!("field `{field}` accepts at most {max} bytes")));
+            }
+            let mut rest = &piece[..];
+            while !rest.is_empty() {
+                if buf.len() == CHUNK {
+                    // More data follows, so the full chunk is not the last.
+                    writer.write(&sealer.seal(&buf, false));
+                    buf.clear();
+                }
+                let take = (CHUNK - buf.len()).min(rest.len());
+                buf.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        writer.abort().await.map_err(internal)?;
+        return Err(e);
+    }
+    if buf.len() == CHUNK {
+        writer.write(&sealer.seal(&buf, false));
+        buf.clear();
+    }
+    writer.write(&sealer.seal(&buf, true));
+    writer.finish().await.map_err(internal)?;
+    let record = ObjectRecord {
+        id: object_id.clone(),
+        subject_id: subject.id.clone(),
+        point: point.clone(),
+        field: field.clone(),
+        category: decl.category.clone(),
+        content_type: content_type.clone(),
+        size: i64::try_from(size).unwrap_or(i64::MAX),
+        location,
+        collected_at_us: charter_store::now_us(),
+    };
+    if let Err(e) = state.store.insert_object(&record).await {
+        let _ = state.objects.delete(&path).await;
+        return Err(internal(e));
+    }
+    let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&json!({
+        "point": point, "fields": [field], "object": object_id, "size": size, "content_type": content_type
+    }));
+    event.subject = Some(subject.id.clone());
+    state.audit.append(event).await.map_err(internal)?;
+    Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject.id, "object_id": object_id, "size": size }))))
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    purpose: Option<String>,
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Caller(key): Caller,
+    Path((id, object)): Path<(String, String)>,
+    Query(q): Query<DownloadQuery>,
+) -> Result<Response, ApiError> {
+    let policy = &state.policy.policy;
+    let subject = subject_from_id(&state, &id).await?;
+    let purpose = q
+        .purpose
+        .ok_or_else(|| ApiError::BadRequest("missing_purpose", "name the purpose of this read: ?purpose=...".into()))?;
+    if !policy.purposes.contains_key(&purpose) {
+        return Err(ApiError::BadRequest("unknown_purpose", format!("purpose `{purpose}` is not in the policy")));
+    }
+    let record = state
+        .store
+        .object(&subject.id, &object)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::Missing("unknown_object", "no such object".into()))?;
+    let subject_state = SubjectState {
+        erased: subject.shredded_at_us.is_some(),
+        restricted: subject.restricted_at_us.is_some(),
+        consents: state.store.consents(&subject.id).await.map_err(internal)?,
+        objections: state.store.objections(&subject.id).await.map_err(internal)?,
+        account_closed_at_us: subject.account_closed_at_us,
+    };
+    let r = FieldRef { name: &record.field, category: &record.category, collected_at_us: record.collected_at_us };
+    let mut event = AuditEvent::new(&key.name, "data.read", "ok")
+        .with_detail(&json!({ "object": record.id, "fields": [record.field] }));
+    event.subject = Some(subject.id.clone());
+    event.purpose = Some(purpose.clone());
+    if let Err(d) = access::decide(policy, &purpose, &key.purposes, &subject_state, &r, charter_store::now_us()) {
+        event.action = "data.denied".into();
+        event.result = d.code().into();
+        state.audit.append(event).await.map_err(internal)?;
+        return Err(ApiError::Denied(json!({ record.field.clone(): d.code() })));
+    }
+    state.audit.append(event).await.map_err(internal)?;
+    let data_key = unwrap_key(&state, &subject)?;
+    let got = state.objects.get(&ObjectPath::from(record.location.as_str())).await.map_err(internal)?;
+    let mut source = got.into_stream();
+    let subject_id = subject.id.clone();
+    let object_id = record.id.clone();
+    // Re-frame the stored bytes into sealed chunks and open each as it arrives.
+    let plain = async_stream_frames(move |mut emit| async move {
+        let mut pending = BytesMut::new();
+        let mut opener: Option<StreamOpener> = None;
+        while let Some(piece) = source.next().await {
+            let piece = piece.map_err(|e| std::io::Error::other(e.to_string()))?;
+            pending.extend_from_slice(&piece);
+            if opener.is_none() && pending.len() >= HEADER {
+                let h = pending.split_to(HEADER);
+                opener = Some(
+                    StreamOpener::new(&data_key, &subject_id, &object_id, &h)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?,
+                );
+            }
+            if let Some(o) = opener.as_mut() {
+                // A full frame followed by more bytes is never the last one.
+                while pending.len() > SEALED_CHUNK {
+                    let frame = pending.split_to(SEALED_CHUNK);
+                    let out = o.open(&frame, false).map_err(|e| std::io::Error::other(e.to_string()))?;
+                    emit(Bytes::from(out)).await;
+                }
+            }
+        }
+        let o = opener.as_mut().ok_or_else(|| std::io::Error::other("stored object is truncated"))?;
+        if pending.len() == SEALED_CHUNK {
+            return Err(std::io::Error::other("stored object is truncated"));
+        }
+        let out = o.open(&pending, true).map_err(|e| std::io::Error::other(e.to_string()))?;
+        emit(Bytes::from(out)).await;
+        Ok(())
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, record.content_type)
+        .header(header::CONTENT_LENGTH, record.size)
+        .body(Body::from_stream(plain))
+        .map_err(internal)
+}
+
+type Emit = Box<dyn FnMut(Bytes) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
+
+/// A stream fed by a producer task through a small channel, so at most a few
+/// chunks are in memory however large the object.
+fn async_stream_frames<F, Fut>(producer: F) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>>
+where
+    F: FnOnce(Emit) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), std::io::Error>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let data_tx = tx.clone();
+    let emit: Emit = Box::new(move |b| {
+        let tx = data_tx.clone();
+        Box::pin(async move {
+            let _ = tx.send(Ok(b)).await;
+        })
+    });
+    tokio::spawn(async move {
+        if let Err(e) = producer(emit).await {
+            tracing::error!(error = %e, "object download failed");
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+}

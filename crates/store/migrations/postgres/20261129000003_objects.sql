@@ -1,0 +1,13 @@
+-- Uploaded objects: sealed in chunks with the subject's data key before they reach object storage.
+CREATE TABLE objects (
+    id              TEXT PRIMARY KEY,
+    subject_id      TEXT NOT NULL REFERENCES subjects (id),
+    point           TEXT NOT NULL,
+    field           TEXT NOT NULL,
+    category        TEXT NOT NULL,
+    content_type    TEXT NOT NULL,
+    size            BIGINT NOT NULL,
+    location        TEXT NOT NULL,
+    collected_at_us BIGINT NOT NULL
+);
+CREATE INDEX objects_subject ON objects (subject_id);
