@@ -556,7 +556,9 @@ async fn uploads_are_sealed_bounded_and_purpose_checked() {
 
         // Refusals store nothing.
         let before = app.count("objects").await;
-        let cases: Vec<(&str, String, &str, Vec<u8>, u16, &str)> = vec![
+        /// (what, query, content type, body, status, code)
+        type Case<'a> = (&'a str, String, &'a str, Vec<u8>, u16, &'a str);
+        let cases: Vec<Case> = vec![
             ("over size", q.clone(), "text/plain", vec![b'x'; 10 * 1024 * 1024 + 1], 413, "too_large"),
             (
                 "wrong content type",
