@@ -224,4 +224,16 @@ pub struct BenchArgs {
     /// Also measure on the PostgreSQL server at this URL (a scratch database is created and dropped).
     #[arg(long, env = "CHARTER_BENCH_POSTGRES", value_name = "URL")]
     pub postgres: Option<String>,
+    /// Run only one set of benchmarks.
+    #[arg(long, value_enum)]
+    pub only: Option<BenchSet>,
+}
+
+/// Sets of benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchSet {
+    /// Policy loading and the audit chain.
+    Audit,
+    /// The access decision, reads, collections and uploads.
+    Vault,
 }

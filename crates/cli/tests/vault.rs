@@ -90,6 +90,8 @@ fn apikey_rotation_and_no_plaintext_on_disk_or_in_logs() {
     assert!(read.body.contains(NAME) && read.body.contains(EMAIL));
     let revoke = run(cwd.path(), &["apikey", "revoke", "--name", "website"]);
     assert!(revoke.status.success());
+    // A revocation from another process takes effect once the server's key cache entry expires.
+    std::thread::sleep(charter_server::extract::KEY_CACHE_TTL + std::time::Duration::from_millis(200));
     let after = request(&server.addr, "GET", &format!("/v1/subjects/{id}/data?purpose=registration"), Some(&token), "");
     assert_eq!(after.status, 401);
     let (status, logs_2) = server.stop();

@@ -64,11 +64,46 @@ impl FromRequestParts<AppState> for Caller {
                 ))
             }
         };
-        let key = state.store.api_key_by_token(token).await.map_err(|e| ApiError::Internal(e.into()))?;
+        let key = match state.api_keys.get(token) {
+            Some(k) => Some(k),
+            None => {
+                let k = state.store.api_key_by_token(token).await.map_err(|e| ApiError::Internal(e.into()))?;
+                if let Some(k) = &k {
+                    state.api_keys.put(token, k.clone());
+                }
+                k
+            }
+        };
         match key {
             Some(k) if k.revoked_at_us.is_none() => Ok(Self(k)),
             Some(_) => Err(ApiError::Unauthorised("revoked_api_key", "this API key was revoked".into())),
             None => Err(ApiError::Unauthorised("invalid_api_key", "this API key is not known".into())),
         }
+    }
+}
+
+/// A short-lived cache of API-key lookups, so a busy key is not read from the
+/// database on every request. Entries live [`KEY_CACHE_TTL`]: a revocation made
+/// by another process takes effect within that time.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (ApiKey, std::time::Instant)>>,
+}
+
+/// How long a cached key lookup is trusted.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl KeyCache {
+    fn get(&self, token: &str) -> Option<ApiKey> {
+        let map = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(token).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(k, _)| k.clone())
+    }
+
+    fn put(&self, token: &str, key: ApiKey) {
+        let mut map = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= 10_000 {
+            map.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
+        }
+        map.insert(token.to_owned(), (key, std::time::Instant::now()));
     }
 }

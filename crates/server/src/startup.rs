@@ -67,6 +67,7 @@ impl Application {
             audit,
             keys: Arc::new(data.keys),
             objects,
+            api_keys: Arc::default(),
             policy: Arc::new(policy),
             notice_html,
             metrics: Arc::new(Metrics::default()),

@@ -20,6 +20,8 @@ pub struct AppState {
     pub keys: Arc<KeyFile>,
     /// The policy in force.
     pub policy: Arc<LoadedPolicy>,
+    /// Recently looked-up API keys.
+    pub api_keys: Arc<crate::extract::KeyCache>,
     /// Object storage for uploads.
     pub objects: Arc<dyn object_store::ObjectStore>,
     /// The notice rendered once at start-up.

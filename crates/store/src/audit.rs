@@ -42,7 +42,7 @@ pub enum AuditError {
 }
 
 enum Command {
-    Append(AuditEvent, oneshot::Sender<Result<i64, AuditError>>),
+    Append(Vec<AuditEvent>, oneshot::Sender<Result<i64, AuditError>>),
     Checkpoint(oneshot::Sender<Result<(), AuditError>>),
     Close(oneshot::Sender<Result<(), AuditError>>),
 }
@@ -72,8 +72,17 @@ impl AuditLog {
 
     /// Appends an event; returns its sequence number once it is durable in the database.
     pub async fn append(&self, event: AuditEvent) -> Result<i64, AuditError> {
+        self.append_all(vec![event]).await
+    }
+
+    /// Appends several events as consecutive entries, written together; returns
+    /// the first one's sequence number once all are durable.
+    pub async fn append_all(&self, events: Vec<AuditEvent>) -> Result<i64, AuditError> {
+        if events.is_empty() {
+            return Err(AuditError::Write("nothing to append".into()));
+        }
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Append(event, reply)).await.map_err(|_| AuditError::Stopped)?;
+        self.tx.send(Command::Append(events, reply)).await.map_err(|_| AuditError::Stopped)?;
         rx.await.map_err(|_| AuditError::Stopped)?
     }
 
@@ -138,9 +147,9 @@ impl Writer {
             let mut cmd = Some(first);
             while let Some(c) = cmd.take() {
                 match c {
-                    Command::Append(ev, reply) => {
-                        events.push(ev);
-                        replies.push(reply);
+                    Command::Append(evs, reply) => {
+                        replies.push((evs.len(), reply));
+                        events.extend(evs);
                     }
                     Command::Checkpoint(reply) => {
                         // Write what came before, then sign over it.
@@ -170,7 +179,7 @@ impl Writer {
     async fn flush(
         &mut self,
         events: &mut Vec<AuditEvent>,
-        replies: &mut Vec<oneshot::Sender<Result<i64, AuditError>>>,
+        replies: &mut Vec<(usize, oneshot::Sender<Result<i64, AuditError>>)>,
     ) {
         if events.is_empty() {
             return;
@@ -180,14 +189,16 @@ impl Writer {
         match result {
             Ok(first_seq) => {
                 self.appended.fetch_add(n as u64, Ordering::Relaxed);
-                for (i, reply) in replies.drain(..).enumerate() {
-                    let _ = reply.send(Ok(first_seq + i as i64));
+                let mut seq = first_seq;
+                for (count, reply) in replies.drain(..) {
+                    let _ = reply.send(Ok(seq));
+                    seq += count as i64;
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "audit append failed");
                 let err = AuditError::Write(e.to_string());
-                for reply in replies.drain(..) {
+                for (_, reply) in replies.drain(..) {
                     let _ = reply.send(Err(err.clone()));
                 }
             }
@@ -265,11 +276,26 @@ impl Writer {
 const COLUMNS: &str =
     "INSERT INTO audit_log (seq, at_us, actor, action, subject, purpose, result, detail, prev_hash, hash) VALUES ";
 
-/// Inserts entries with one statement.
+/// Inserts entries: one multi-row statement per [`MAX_BATCH`] entries, in one
+/// transaction when there is more than one statement.
 async fn insert(pool: &AnyPool, entries: &[Entry]) -> Result<(), sqlx::Error> {
-    let mut sql = String::with_capacity(COLUMNS.len() + entries.len() * 64);
+    if entries.len() <= MAX_BATCH {
+        let sql = insert_sql(entries.len());
+        return bind_entries(sqlx::query(&sql), entries).execute(pool).await.map(|_| ());
+    }
+    let mut tx = pool.begin().await?;
+    for chunk in entries.chunks(MAX_BATCH) {
+        let sql = insert_sql(chunk.len());
+        bind_entries(sqlx::query(&sql), chunk).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// `INSERT ... VALUES (...), (...)` for `rows` entries.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(COLUMNS.len() + rows * 64);
     sql.push_str(COLUMNS);
-    for i in 0..entries.len() {
+    for i in 0..rows {
         let b = i * 10;
         if i > 0 {
             sql.push(',');
@@ -284,7 +310,13 @@ async fn insert(pool: &AnyPool, entries: &[Entry]) -> Result<(), sqlx::Error> {
         }
         sql.push(')');
     }
-    let mut q = sqlx::query(&sql);
+    sql
+}
+
+fn bind_entries<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    entries: &[Entry],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     for e in entries {
         q = q
             .bind(e.seq)
@@ -298,8 +330,7 @@ async fn insert(pool: &AnyPool, entries: &[Entry]) -> Result<(), sqlx::Error> {
             .bind(e.prev_hash.to_vec())
             .bind(e.hash.to_vec());
     }
-    q.execute(pool).await?;
-    Ok(())
+    q
 }
 
 fn to_hash(bytes: Vec<u8>) -> Result<Hash, sqlx::Error> {

@@ -102,6 +102,36 @@ impl Store {
         row.as_ref().map(subject_from_row).transpose()
     }
 
+    /// The subject with this id and its sealed fields, in one round trip.
+    #[tracing::instrument(skip_all)]
+    pub async fn subject_with_fields(
+        &self,
+        id: &str,
+    ) -> Result<Option<(SubjectRecord, Vec<StoredField>)>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUBJECT_COLUMNS}, f.field, f.category, f.point, f.sealed, f.collected_at_us \
+             FROM subjects s LEFT JOIN field_values f ON f.subject_id = s.id WHERE s.id = $1 ORDER BY f.field"
+        ))
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let subject = subject_from_row(first)?;
+        let mut fields = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if let Some(field) = r.try_get::<Option<String>, _>(6)? {
+                fields.push(StoredField {
+                    field,
+                    category: r.try_get(7)?,
+                    point: r.try_get(8)?,
+                    sealed: r.try_get(9)?,
+                    collected_at_us: r.try_get(10)?,
+                });
+            }
+        }
+        Ok(Some((subject, fields)))
+    }
+
     /// The subject whose identifier of `kind` has blind index `blind`.
     #[tracing::instrument(skip_all)]
     pub async fn subject_by_identifier(

@@ -9,7 +9,7 @@ use charter_store::testing::TestDb;
 use charter_store::{audit, bench, AuditLog, Store};
 use charter_vault::KeyFile;
 
-use crate::args::BenchArgs;
+use crate::args::{BenchArgs, BenchSet};
 use crate::Failure;
 
 fn event(i: usize) -> AuditEvent {
@@ -66,11 +66,16 @@ async fn append_through_writer(store: &Store, keys: &KeyFile, n: usize, writers:
     Ok(took)
 }
 
-struct Row {
-    what: String,
-    value: String,
-    baseline: String,
-    ratio: String,
+/// One line of the results table.
+pub struct Row {
+    /// What was measured.
+    pub what: String,
+    /// charter's figure.
+    pub value: String,
+    /// The baseline measured in the same run.
+    pub baseline: String,
+    /// charter against the baseline or target.
+    pub ratio: String,
 }
 
 fn policy_rows(out: &mut Vec<Row>) {
@@ -183,24 +188,42 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores")
 }
 
-/// Runs every benchmark and prints a Markdown table.
+/// Runs the benchmarks and prints a Markdown table.
 pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     let mut rows = Vec::new();
-    eprintln!("bench: policy");
-    policy_rows(&mut rows);
-    let sqlite = TestDb::sqlite();
-    eprintln!("bench: SQLite appends");
-    append_rows("SQLite", &sqlite.url, args.appends, &mut rows).await?;
+    let all = args.only.is_none();
+    let want = |what: BenchSet| all || args.only == Some(what);
     let postgres = match &args.postgres {
         Some(server) => Some(TestDb::postgres_at(server).await),
         None => None,
     };
-    if let Some(pg) = &postgres {
-        eprintln!("bench: PostgreSQL appends");
-        append_rows("PostgreSQL", &pg.url, args.appends, &mut rows).await?;
+    if want(BenchSet::Audit) {
+        eprintln!("bench: policy");
+        policy_rows(&mut rows);
+        let sqlite = TestDb::sqlite();
+        eprintln!("bench: SQLite appends");
+        append_rows("SQLite", &sqlite.url, args.appends, &mut rows).await?;
+        if let Some(pg) = &postgres {
+            eprintln!("bench: PostgreSQL appends");
+            append_rows("PostgreSQL", &pg.url, args.appends, &mut rows).await?;
+        }
+        eprintln!("bench: verify over {} entries (SQLite)", args.verify_entries);
+        verify_rows("SQLite", &sqlite.url, args.verify_entries, &mut rows).await?;
     }
-    eprintln!("bench: verify over {} entries (SQLite)", args.verify_entries);
-    verify_rows("SQLite", &sqlite.url, args.verify_entries, &mut rows).await?;
+    if want(BenchSet::Vault) {
+        eprintln!("bench: access decision");
+        super::bench_vault::decision_rows(&mut rows);
+        let sqlite = TestDb::sqlite();
+        eprintln!("bench: HTTP reads and collections (SQLite)");
+        super::bench_vault::http_rows("SQLite", &sqlite.url, &mut rows).await?;
+        if let Some(server) = &args.postgres {
+            let pg = TestDb::postgres_at(server).await;
+            eprintln!("bench: HTTP reads and collections (PostgreSQL)");
+            super::bench_vault::http_rows("PostgreSQL", &pg.url, &mut rows).await?;
+        }
+        eprintln!("bench: 1 GiB upload");
+        super::bench_vault::upload_rows(&mut rows).await?;
+    }
     println!(
         "Machine: {}; charter {}; release build: {}\n",
         machine(),

@@ -3,7 +3,9 @@
 pub mod apikey;
 pub mod audit;
 pub mod bench;
+pub mod bench_vault;
 pub mod keys;
+pub mod loadgen;
 pub mod policy;
 pub mod serve;
 

@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use charter_core::access::{self, Denial, FieldRef, SubjectState};
 use charter_core::audit::AuditEvent;
-use charter_policy::model::FieldType;
+use charter_policy::model::{FieldType, LawfulBasis};
 use charter_store::api_keys::ApiKey;
 use charter_store::vault::SubjectRecord;
 use charter_vault::IdentifierKind;
@@ -86,8 +86,11 @@ async fn read(
     Path(id): Path<String>,
     Query(q): Query<ReadQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let subject = subject_from_id(&state, &id).await?;
-    read_subject(&state, &key, &subject, q.purpose, q.fields).await
+    let missing = || ApiError::Missing("unknown_subject", "no such subject".into());
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| missing())?.to_string();
+    let (subject, stored) =
+        state.store.subject_with_fields(&id).await.map_err(|e| ApiError::Internal(e.into()))?.ok_or_else(missing)?;
+    read_subject(&state, &key, &subject, stored, q.purpose, q.fields).await
 }
 
 #[derive(Deserialize)]
@@ -114,22 +117,20 @@ async fn lookup(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .ok_or_else(|| ApiError::Missing("unknown_subject", "no such subject".into()))?;
-    read_subject(&state, &key, &subject, q.purpose, q.fields).await
+    let stored = state.store.fields(&subject.id).await.map_err(|e| ApiError::Internal(e.into()))?;
+    read_subject(&state, &key, &subject, stored, q.purpose, q.fields).await
 }
 
-async fn audit(
-    state: &AppState,
-    key: &ApiKey,
-    subject: &str,
-    purpose: &str,
-    action: &str,
-    result: &str,
-    detail: Value,
-) -> Result<(), ApiError> {
+fn event(key: &ApiKey, subject: &str, purpose: &str, action: &str, result: &str, detail: Value) -> AuditEvent {
     let mut e = AuditEvent::new(&key.name, action, result).with_detail(&detail);
     e.subject = Some(subject.to_owned());
     e.purpose = Some(purpose.to_owned());
-    state.audit.append(e).await.map(|_| ()).map_err(|e| ApiError::Internal(e.into()))
+    e
+}
+
+/// Appends a request's events together, before any data leaves.
+async fn audit(state: &AppState, events: Vec<AuditEvent>) -> Result<(), ApiError> {
+    state.audit.append_all(events).await.map(|_| ()).map_err(|e| ApiError::Internal(e.into()))
 }
 
 fn field_kind(state: &AppState, point: &str, field: &str) -> FieldType {
@@ -154,6 +155,7 @@ async fn read_subject(
     state: &AppState,
     key: &ApiKey,
     subject: &SubjectRecord,
+    stored: Vec<charter_store::vault::StoredField>,
     purpose: Option<String>,
     fields: Option<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -164,18 +166,34 @@ async fn read_subject(
         return Err(ApiError::BadRequest("unknown_purpose", format!("purpose `{purpose}` is not in the policy")));
     };
     if !key.purposes.contains(&purpose) {
-        audit(state, key, &subject.id, &purpose, "data.denied", Denial::PurposeNotGrantedToKey.code(), json!({}))
-            .await?;
+        let denial = Denial::PurposeNotGrantedToKey.code();
+        audit(state, vec![event(key, &subject.id, &purpose, "data.denied", denial, json!({}))]).await?;
         return Err(ApiError::Forbidden(
             "purpose_not_granted_to_key",
             format!("API key `{}` may not read for `{purpose}`", key.name),
         ));
     }
-    let stored = if subject.shredded_at_us.is_some() {
-        Vec::new()
-    } else {
-        state.store.fields(&subject.id).await.map_err(|e| ApiError::Internal(e.into()))?
-    };
+    // Consents matter only to consent-based purposes, objections only to
+    // legitimate interests and direct marketing: read what the decision needs, concurrently.
+    let needs_consents = p.basis.contains(LawfulBasis::Consent);
+    let needs_objections = p.basis.contains(LawfulBasis::LegitimateInterests) || p.direct_marketing;
+    let (consents, objections) = tokio::try_join!(
+        async {
+            if needs_consents {
+                state.store.consents(&subject.id).await
+            } else {
+                Ok(Default::default())
+            }
+        },
+        async {
+            if needs_objections {
+                state.store.objections(&subject.id).await
+            } else {
+                Ok(Default::default())
+            }
+        },
+    )
+    .map_err(|e| ApiError::Internal(e.into()))?;
     let requested: Option<Vec<&str>> = fields.as_deref().map(|f| f.split(',').filter(|s| !s.is_empty()).collect());
     let candidates: Vec<_> = match &requested {
         Some(names) => stored.iter().filter(|f| names.contains(&f.field.as_str())).collect(),
@@ -184,8 +202,8 @@ async fn read_subject(
     let subject_state = SubjectState {
         erased: subject.shredded_at_us.is_some(),
         restricted: subject.restricted_at_us.is_some(),
-        consents: state.store.consents(&subject.id).await.map_err(|e| ApiError::Internal(e.into()))?,
-        objections: state.store.objections(&subject.id).await.map_err(|e| ApiError::Internal(e.into()))?,
+        consents,
+        objections,
         account_closed_at_us: subject.account_closed_at_us,
     };
     let now = charter_store::now_us();
@@ -200,7 +218,8 @@ async fn read_subject(
         }
     }
     if !denied.is_empty() {
-        audit(state, key, &subject.id, &purpose, "data.denied", "denied", json!({ "fields": denied })).await?;
+        audit(state, vec![event(key, &subject.id, &purpose, "data.denied", "denied", json!({ "fields": denied }))])
+            .await?;
         return Err(ApiError::Denied(Value::Object(denied.into_iter().collect())));
     }
     let data_key = unwrap_key(state, subject)?;
@@ -214,7 +233,7 @@ async fn read_subject(
         out.insert(f.field.clone(), typed(field_kind(state, &f.point, &f.field), text));
     }
     let names: Vec<&str> = candidates.iter().map(|f| f.field.as_str()).collect();
-    audit(state, key, &subject.id, &purpose, "data.read", "ok", json!({ "fields": names })).await?;
+    let mut events = vec![event(key, &subject.id, &purpose, "data.read", "ok", json!({ "fields": names }))];
     // Reading for a purpose the policy shares with a recipient discloses the shared categories to it.
     for (rkey, r) in &policy.recipients {
         if !r.purposes.contains(&purpose) {
@@ -223,18 +242,11 @@ async fn read_subject(
         let shared: Vec<&str> =
             candidates.iter().filter(|f| r.categories.contains(&f.category)).map(|f| f.category.as_str()).collect();
         if !shared.is_empty() {
-            audit(
-                state,
-                key,
-                &subject.id,
-                &purpose,
-                "data.disclose",
-                "ok",
-                json!({ "recipient": rkey, "categories": shared }),
-            )
-            .await?;
+            let detail = json!({ "recipient": rkey, "categories": shared });
+            events.push(event(key, &subject.id, &purpose, "data.disclose", "ok", detail));
         }
     }
+    audit(state, events).await?;
     let missing: Vec<&str> = requested.unwrap_or_default().into_iter().filter(|n| !names.contains(n)).collect();
     Ok(axum::Json(json!({ "subject_id": subject.id, "purpose": purpose, "fields": out, "missing": missing })))
 }

@@ -144,6 +144,8 @@ async fn upload(
                     // More data follows, so the full chunk is not the last.
                     writer.write(&sealer.seal(&buf, false));
                     buf.clear();
+                    // Back-pressure: at most two parts in flight, so memory stays bounded.
+                    writer.wait_for_capacity(2).await.map_err(internal)?;
                 }
                 let take = (CHUNK - buf.len()).min(rest.len());
                 buf.extend_from_slice(&rest[..take]);

@@ -1,0 +1,313 @@
+//! `charter bench` figures for the vault: the access decision, purpose-checked
+//! reads and collections over HTTP against bare baselines, and a 1 GiB upload.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::extract::{Path, State};
+use charter_core::access::{self, FieldRef, SubjectState};
+use charter_server::{Application, Settings as ServerSettings};
+use charter_store::Store;
+use serde_json::json;
+use sqlx::Row as _;
+
+use super::bench::Row;
+use super::loadgen::{closed_loop, open_loop, Conn};
+
+const RUN: Duration = Duration::from_secs(5);
+
+fn policy() -> charter_policy::LoadedPolicy {
+    charter_policy::load(charter_policy::TENSOROPERA_NAME, charter_policy::TENSOROPERA).expect("embedded policy")
+}
+
+/// The decision alone, 1M times, each timed.
+pub fn decision_rows(out: &mut Vec<Row>) {
+    let p = policy().policy;
+    let granted: Vec<String> = p.purposes.keys().cloned().collect();
+    let state = SubjectState { consents: [("newsletter".to_owned(), true)].into(), ..Default::default() };
+    let field = FieldRef { name: "email", category: "user.contact.email", collected_at_us: 1_700_000_000_000_000 };
+    let now = 1_750_000_000_000_000;
+    let n = 1_000_000;
+    let time = |f: &dyn Fn() -> bool| {
+        let mut lat = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            black_box(f());
+            lat.push(t.elapsed().as_nanos() as u64);
+        }
+        lat.sort_unstable();
+        (lat[n / 2], lat[n * 99 / 100])
+    };
+    let (p50, p99) = time(&|| access::decide(&p, black_box("newsletter"), &granted, &state, &field, now).is_ok());
+    let (b50, b99) = time(&|| p.purposes.get(black_box("newsletter")).is_some());
+    out.push(Row {
+        what: "Access decision in process (consent purpose, 23 purposes granted)".into(),
+        value: format!("p50 {:.2} µs, p99 {:.2} µs", p50 as f64 / 1e3, p99 as f64 / 1e3),
+        baseline: format!(
+            "p50 {:.2} µs, p99 {:.2} µs (purpose lookup only: timer floor)",
+            b50 as f64 / 1e3,
+            b99 as f64 / 1e3
+        ),
+        ratio: format!("p99 {:.2}× of the 2 µs target", p99 as f64 / 2000.0),
+    });
+}
+
+/// A bare axum app over the same database: reads the rows without decision,
+/// decryption or audit, and inserts a collection as one plain row.
+fn bare_router(store: Store) -> axum::Router {
+    async fn read(State(store): State<Store>, Path(id): Path<String>) -> axum::Json<serde_json::Value> {
+        let rows = sqlx::query("SELECT field, sealed FROM field_values WHERE subject_id = $1")
+            .bind(id)
+            .fetch_all(store.pool())
+            .await
+            .unwrap_or_default();
+        let map: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), serde_json::Value::String(hex::encode(r.get::<Vec<u8>, _>(1)))))
+            .collect();
+        axum::Json(json!({ "fields": map }))
+    }
+    async fn collect(State(store): State<Store>, body: axum::body::Bytes) -> axum::http::StatusCode {
+        let r = sqlx::query("INSERT INTO bench_collect (id, body) VALUES ($1, $2)")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(body.to_vec())
+            .execute(store.pool())
+            .await;
+        if r.is_ok() {
+            axum::http::StatusCode::CREATED
+        } else {
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+    axum::Router::new()
+        .route("/bare/{id}", axum::routing::get(read))
+        .route("/bare/collect", axum::routing::post(collect))
+        .with_state(store)
+}
+
+async fn spawn_bare(store: Store) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    tokio::spawn(async move { axum::serve(listener, bare_router(store)).await });
+    Ok(addr)
+}
+
+fn signup_body(i: usize) -> Vec<u8> {
+    json!({
+        "subject": { "email": format!("person{i}@bench.example") },
+        "fields": { "name": format!("Person {i}"), "email": format!("person{i}@bench.example"), "password": "pw-bench-000000", "age_attestation": true }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Reads and collections over HTTP on one backend.
+pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = Application::build(ServerSettings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().join("data"),
+        database_url: Some(url.to_owned().into()),
+        policy: policy(),
+        object_store: None,
+    })
+    .await?;
+    let addr = app.addr().to_string();
+    let state = app.state().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let store = state.store.clone();
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_collect (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        .execute(store.pool())
+        .await?;
+    let points: Vec<String> = ["signup", "support", "payment", "job_application"].map(str::to_owned).to_vec();
+    let token = store.create_api_key("bench", &["legal_disclosures".to_owned()], &points, 0).await?;
+    let bare = spawn_bare(store.clone()).await?;
+
+    // One subject with 10 fields across four points.
+    let mut c = Conn::open(&addr).await?;
+    let email = "reader@bench.example";
+    let bodies = [
+        (
+            "signup",
+            json!({ "name": "Reader Bench", "email": email, "password": "pw-0123456789", "phone": "+1 415 555 0100", "age_attestation": true }),
+        ),
+        (
+            "support",
+            json!({ "name": "Reader Bench", "email": email, "message": "The invoice for order 1234 is missing a line." }),
+        ),
+        (
+            "payment",
+            json!({ "name": "Reader Bench", "email": email, "account": "GB33BUKB20201555555555", "billing_address": "1 Bench Street, Testville" }),
+        ),
+        (
+            "job_application",
+            json!({ "name": "Reader Bench", "email": email, "position": "Engineer", "cover_letter": "I would like to apply for the engineering role." }),
+        ),
+    ];
+    let mut id = String::new();
+    for (point, fields) in bodies {
+        let b = json!({ "subject": { "email": email }, "fields": fields }).to_string();
+        let (status, body) =
+            c.send("POST", &format!("/v1/collect/{point}"), &token, b.as_bytes(), "application/json").await?;
+        anyhow::ensure!(status == 201, "collect at {point}: {status} {}", String::from_utf8_lossy(&body));
+        id = serde_json::from_slice::<serde_json::Value>(&body)?["subject_id"].as_str().unwrap_or_default().to_owned();
+    }
+    let fields = "name,email,password,phone,age_attestation,message,account,billing_address,position,cover_letter";
+    let (status, body) = c
+        .send(
+            "GET",
+            &format!("/v1/subjects/{id}/data?purpose=legal_disclosures&fields={fields}"),
+            &token,
+            b"",
+            "application/json",
+        )
+        .await?;
+    let read: serde_json::Value = serde_json::from_slice(&body)?;
+    anyhow::ensure!(
+        status == 200 && read["fields"].as_object().map(|m| m.len()) == Some(10),
+        "setup read: {status} {read}"
+    );
+
+    let path = format!("/v1/subjects/{id}/data?purpose=legal_disclosures&fields={fields}");
+    let charter = closed_loop(&addr, &token, 16, RUN, {
+        let path = path.clone();
+        move |_| ("GET", path.clone(), Vec::new())
+    })
+    .await?;
+    let bare_path = format!("/bare/{id}");
+    let baseline = closed_loop(&bare, "", 16, RUN, move |_| ("GET", bare_path.clone(), Vec::new())).await?;
+    out.push(Row {
+        what: format!("Purpose-checked read of 10 fields over HTTP, {label}, 16 connections"),
+        value: format!(
+            "{:.0} req/s (p50 {:.2} ms, p99 {:.2} ms)",
+            charter.rate,
+            charter.p50_us / 1e3,
+            charter.p99_us / 1e3
+        ),
+        baseline: format!("{:.0} req/s bare axum, same rows, no decision/decryption/audit", baseline.rate),
+        ratio: format!("{:.2}×", charter.rate / baseline.rate),
+    });
+    let paced = open_loop(&addr, &token, 20, 1000.0, RUN, move |_| ("GET", path.clone(), Vec::new())).await?;
+    let bare_path = format!("/bare/{id}");
+    let bare_paced = open_loop(&bare, "", 20, 1000.0, RUN, move |_| ("GET", bare_path.clone(), Vec::new())).await?;
+    out.push(Row {
+        what: format!("Same read at a fixed 1,000 req/s, {label} (target p99 ≤ 5 ms)"),
+        value: format!("p50 {:.2} ms, p99 {:.2} ms ({} requests)", paced.p50_us / 1e3, paced.p99_us / 1e3, paced.count),
+        baseline: format!(
+            "bare axum at 1,000 req/s: p50 {:.2} ms, p99 {:.2} ms",
+            bare_paced.p50_us / 1e3,
+            bare_paced.p99_us / 1e3
+        ),
+        ratio: format!("p99 {:.2}× of target", paced.p99_us / 5000.0),
+    });
+    let collected =
+        closed_loop(&addr, &token, 16, RUN, |i| ("POST", "/v1/collect/signup".to_owned(), signup_body(i))).await?;
+    let plain = closed_loop(&bare, "", 16, RUN, |i| ("POST", "/bare/collect".to_owned(), signup_body(i))).await?;
+    out.push(Row {
+        what: format!("Collections at `signup` (4 fields, new subject each), {label}, 16 connections"),
+        value: format!("{:.0} collections/s (p99 {:.2} ms)", collected.rate, collected.p99_us / 1e3),
+        baseline: format!("{:.0} req/s bare axum, one plain INSERT of the body", plain.rate),
+        ratio: format!("{:.2}×", collected.rate / plain.rate),
+    });
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A 1 GiB upload to a real `charter serve` process, against a plain file copy.
+pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
+    const SIZE: usize = 1 << 30;
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let data = dir.path().join("data");
+    let key = std::process::Command::new(&exe)
+        .args([
+            "apikey",
+            "create",
+            "--name",
+            "bench",
+            "--purposes",
+            "raw_data_storage",
+            "--points",
+            "signup,raw_upload",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()?;
+    anyhow::ensure!(key.status.success(), "apikey create: {}", String::from_utf8_lossy(&key.stderr));
+    let token = String::from_utf8(key.stdout)?.trim().to_owned();
+    let mut child = tokio::process::Command::new(&exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("CHARTER_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().context("stdout")?));
+    let first = lines.next_line().await?.context("serve printed nothing")?;
+    let addr = first.trim().strip_prefix("charter listening on http://").context("listening line")?.to_owned();
+    let pid = child.id().context("pid")?;
+    let rss_idle = peak_rss_kib(pid).unwrap_or(0);
+    let mut c = Conn::open(&addr).await?;
+    let body = String::from_utf8(signup_body(0))?;
+    let (status, _) = c.send("POST", "/v1/collect/signup", &token, body.as_bytes(), "application/json").await?;
+    anyhow::ensure!(status == 201, "signup {status}");
+
+    let block: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let start = Instant::now();
+    let head = format!(
+        "POST /v1/collect/raw_upload/upload?field=file&email=person0%40bench.example HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: {SIZE}\r\n\r\n"
+    );
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let s = c.raw();
+        s.write_all(head.as_bytes()).await?;
+        for _ in 0..SIZE / block.len() {
+            s.write_all(&block).await?;
+        }
+    }
+    let (status, resp) = c.read_response().await?;
+    let took = start.elapsed();
+    anyhow::ensure!(status == 201, "upload {status}: {}", String::from_utf8_lossy(&resp));
+    let rss_peak = peak_rss_kib(pid).unwrap_or(0);
+    child.start_kill()?;
+    let _ = child.wait().await;
+
+    // Baseline: copy a file of the same size on the same disk.
+    let src = dir.path().join("plain.bin");
+    {
+        use std::io::Write as _;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&src)?);
+        for _ in 0..SIZE / block.len() {
+            f.write_all(&block)?;
+        }
+        f.flush()?;
+    }
+    let t = Instant::now();
+    std::fs::copy(&src, dir.path().join("copy.bin"))?;
+    let copy = t.elapsed();
+    let mib = SIZE as f64 / (1 << 20) as f64;
+    out.push(Row {
+        what: "1 GiB upload over HTTP, sealed in 64 KiB chunks into local object storage".into(),
+        value: format!("{:.0} MiB/s", mib / took.as_secs_f64()),
+        baseline: format!("{:.0} MiB/s (std::fs::copy of a 1 GiB file)", mib / copy.as_secs_f64()),
+        ratio: format!("{:.2}×", copy.as_secs_f64() / took.as_secs_f64()),
+    });
+    out.push(Row {
+        what: "Peak RSS of `charter serve` during that upload".into(),
+        value: format!("{:.1} MiB", rss_peak as f64 / 1024.0),
+        baseline: format!("{:.1} MiB at start-up", rss_idle as f64 / 1024.0),
+        ratio: format!("{:.2}× of the 64 MiB target", rss_peak as f64 / 1024.0 / 64.0),
+    });
+    Ok(())
+}

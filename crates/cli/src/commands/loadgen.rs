@@ -1,0 +1,196 @@
+//! A minimal HTTP/1.1 keep-alive client for `charter bench`: enough to drive
+//! charter and a baseline on loopback with many connections, and to time each request.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
+
+/// One keep-alive connection.
+pub struct Conn {
+    stream: BufReader<TcpStream>,
+    host: String,
+}
+
+impl Conn {
+    /// Connects to `addr`.
+    pub async fn open(addr: &str) -> anyhow::Result<Self> {
+        let s = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
+        s.set_nodelay(true)?;
+        Ok(Self { stream: BufReader::new(s), host: addr.to_owned() })
+    }
+
+    /// Sends a request and reads the whole response; returns status and body.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &[u8],
+        content_type: &str,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        );
+        let s = self.stream.get_mut();
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body).await?;
+        self.read_response().await
+    }
+
+    /// Reads one response.
+    pub async fn read_response(&mut self) -> anyhow::Result<(u16, Vec<u8>)> {
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line.split(' ').nth(1).and_then(|c| c.parse().ok()).context("no status line")?;
+        let mut len = None;
+        let mut chunked = false;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let lower = l.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse::<usize>().ok();
+            }
+            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut body = Vec::new();
+        if let Some(n) = len {
+            body.resize(n, 0);
+            self.stream.read_exact(&mut body).await?;
+        } else if chunked {
+            loop {
+                line.clear();
+                self.stream.read_line(&mut line).await?;
+                let n = usize::from_str_radix(line.trim(), 16).context("chunk size")?;
+                let mut chunk = vec![0u8; n + 2];
+                self.stream.read_exact(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            bail!("response without a length");
+        }
+        Ok((status, body))
+    }
+
+    /// The raw stream, for streaming a large body.
+    pub fn raw(&mut self) -> &mut TcpStream {
+        self.stream.get_mut()
+    }
+}
+
+/// Latencies in microseconds, summarised.
+pub struct Summary {
+    /// Requests completed.
+    pub count: usize,
+    /// Requests per second.
+    pub rate: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+}
+
+/// Sorts and summarises latencies collected over `elapsed`.
+pub fn summarise(mut lat: Vec<u64>, elapsed: Duration) -> Summary {
+    lat.sort_unstable();
+    let pick = |q: f64| lat.get(((lat.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0) as f64;
+    Summary { count: lat.len(), rate: lat.len() as f64 / elapsed.as_secs_f64(), p50_us: pick(0.5), p99_us: pick(0.99) }
+}
+
+/// Closed loop: `conns` connections, each sending its next request as soon as
+/// the previous answers, for `duration`. `request(i)` gives (method, path, body).
+pub async fn closed_loop<F>(
+    addr: &str,
+    token: &str,
+    conns: usize,
+    duration: Duration,
+    request: F,
+) -> anyhow::Result<Summary>
+where
+    F: Fn(usize) -> (&'static str, String, Vec<u8>) + Send + Sync + Clone + 'static,
+{
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let (addr, token, request) = (addr.to_owned(), token.to_owned(), request.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(&addr).await?;
+            let mut lat = Vec::new();
+            let mut i = c;
+            while start.elapsed() < duration {
+                let (m, p, b) = request(i);
+                let t = Instant::now();
+                let (status, body) = conn.send(m, &p, &token, &b, "application/json").await?;
+                if !(200..300).contains(&status) {
+                    bail!("{m} {p} answered {status}: {}", String::from_utf8_lossy(&body));
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+                i += conns;
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(summarise(all, start.elapsed()))
+}
+
+/// Open loop at `rate` requests per second spread over `conns` connections;
+/// latency counts from when each request was due, so a slow answer is not hidden.
+pub async fn open_loop<F>(
+    addr: &str,
+    token: &str,
+    conns: usize,
+    rate: f64,
+    duration: Duration,
+    request: F,
+) -> anyhow::Result<Summary>
+where
+    F: Fn(usize) -> (&'static str, String, Vec<u8>) + Send + Sync + Clone + 'static,
+{
+    let per_conn = Duration::from_secs_f64(conns as f64 / rate);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let (addr, token, request) = (addr.to_owned(), token.to_owned(), request.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(&addr).await?;
+            let mut lat = Vec::new();
+            let offset = per_conn.mul_f64(c as f64 / conns as f64);
+            let mut due = start + offset;
+            let mut i = c;
+            while due.duration_since(start) < duration {
+                tokio::time::sleep_until(due.into()).await;
+                let (m, p, b) = request(i);
+                let (status, _) = conn.send(m, &p, &token, &b, "application/json").await?;
+                if !(200..300).contains(&status) {
+                    bail!("{m} {p} answered {status}");
+                }
+                lat.push(due.elapsed().as_micros() as u64);
+                due += per_conn;
+                i += conns;
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(summarise(all, duration))
+}
