@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use charter_policy::model::{LawfulBasis, Policy};
-use charter_policy::units::{PolicyDuration, Retention, Unit};
+use charter_policy::units::{PolicyDuration, Retention};
 use serde::Serialize;
 
 /// Why a read was refused. The names are the API's machine-readable reasons.
@@ -78,14 +78,7 @@ const HOUR_US: i64 = 3_600_000_000;
 
 /// A policy duration in microseconds (30-day months, 365-day years).
 pub fn duration_us(d: PolicyDuration) -> i64 {
-    let hours = match d.unit {
-        Unit::Hours => 1,
-        Unit::Days => 24,
-        Unit::Weeks => 24 * 7,
-        Unit::Months => 24 * 30,
-        Unit::Years => 24 * 365,
-    };
-    i64::from(d.count).saturating_mul(hours).saturating_mul(HOUR_US)
+    i64::try_from(d.approx_hours()).unwrap_or(i64::MAX).saturating_mul(HOUR_US)
 }
 
 /// Whether the retention of a field collected at `collected_at_us` has run out at `now_us`.

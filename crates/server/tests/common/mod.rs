@@ -1,0 +1,105 @@
+//! The application built in-process for tests, with one method per endpoint.
+
+#![allow(dead_code)]
+
+use std::io::{Read as _, Write as _};
+
+use charter_server::{Application, Settings};
+use charter_store::testing::TestDb;
+use secrecy::SecretString;
+use serde_json::Value;
+
+pub struct TestApp {
+    pub addr: String,
+    pub state: charter_server::state::AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    dir: tempfile::TempDir,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn spawn(db: &TestDb) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = charter_policy::load(charter_policy::TENSOROPERA_NAME, charter_policy::TENSOROPERA).unwrap();
+        let app = Application::build(Settings {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().join("data"),
+            database_url: Some(SecretString::from(db.url.clone())),
+            policy,
+            object_store: None,
+        })
+        .await
+        .unwrap();
+        let addr = app.addr().to_string();
+        let state = app.state().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Self { addr, state, shutdown: Some(tx), handle: Some(handle), dir }
+    }
+
+    pub async fn key(&self, name: &str, purposes: &[&str], points: &[&str]) -> String {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        self.state.store.create_api_key(name, &s(purposes), &s(points), 0).await.unwrap()
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Resp {
+        let (addr, method, path) = (self.addr.clone(), method.to_owned(), path.to_owned());
+        let token = token.map(str::to_owned);
+        let body = body.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+            if let Some(t) = token {
+                req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+            }
+            let b = body.unwrap_or_default();
+            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", b.len()));
+            s.write_all(req.as_bytes()).unwrap();
+            let _ = s.write_all(b.as_bytes());
+            let mut raw = Vec::new();
+            let _ = s.read_to_end(&mut raw);
+            let raw = String::from_utf8_lossy(&raw).into_owned();
+            let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+            let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            Resp { status, body: serde_json::from_str(rest).unwrap_or(Value::String(rest.to_owned())) }
+        })
+        .await
+        .unwrap()
+    }
+
+    pub async fn collect(&self, token: &str, point: &str, body: &Value) -> Resp {
+        self.raw("POST", &format!("/v1/collect/{point}"), Some(token), Some(&body.to_string())).await
+    }
+
+    pub async fn read(&self, token: &str, subject: &str, query: &str) -> Resp {
+        self.raw("GET", &format!("/v1/subjects/{subject}/data?{query}"), Some(token), None).await
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(self.state.store.pool()).await.unwrap()
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.stop_result().await.unwrap();
+        self.dir
+    }
+
+    /// Stops the server and returns how its shutdown went.
+    pub async fn stop_result(&mut self) -> anyhow::Result<()> {
+        self.shutdown.take().unwrap().send(()).unwrap();
+        self.handle.take().unwrap().await.unwrap()
+    }
+}
+
+pub async fn backends(test: &str) -> Vec<TestDb> {
+    let mut dbs = vec![TestDb::sqlite()];
+    dbs.extend(TestDb::postgres(test).await);
+    dbs
+}
