@@ -57,7 +57,8 @@ fn apikey_rotation_and_no_plaintext_on_disk_or_in_logs() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("purpose `mind_reading` is not in the policy"));
 
-    let server = Server::start(cwd.path(), &[]);
+    // Debug logs: every request line and database statement is in what gets scanned below.
+    let server = Server::start_with_env(cwd.path(), &[], &[("CHARTER_LOG", "debug")]);
     let signup = serde_json::json!({
         "subject": { "email": EMAIL },
         "fields": { "name": NAME, "email": EMAIL, "password": PASSWORD, "phone": PHONE, "age_attestation": true }
@@ -84,7 +85,7 @@ fn apikey_rotation_and_no_plaintext_on_disk_or_in_logs() {
     assert!(stdout(&rotated).contains("version 2; 1 data keys rewrapped"), "{}", stdout(&rotated));
     let keyfile = std::fs::read_to_string(data.join("keys.json")).unwrap();
     assert!(keyfile.contains("\"version\": 2") && !keyfile.contains("\"version\": 1"));
-    let server = Server::start(cwd.path(), &["--log-format", "json"]);
+    let server = Server::start_with_env(cwd.path(), &["--log-format", "json"], &[("CHARTER_LOG", "debug")]);
     let read = request(&server.addr, "GET", &format!("/v1/subjects/{id}/data?purpose=registration"), Some(&token), "");
     assert_eq!(read.status, 200, "{}", read.body);
     assert!(read.body.contains(NAME) && read.body.contains(EMAIL));

@@ -1,4 +1,4 @@
-//! Request metrics and logs. Both name the matched route template
+//! Request metrics and logs (at debug level; `CHARTER_LOG=debug` shows one line per request). Both name the matched route template
 //! (`/v1/subjects/{id}`), never the raw path or query, so identifiers in URLs
 //! cannot reach a log line or a metric label.
 
@@ -81,6 +81,6 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let status = response.status().as_u16();
     let seconds = start.elapsed().as_secs_f64();
     state.metrics.record(&method, &route, status, seconds);
-    tracing::info!(%method, %route, status, ms = seconds * 1000.0, "request");
+    tracing::debug!(%method, %route, status, ms = seconds * 1000.0, "request");
     response
 }

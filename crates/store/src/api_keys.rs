@@ -74,7 +74,7 @@ impl Store {
     }
 
     /// The key a token belongs to, revoked or not.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn api_key_by_token(&self, token: &str) -> Result<Option<ApiKey>, sqlx::Error> {
         let row = sqlx::query("SELECT id, name, purposes, points, revoked_at_us FROM api_keys WHERE token_hash = $1")
             .bind(hash(token))

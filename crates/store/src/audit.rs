@@ -458,7 +458,7 @@ impl Checker {
 }
 
 /// Checks the whole chain and every checkpoint's signature.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn verify(store: &Store, verifier: &CheckpointVerifier) -> Result<VerifyReport, VerifyError> {
     let mut checkpoints = BTreeMap::new();
     let rows =

@@ -130,7 +130,7 @@ impl Store {
     }
 
     /// Whether the database answers and its schema is current.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn ready(&self) -> Result<(), StoreError> {
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&self.pool).await?;

@@ -93,7 +93,7 @@ const SUBJECT_COLUMNS: &str =
 
 impl Store {
     /// The subject with this id.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn subject(&self, id: &str) -> Result<Option<SubjectRecord>, sqlx::Error> {
         let row = sqlx::query(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects s WHERE s.id = $1"))
             .bind(id)
@@ -103,7 +103,7 @@ impl Store {
     }
 
     /// The subject with this id and its sealed fields, in one round trip.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn subject_with_fields(
         &self,
         id: &str,
@@ -133,7 +133,7 @@ impl Store {
     }
 
     /// The subject whose identifier of `kind` has blind index `blind`.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn subject_by_identifier(
         &self,
         kind: &str,
@@ -152,7 +152,7 @@ impl Store {
 
     /// Writes a whole collection atomically: the subject (when new), its
     /// identifier, the sealed fields (replacing earlier values) and the consents.
-    #[tracing::instrument(skip_all, fields(point = w.point, fields = w.fields.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(point = w.point, fields = w.fields.len()))]
     pub async fn write_collection(&self, w: &CollectionWrite<'_>) -> Result<(), CollectError> {
         let mut tx = self.pool().begin().await?;
         if let Some(wrapped) = w.new_subject {
@@ -210,7 +210,7 @@ impl Store {
     }
 
     /// The sealed fields of a subject.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn fields(&self, subject_id: &str) -> Result<Vec<StoredField>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT field, category, point, sealed, collected_at_us FROM field_values WHERE subject_id = $1 ORDER BY field",
@@ -232,7 +232,7 @@ impl Store {
     }
 
     /// The latest consent answer per purpose.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn consents(&self, subject_id: &str) -> Result<HashMap<String, bool>, sqlx::Error> {
         let rows = sqlx::query("SELECT purpose, given FROM consents WHERE subject_id = $1 ORDER BY at_us")
             .bind(subject_id)
@@ -246,7 +246,7 @@ impl Store {
     }
 
     /// The purposes the subject objected to.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn objections(&self, subject_id: &str) -> Result<HashSet<String>, sqlx::Error> {
         let rows = sqlx::query("SELECT purpose FROM objections WHERE subject_id = $1")
             .bind(subject_id)
@@ -257,7 +257,7 @@ impl Store {
 
     /// Crypto-shreds a subject: destroys its wrapped data key, its blind indexes
     /// and its ciphertext. Returns whether the subject existed and was not already shredded.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn shred(&self, subject_id: &str, at_us: i64) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
@@ -334,7 +334,7 @@ pub struct ObjectRecord {
 
 impl Store {
     /// Records an uploaded object.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn insert_object(&self, o: &ObjectRecord) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO objects (id, subject_id, point, field, category, content_type, size, location, collected_at_us) \
@@ -355,7 +355,7 @@ impl Store {
     }
 
     /// An object of a subject.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn object(&self, subject_id: &str, id: &str) -> Result<Option<ObjectRecord>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT id, subject_id, point, field, category, content_type, size, location, collected_at_us FROM objects \

@@ -38,8 +38,14 @@ pub struct Server {
 impl Server {
     /// Starts `charter serve` on a free port with extra arguments; waits until it listens.
     pub fn start(cwd: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(cwd, args, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables.
+    pub fn start_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = charter()
             .current_dir(cwd)
+            .envs(env.iter().copied())
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
