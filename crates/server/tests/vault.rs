@@ -299,6 +299,30 @@ async fn collect_then_read_by_purpose() {
             assert!(!detail.contains(EMAIL) && !detail.contains(NAME) && !detail.contains(PASSWORD), "{detail}");
         }
 
+        // An objection closes a legitimate-interests purpose.
+        let tracker = app.key("tracker", &["analytics"], &["analytics"]).await;
+        let seen = app
+            .collect(&tracker, "analytics", &json!({ "subject": { "id": id }, "fields": { "page": "/pricing" } }))
+            .await;
+        assert_eq!(seen.status, 201, "{}", seen.body);
+        assert_eq!(app.read(&tracker, &id, "purpose=analytics&fields=page").await.status, 200);
+        sqlx::query("INSERT INTO objections (subject_id, purpose, at_us) VALUES ($1, 'analytics', 1)")
+            .bind(&id)
+            .execute(app.state.store.pool())
+            .await
+            .unwrap();
+        let objected = app.read(&tracker, &id, "purpose=analytics&fields=page").await;
+        assert_eq!((objected.status, objected.body["error"]["code"].as_str()), (403, Some("objected")));
+        // A later withdrawal of consent wins over the earlier grant.
+        sqlx::query("INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES ($1, 'newsletter', 0, 'preferences', $2)")
+            .bind(&id)
+            .bind(charter_store::now_us() + 1)
+            .execute(app.state.store.pool())
+            .await
+            .unwrap();
+        let withdrawn = app.read(&site, &id, "purpose=newsletter&fields=email").await;
+        assert_eq!((withdrawn.status, withdrawn.body["error"]["code"].as_str()), (403, Some("consent_missing")));
+
         // Shredding: the subject's key and indexes are gone; reads are refused as erased.
         assert!(app.state.store.shred(&id, charter_store::now_us()).await.unwrap());
         let gone = app.read(&site, &id, "purpose=registration").await;

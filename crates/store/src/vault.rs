@@ -42,6 +42,19 @@ pub struct StoredField {
     pub collected_at_us: i64,
 }
 
+/// What a read needs about one subject and one purpose.
+#[derive(Debug, Clone)]
+pub struct ReadView {
+    /// The subject.
+    pub subject: SubjectRecord,
+    /// Its sealed fields.
+    pub fields: Vec<StoredField>,
+    /// The latest consent answer for the purpose, if any.
+    pub consent: Option<bool>,
+    /// Whether the subject objected to the purpose.
+    pub objected: bool,
+}
+
 /// Everything one collection writes, in one transaction.
 #[derive(Debug)]
 pub struct CollectionWrite<'a> {
@@ -102,21 +115,24 @@ impl Store {
         row.as_ref().map(subject_from_row).transpose()
     }
 
-    /// The subject with this id and its sealed fields, in one round trip.
+    /// The subject with this id, its sealed fields, and its standing on
+    /// `purpose` (latest consent answer, whether it objected), in one round trip.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn subject_with_fields(
-        &self,
-        id: &str,
-    ) -> Result<Option<(SubjectRecord, Vec<StoredField>)>, sqlx::Error> {
+    pub async fn subject_for_read(&self, id: &str, purpose: &str) -> Result<Option<ReadView>, sqlx::Error> {
         let rows = sqlx::query(&format!(
-            "SELECT {SUBJECT_COLUMNS}, f.field, f.category, f.point, f.sealed, f.collected_at_us \
+            "SELECT {SUBJECT_COLUMNS}, f.field, f.category, f.point, f.sealed, f.collected_at_us, \
+             (SELECT c.given FROM consents c WHERE c.subject_id = s.id AND c.purpose = $2 ORDER BY c.at_us DESC LIMIT 1), \
+             (SELECT COUNT(*) FROM objections o WHERE o.subject_id = s.id AND o.purpose = $2) \
              FROM subjects s LEFT JOIN field_values f ON f.subject_id = s.id WHERE s.id = $1 ORDER BY f.field"
         ))
         .bind(id)
+        .bind(purpose)
         .fetch_all(self.pool())
         .await?;
         let Some(first) = rows.first() else { return Ok(None) };
         let subject = subject_from_row(first)?;
+        let consent: Option<i64> = first.try_get(11)?;
+        let objected: i64 = first.try_get(12)?;
         let mut fields = Vec::with_capacity(rows.len());
         for r in &rows {
             if let Some(field) = r.try_get::<Option<String>, _>(6)? {
@@ -129,7 +145,7 @@ impl Store {
                 });
             }
         }
-        Ok(Some((subject, fields)))
+        Ok(Some(ReadView { subject, fields, consent: consent.map(|g| g != 0), objected: objected > 0 }))
     }
 
     /// The subject whose identifier of `kind` has blind index `blind`.

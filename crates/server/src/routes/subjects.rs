@@ -10,9 +10,9 @@ use axum::routing::get;
 use axum::Router;
 use charter_core::access::{self, Denial, FieldRef, SubjectState};
 use charter_core::audit::AuditEvent;
-use charter_policy::model::{FieldType, LawfulBasis};
+use charter_policy::model::FieldType;
 use charter_store::api_keys::ApiKey;
-use charter_store::vault::SubjectRecord;
+use charter_store::vault::{ReadView, SubjectRecord};
 use charter_vault::IdentifierKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -88,9 +88,24 @@ async fn read(
 ) -> Result<axum::Json<Value>, ApiError> {
     let missing = || ApiError::Missing("unknown_subject", "no such subject".into());
     let id = uuid::Uuid::parse_str(&id).map_err(|_| missing())?.to_string();
-    let (subject, stored) =
-        state.store.subject_with_fields(&id).await.map_err(|e| ApiError::Internal(e.into()))?.ok_or_else(missing)?;
-    read_subject(&state, &key, &subject, stored, q.purpose, q.fields).await
+    let purpose = require_purpose(&state, q.purpose)?;
+    let view = state
+        .store
+        .subject_for_read(&id, &purpose)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(missing)?;
+    read_subject(&state, &key, view, purpose, q.fields).await
+}
+
+/// The read's purpose: present and in the policy.
+fn require_purpose(state: &AppState, purpose: Option<String>) -> Result<String, ApiError> {
+    let purpose = purpose
+        .ok_or_else(|| ApiError::BadRequest("missing_purpose", "name the purpose of this read: ?purpose=...".into()))?;
+    if !state.policy.policy.purposes.contains_key(&purpose) {
+        return Err(ApiError::BadRequest("unknown_purpose", format!("purpose `{purpose}` is not in the policy")));
+    }
+    Ok(purpose)
 }
 
 #[derive(Deserialize)]
@@ -117,8 +132,14 @@ async fn lookup(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .ok_or_else(|| ApiError::Missing("unknown_subject", "no such subject".into()))?;
-    let stored = state.store.fields(&subject.id).await.map_err(|e| ApiError::Internal(e.into()))?;
-    read_subject(&state, &key, &subject, stored, q.purpose, q.fields).await
+    let purpose = require_purpose(&state, q.purpose)?;
+    let view = state
+        .store
+        .subject_for_read(&subject.id, &purpose)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(|| ApiError::Missing("unknown_subject", "no such subject".into()))?;
+    read_subject(&state, &key, view, purpose, q.fields).await
 }
 
 fn event(key: &ApiKey, subject: &str, purpose: &str, action: &str, result: &str, detail: Value) -> AuditEvent {
@@ -154,17 +175,14 @@ fn typed(kind: FieldType, text: String) -> Value {
 async fn read_subject(
     state: &AppState,
     key: &ApiKey,
-    subject: &SubjectRecord,
-    stored: Vec<charter_store::vault::StoredField>,
-    purpose: Option<String>,
+    view: ReadView,
+    purpose: String,
     fields: Option<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let policy = &state.policy.policy;
-    let purpose = purpose
-        .ok_or_else(|| ApiError::BadRequest("missing_purpose", "name the purpose of this read: ?purpose=...".into()))?;
-    let Some(p) = policy.purposes.get(&purpose) else {
-        return Err(ApiError::BadRequest("unknown_purpose", format!("purpose `{purpose}` is not in the policy")));
-    };
+    let p = &policy.purposes[&purpose];
+    let ReadView { subject, fields: stored, consent, objected } = view;
+    let subject = &subject;
     if !key.purposes.contains(&purpose) {
         let denial = Denial::PurposeNotGrantedToKey.code();
         audit(state, vec![event(key, &subject.id, &purpose, "data.denied", denial, json!({}))]).await?;
@@ -173,27 +191,6 @@ async fn read_subject(
             format!("API key `{}` may not read for `{purpose}`", key.name),
         ));
     }
-    // Consents matter only to consent-based purposes, objections only to
-    // legitimate interests and direct marketing: read what the decision needs, concurrently.
-    let needs_consents = p.basis.contains(LawfulBasis::Consent);
-    let needs_objections = p.basis.contains(LawfulBasis::LegitimateInterests) || p.direct_marketing;
-    let (consents, objections) = tokio::try_join!(
-        async {
-            if needs_consents {
-                state.store.consents(&subject.id).await
-            } else {
-                Ok(Default::default())
-            }
-        },
-        async {
-            if needs_objections {
-                state.store.objections(&subject.id).await
-            } else {
-                Ok(Default::default())
-            }
-        },
-    )
-    .map_err(|e| ApiError::Internal(e.into()))?;
     let requested: Option<Vec<&str>> = fields.as_deref().map(|f| f.split(',').filter(|s| !s.is_empty()).collect());
     let candidates: Vec<_> = match &requested {
         Some(names) => stored.iter().filter(|f| names.contains(&f.field.as_str())).collect(),
@@ -202,8 +199,8 @@ async fn read_subject(
     let subject_state = SubjectState {
         erased: subject.shredded_at_us.is_some(),
         restricted: subject.restricted_at_us.is_some(),
-        consents,
-        objections,
+        consents: consent.map(|given| (purpose.clone(), given)).into_iter().collect(),
+        objections: objected.then(|| purpose.clone()).into_iter().collect(),
         account_closed_at_us: subject.account_closed_at_us,
     };
     let now = charter_store::now_us();
