@@ -293,14 +293,29 @@ pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
         }
         f.flush()?;
     }
+    // A plain copy through user space in 64 KiB reads and writes, as a program that copies a
+    // file does (std::fs::copy would hand the work to the kernel's copy_file_range instead).
     let t = Instant::now();
-    std::fs::copy(&src, dir.path().join("copy.bin"))?;
+    {
+        use std::io::{Read as _, Write as _};
+        let mut from = std::fs::File::open(&src)?;
+        let mut to = std::fs::File::create(dir.path().join("copy.bin"))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = from.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            to.write_all(&buf[..n])?;
+        }
+        to.flush()?;
+    }
     let copy = t.elapsed();
     let mib = SIZE as f64 / (1 << 20) as f64;
     out.push(Row {
         what: "1 GiB upload over HTTP, sealed in 64 KiB chunks into local object storage".into(),
         value: format!("{:.0} MiB/s", mib / took.as_secs_f64()),
-        baseline: format!("{:.0} MiB/s (std::fs::copy of a 1 GiB file)", mib / copy.as_secs_f64()),
+        baseline: format!("{:.0} MiB/s (plain copy of a 1 GiB file, 64 KiB reads and writes)", mib / copy.as_secs_f64()),
         ratio: format!("{:.2}×", copy.as_secs_f64() / took.as_secs_f64()),
     });
     out.push(Row {
