@@ -315,7 +315,10 @@ pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
     out.push(Row {
         what: "1 GiB upload over HTTP, sealed in 64 KiB chunks into local object storage".into(),
         value: format!("{:.0} MiB/s", mib / took.as_secs_f64()),
-        baseline: format!("{:.0} MiB/s (plain copy of a 1 GiB file, 64 KiB reads and writes)", mib / copy.as_secs_f64()),
+        baseline: format!(
+            "{:.0} MiB/s (plain copy of a 1 GiB file, 64 KiB reads and writes)",
+            mib / copy.as_secs_f64()
+        ),
         ratio: format!("{:.2}×", copy.as_secs_f64() / took.as_secs_f64()),
     });
     out.push(Row {
