@@ -47,6 +47,34 @@ fn safe_reason(rejection: &JsonRejection) -> String {
     }
 }
 
+/// A query string whose rejections come back as charter errors, naming the
+/// parameter at fault but never echoing its value.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str::<T>(query).map(Self).map_err(|e| {
+            // serde's messages for query strings name fields ("unknown field `x`"), not values.
+            let text = e.to_string();
+            let safe =
+                if text.contains("unknown field") || text.contains("missing field") || text.contains("duplicate field")
+                {
+                    text
+                } else {
+                    "a query parameter has the wrong form".to_owned()
+                };
+            ApiError::BadRequest("malformed_query", safe)
+        })
+    }
+}
+
 /// The authenticated caller: a live API key.
 pub struct Caller(pub ApiKey);
 

@@ -277,6 +277,12 @@ async fn collect_then_read_by_purpose() {
             .raw("GET", "/v1/subjects/lookup?email=nobody%40x.example&purpose=registration", Some(&site), None)
             .await;
         assert_eq!(nobody.status, 404);
+        let typo = app
+            .raw("GET", "/v1/subjects/lookup?mail=someone%40x.example&purpose=registration", Some(&site), None)
+            .await;
+        assert_eq!((typo.status, typo.body["error"]["code"].as_str()), (400, Some("malformed_query")), "{}", typo.body);
+        assert!(typo.body["error"]["message"].as_str().unwrap().contains("unknown field `mail`"));
+        assert!(!typo.body.to_string().contains("someone"), "the value is not echoed");
         // Unknown and malformed ids are 404; a missing purpose is 400; no key is 401.
         assert_eq!(app.read(&site, &uuid::Uuid::new_v4().to_string(), "purpose=registration").await.status, 404);
         assert_eq!(app.read(&site, "not-a-uuid", "purpose=registration").await.status, 404);

@@ -110,6 +110,20 @@ pub fn summarise(mut lat: Vec<u64>, elapsed: Duration) -> Summary {
     Summary { count: lat.len(), rate: lat.len() as f64 / elapsed.as_secs_f64(), p50_us: pick(0.5), p99_us: pick(0.99) }
 }
 
+/// Runs one task per connection and gathers every latency they recorded.
+async fn per_connection<F, Fut>(conns: usize, task: F) -> anyhow::Result<Vec<u64>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<u64>>> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..conns).map(|c| tokio::spawn(task(c))).collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(all)
+}
+
 /// Closed loop: `conns` connections, each sending its next request as soon as
 /// the previous answers, for `duration`. `request(i)` gives (method, path, body).
 pub async fn closed_loop<F>(
@@ -123,10 +137,9 @@ where
     F: Fn(usize) -> (&'static str, String, Vec<u8>) + Send + Sync + Clone + 'static,
 {
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..conns {
+    let all = per_connection(conns, |c| {
         let (addr, token, request) = (addr.to_owned(), token.to_owned(), request.clone());
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut conn = Conn::open(&addr).await?;
             let mut lat = Vec::new();
             let mut i = c;
@@ -141,12 +154,9 @@ where
                 i += conns;
             }
             anyhow::Ok(lat)
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
+        }
+    })
+    .await?;
     Ok(summarise(all, start.elapsed()))
 }
 
@@ -165,10 +175,9 @@ where
 {
     let per_conn = Duration::from_secs_f64(conns as f64 / rate);
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..conns {
+    let all = per_connection(conns, |c| {
         let (addr, token, request) = (addr.to_owned(), token.to_owned(), request.clone());
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut conn = Conn::open(&addr).await?;
             let mut lat = Vec::new();
             let offset = per_conn.mul_f64(c as f64 / conns as f64);
@@ -186,11 +195,8 @@ where
                 i += conns;
             }
             anyhow::Ok(lat)
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
+        }
+    })
+    .await?;
     Ok(summarise(all, duration))
 }

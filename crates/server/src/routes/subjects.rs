@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
 use charter_core::access::{self, Denial, FieldRef, SubjectState};
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, Query};
 use crate::routes::collect::{unwrap_key, Identifier};
 use crate::state::AppState;
 

@@ -5,7 +5,7 @@
 //! streams it back through the same purpose check as fields.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, Query};
 use crate::routes::collect::{unwrap_key, Identifier};
 use crate::routes::subjects::{subject_from_id, SubjectSelector};
 use crate::state::AppState;
