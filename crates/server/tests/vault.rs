@@ -329,6 +329,8 @@ async fn collect_then_read_by_purpose() {
         let withdrawn = app.read(&site, &id, "purpose=newsletter&fields=email").await;
         assert_eq!((withdrawn.status, withdrawn.body["error"]["code"].as_str()), (403, Some("consent_missing")));
 
+        assert_no_plaintext(&app, &db, &[EMAIL, NAME, PASSWORD, "/pricing"]).await;
+
         // Shredding: the subject's key and indexes are gone; reads are refused as erased.
         assert!(app.state.store.shred(&id, charter_store::now_us()).await.unwrap());
         let gone = app.read(&site, &id, "purpose=registration").await;
@@ -348,6 +350,43 @@ async fn collect_then_read_by_purpose() {
         assert!(s.wrapped.is_none(), "no wrapped key remains");
         assert_eq!(app.count("field_values").await, 0);
         app.stop().await;
+    }
+}
+
+/// No seeded value is stored anywhere: every table of a PostgreSQL database
+/// (bytea included, as hex), or every file of a SQLite database (WAL included).
+async fn assert_no_plaintext(app: &TestApp, db: &TestDb, seeded: &[&str]) {
+    let hex_of = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    match db.path() {
+        Some(dir) => {
+            let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+            assert!(files.iter().any(|f| f.file_name() == "charter.db"), "the database file is scanned");
+            for entry in files {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                for s in seeded {
+                    assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s:?} in {}", entry.path().display());
+                }
+            }
+        }
+        None => {
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                    .fetch_all(app.state.store.pool())
+                    .await
+                    .unwrap();
+            assert!(tables.len() >= 8, "{tables:?}");
+            for t in tables {
+                let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM {t} t"))
+                    .fetch_all(app.state.store.pool())
+                    .await
+                    .unwrap();
+                for row in rows {
+                    for s in seeded {
+                        assert!(!row.contains(s) && !row.contains(&hex_of(s)), "{s:?} in table {t}");
+                    }
+                }
+            }
+        }
     }
 }
 
