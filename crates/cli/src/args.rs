@@ -52,8 +52,38 @@ pub enum Command {
     /// Manage the key file.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Find personal data in files and folders (exit 1 when any is found); optionally anonymise them.
+    Scan(ScanArgs),
     /// Measure charter's performance figures and print them as Markdown.
     Bench(BenchArgs),
+}
+
+/// Options of `scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files and folders to scan.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ScanFormat,
+    /// Anonymisation config (`[types.EMAIL_ADDRESS] mode = "pseudonym"`, ...); needs --out.
+    #[arg(long, value_name = "CONFIG")]
+    pub anonymise: Option<PathBuf>,
+    /// Folder for anonymised copies.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Output formats of `scan`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScanFormat {
+    /// One line per finding.
+    Text,
+    /// One JSON object per file: {"path", "findings": [{"type", "start", "end", "confidence"}]}.
+    Json,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
 }
 
 /// API-key commands.
@@ -236,4 +266,6 @@ pub enum BenchSet {
     Audit,
     /// The access decision, reads, collections and uploads.
     Vault,
+    /// PII scanning throughput.
+    Scan,
 }

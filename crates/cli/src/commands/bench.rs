@@ -210,6 +210,10 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         eprintln!("bench: verify over {} entries (SQLite)", args.verify_entries);
         verify_rows("SQLite", &sqlite.url, args.verify_entries, &mut rows).await?;
     }
+    if want(BenchSet::Scan) {
+        eprintln!("bench: PII scan");
+        super::bench_vault::scan_rows(&mut rows);
+    }
     if want(BenchSet::Vault) {
         eprintln!("bench: access decision");
         super::bench_vault::decision_rows(&mut rows);

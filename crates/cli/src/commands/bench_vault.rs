@@ -329,3 +329,36 @@ pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
     });
     Ok(())
 }
+
+/// PII scanning throughput on one core, against a plain pass over the same bytes.
+pub fn scan_rows(out: &mut Vec<Row>) {
+    // A mixed corpus: prose, numbers that must stay negative, and personal data every few lines.
+    let lines = [
+        "Order 1234567890123456 shipped on 2024-03-29 12:00:00 to warehouse 7, version v1.2.3.4.\n",
+        "Please contact ada.lovelace@analytical.example or call +44 20 7946 0018 about invoice 88231.\n",
+        "The quick brown fox jumps over the lazy dog while the build id is 550e8400-e29b-41d4-a716-446655440000.\n",
+        "Card 4111 1111 1111 1111 was charged; refund to GB82 WEST 1234 5698 7654 32 from 192.168.1.20.\n",
+        "Meeting notes: the federated round finished in 42 minutes with 17 clients and no errors reported.\n",
+    ];
+    let mut corpus = Vec::with_capacity(256 << 20);
+    while corpus.len() < 256 << 20 {
+        for l in lines {
+            corpus.extend_from_slice(l.as_bytes());
+        }
+    }
+    let t = Instant::now();
+    let mut n = 0usize;
+    charter_scan::stream::scan_reader(&corpus[..], |_| n += 1).expect("in-memory read");
+    let scan = t.elapsed();
+    let t = Instant::now();
+    let newlines = corpus.iter().filter(|b| **b == b'\n').count();
+    let pass = t.elapsed();
+    black_box((n, newlines));
+    let mb = corpus.len() as f64 / 1e6;
+    out.push(Row {
+        what: format!("PII scan, 256 MiB mixed text in 1 MiB windows, one core ({n} findings)"),
+        value: format!("{:.0} MB/s", mb / scan.as_secs_f64()),
+        baseline: format!("{:.0} MB/s (counting newlines over the same bytes)", mb / pass.as_secs_f64()),
+        ratio: format!("{:.2}× of the 100 MB/s target", mb / scan.as_secs_f64() / 100.0),
+    });
+}

@@ -7,6 +7,7 @@ pub mod bench_vault;
 pub mod keys;
 pub mod loadgen;
 pub mod policy;
+pub mod scan;
 pub mod serve;
 
 use crate::args::Command;
@@ -21,6 +22,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Audit(cmd) => audit::run(cmd, &settings).await,
         Command::Apikey(cmd) => apikey::run(cmd, &settings).await,
         Command::Keys(cmd) => keys::run(cmd, &settings).await,
+        Command::Scan(args) => scan::run(args),
         Command::Bench(args) => bench::run(args).await,
     }
 }

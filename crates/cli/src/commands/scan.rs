@@ -1,0 +1,163 @@
+//! `charter scan`: find personal data in files and folders; optionally write anonymised copies.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use charter_scan::anonymise::Anonymiser;
+use charter_scan::stream::{anonymise_reader, scan_reader};
+use charter_scan::Finding;
+use serde_json::json;
+
+use crate::args::{ScanArgs, ScanFormat};
+use crate::Failure;
+
+fn files(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)?.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for e in entries {
+            files(&e, out)?;
+        }
+    } else {
+        out.push(path.to_owned());
+    }
+    Ok(())
+}
+
+/// Counts bytes as they are read, for the progress line.
+struct Progress<R> {
+    inner: R,
+    read: u64,
+    total: u64,
+    shown: std::time::Instant,
+    name: String,
+}
+
+impl<R: std::io::Read> std::io::Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.shown.elapsed().as_millis() >= 500 {
+            self.shown = std::time::Instant::now();
+            eprint!(
+                "\r{}: {:.0}% of {} MiB",
+                self.name,
+                self.read as f64 * 100.0 / self.total.max(1) as f64,
+                self.total >> 20
+            );
+        }
+        Ok(n)
+    }
+}
+
+/// Scans every file; exit 1 when personal data was found.
+pub fn run(args: ScanArgs) -> Result<(), Failure> {
+    let anonymiser = match &args.anonymise {
+        Some(cfg) => {
+            let text = std::fs::read_to_string(cfg).with_context(|| format!("cannot read {}", cfg.display()))?;
+            let key = std::env::var("CHARTER_SCAN_KEY").unwrap_or_else(|_| "charter-scan".into());
+            match Anonymiser::from_toml(&text, key.as_bytes()) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    eprintln!("error: {}: {e}", cfg.display());
+                    return Err(Failure::Refused);
+                }
+            }
+        }
+        None => None,
+    };
+    if anonymiser.is_some() && args.out.is_none() {
+        eprintln!("error: --anonymise needs --out DIR for the anonymised copies");
+        return Err(Failure::Refused);
+    }
+    let mut all = Vec::new();
+    for p in &args.paths {
+        files(p, &mut all).map_err(|e| {
+            eprintln!("error: {e:#}");
+            Failure::Refused
+        })?;
+    }
+    let tty = std::io::stderr().is_terminal();
+    let mut any = false;
+    let mut sarif_results = Vec::new();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for path in &all {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let reader = Progress {
+            inner: std::io::BufReader::new(file),
+            read: 0,
+            total,
+            shown: std::time::Instant::now(),
+            name: path.display().to_string(),
+        };
+        let mut found: Vec<Finding> = Vec::new();
+        let show = tty && total > 64 << 20;
+        let mut reader = reader;
+        if !show {
+            reader.shown = std::time::Instant::now() + std::time::Duration::from_secs(1 << 30);
+        }
+        scan_reader(&mut reader, |f| found.push(f)).with_context(|| format!("cannot read {}", path.display()))?;
+        if show {
+            eprintln!();
+        }
+        any |= !found.is_empty();
+        let name = path.display().to_string();
+        match args.format {
+            ScanFormat::Json => {
+                let findings: Vec<_> = found.iter().map(|f| json!({ "type": f.kind.name(), "start": f.start, "end": f.end, "confidence": (f64::from(f.confidence) * 100.0).round() / 100.0 })).collect();
+                writeln!(out, "{}", json!({ "path": name, "findings": findings })).context("stdout")?;
+            }
+            ScanFormat::Text => {
+                for f in &found {
+                    writeln!(out, "{name}:{}-{}: {} ({:.2})", f.start, f.end, f.kind.name(), f.confidence)
+                        .context("stdout")?;
+                }
+            }
+            ScanFormat::Sarif => {
+                for f in &found {
+                    sarif_results.push(json!({
+                        "ruleId": f.kind.name(),
+                        "level": "warning",
+                        "message": { "text": format!("{} found", f.kind.name()) },
+                        "locations": [{ "physicalLocation": {
+                            "artifactLocation": { "uri": name },
+                            "region": { "byteOffset": f.start, "byteLength": f.end - f.start }
+                        }}]
+                    }));
+                }
+            }
+        }
+        if let (Some(a), Some(dir)) = (&anonymiser, &args.out) {
+            let rel = path.strip_prefix("/").unwrap_or(path);
+            let target = dir.join(rel);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let input = std::io::BufReader::new(
+                std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+            );
+            let output = std::io::BufWriter::new(
+                std::fs::File::create(&target).with_context(|| format!("cannot write {}", target.display()))?,
+            );
+            anonymise_reader(input, &found, a, output)
+                .with_context(|| format!("cannot anonymise {}", path.display()))?;
+        }
+    }
+    if matches!(args.format, ScanFormat::Sarif) {
+        let doc = json!({
+            "version": "2.1.0",
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "runs": [{ "tool": { "driver": { "name": "charter-scan", "version": env!("CARGO_PKG_VERSION") } }, "results": sarif_results }]
+        });
+        writeln!(out, "{doc}").context("stdout")?;
+    }
+    if any {
+        Err(Failure::Code(1))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,544 @@
+//! The recognisers. Each walks the bytes once looking for its own anchor ('@',
+//! a scheme, a digit run, two capitals and two digits, ...), then confirms with
+//! a checksum, a structure rule or context words. [`scan`] merges their findings
+//! so that overlapping matches keep only the most certain.
+
+use crate::entity::{EntityType, Finding};
+
+fn is_alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+fn word_before(text: &[u8], at: usize) -> bool {
+    at > 0 && (is_alnum(text[at - 1]) || text[at - 1] == b'_')
+}
+
+fn word_after(text: &[u8], at: usize) -> bool {
+    at < text.len() && (is_alnum(text[at]) || text[at] == b'_')
+}
+
+/// Whether one of `words` occurs (case-insensitively) in the `window` bytes before `at`.
+fn context_before(text: &[u8], at: usize, window: usize, words: &[&str]) -> bool {
+    let from = at.saturating_sub(window);
+    let hay: Vec<u8> = text[from..at].iter().map(u8::to_ascii_lowercase).collect();
+    words.iter().any(|w| hay.windows(w.len()).any(|x| x == w.as_bytes()))
+}
+
+fn email(text: &[u8], out: &mut Vec<Finding>) {
+    // Non-ASCII bytes are allowed in the local part (internationalised addresses); the
+    // scan stops only at ASCII, so spans always fall on character boundaries.
+    let local = |b: u8| is_alnum(b) || b"._%+-".contains(&b) || b >= 0x80;
+    let domain = |b: u8| is_alnum(b) || b == b'.' || b == b'-';
+    for (i, _) in text.iter().enumerate().filter(|(_, b)| **b == b'@') {
+        let mut l = i;
+        while l > 0 && local(text[l - 1]) {
+            l -= 1;
+        }
+        while l < i && b"._%+-".contains(&text[l]) {
+            l += 1;
+        }
+        let mut r = i + 1;
+        while r < text.len() && domain(text[r]) {
+            r += 1;
+        }
+        while r > i + 1 && !is_alnum(text[r - 1]) {
+            r -= 1;
+        }
+        if l == i || r <= i + 1 {
+            continue;
+        }
+        let dom = &text[i + 1..r];
+        let Some(dot) = dom.iter().rposition(|b| *b == b'.') else { continue };
+        let tld = &dom[dot + 1..];
+        if tld.len() < 2 || !tld.iter().all(u8::is_ascii_alphabetic) || dom.windows(2).any(|w| w == b"..") {
+            continue;
+        }
+        out.push(Finding { kind: EntityType::EmailAddress, start: l, end: r, confidence: 0.95 });
+    }
+}
+
+fn url(text: &[u8], out: &mut Vec<Finding>) {
+    let stop = |b: u8| b.is_ascii_whitespace() || b"\"'<>()[]{}|\\^`".contains(&b) || !b.is_ascii();
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        let lower_starts = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p);
+        let (skip, confidence) = if lower_starts(b"https://") {
+            (8, 0.9)
+        } else if lower_starts(b"http://") {
+            (7, 0.9)
+        } else if lower_starts(b"www.") {
+            (4, 0.7)
+        } else {
+            i += 1;
+            continue;
+        };
+        if word_before(text, i) {
+            i += 1;
+            continue;
+        }
+        let mut r = i + skip;
+        while r < text.len() && !stop(text[r]) {
+            r += 1;
+        }
+        while r > i + skip && b".,;:!?".contains(&text[r - 1]) {
+            r -= 1;
+        }
+        let host_end = text[i + skip..r].iter().position(|b| b"/?#:".contains(b)).map_or(r, |p| i + skip + p);
+        let host = &text[i + skip..host_end];
+        if host.contains(&b'.') && host.iter().all(|b| is_alnum(*b) || b"-.".contains(b)) && !host.ends_with(b".") {
+            out.push(Finding { kind: EntityType::Url, start: i, end: r, confidence });
+        }
+        i = r.max(i + 1);
+    }
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (k, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d - b'0');
+        if k % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum.is_multiple_of(10)
+}
+
+fn ipv4(token: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = token.split(|b| *b == b'.').collect();
+    parts.len() == 4
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 3
+                && p.iter().all(u8::is_ascii_digit)
+                && (p.len() == 1 || p[0] != b'0')
+                && std::str::from_utf8(p).ok().and_then(|s| s.parse::<u16>().ok()).is_some_and(|n| n <= 255)
+        })
+}
+
+fn date_like(token: &[u8]) -> bool {
+    let s = match std::str::from_utf8(token) {
+        Ok(s) => s,
+        Err(_) => return false,
+    };
+    let parts: Vec<&str> = s.split(['-', '/', '.']).collect();
+    if parts.len() != 3 || !parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        return false;
+    }
+    let n: Vec<u32> = parts.iter().filter_map(|p| p.parse().ok()).collect();
+    let (y, a, b) = if parts[0].len() == 4 {
+        (n[0], n[1], n[2])
+    } else if parts[2].len() == 4 {
+        (n[2], n[0], n[1])
+    } else {
+        return false;
+    };
+    (1900..=2100).contains(&y) && (1..=31).contains(&a) && (1..=31).contains(&b) && (a <= 12 || b <= 12)
+}
+
+fn ssn_valid(d: &[u8]) -> bool {
+    let area = &d[..3];
+    let group = &d[3..5];
+    let serial = &d[5..];
+    area != b"000" && area != b"666" && area[0] != b'9' && group != b"00" && serial != b"0000"
+}
+
+const PHONE_WORDS: &[&str] = &["phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "contact"];
+const BIRTH_WORDS: &[&str] = &["born", "birth", "dob", "d.o.b", "birthday"];
+const SSN_WORDS: &[&str] = &["ssn", "social security", "social-security"];
+
+/// Digit runs: card numbers, phone numbers, SSNs, IPv4 addresses, dates of birth.
+fn numbers(text: &[u8], out: &mut Vec<Finding>) {
+    let sep = |b: u8| b" -./()".contains(&b);
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        let starts =
+            b.is_ascii_digit() || ((b == b'+' || b == b'(') && text.get(i + 1).is_some_and(u8::is_ascii_digit));
+        if !starts || word_before(text, i) || (i > 0 && (text[i - 1] == b'.' || text[i - 1] == b'-')) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut r = i + 1;
+        while r < text.len() {
+            let digit = text[r].is_ascii_digit() || (text[r] == b')' && r > start);
+            // A separator continues the run only when a digit (or an opening bracket) follows it.
+            let joins = sep(text[r]) && text.get(r + 1).is_some_and(|n| n.is_ascii_digit() || *n == b'(');
+            if !(digit || joins) {
+                break;
+            }
+            r += 1;
+        }
+        let mut end = r;
+        i = end.max(i + 1);
+        if word_after(text, end) || text.get(end) == Some(&b':') {
+            // Part of an identifier, or a time or port ("12:00", "host:8080").
+            if text.get(end) != Some(&b':') || end - start < 10 || !date_like(&text[start..start + 10]) {
+                continue;
+            }
+        }
+        // A date followed by a time: only the date part counts.
+        if end - start > 10 && date_like(&text[start..start + 10]) && text[start + 10] == b' ' {
+            end = start + 10;
+            i = end;
+        }
+        let token = &text[start..end];
+        let digits: Vec<u8> = token.iter().copied().filter(u8::is_ascii_digit).collect();
+        let seps: Vec<u8> = token.iter().copied().filter(|b| !b.is_ascii_digit()).collect();
+        let n = digits.len();
+        let prefixed_v = start > 0 && (text[start - 1] == b'v' || text[start - 1] == b'V');
+        if seps.iter().all(|b| *b == b'.') && ipv4(token) && !prefixed_v {
+            let c = if context_before(text, start, 24, &["ip", "address", "host", "from"]) { 0.95 } else { 0.85 };
+            out.push(Finding { kind: EntityType::IpAddress, start, end, confidence: c });
+            continue;
+        }
+        if date_like(token) {
+            if context_before(text, start, 40, BIRTH_WORDS) {
+                out.push(Finding { kind: EntityType::DateOfBirth, start, end, confidence: 0.85 });
+            }
+            continue;
+        }
+        if n == 9
+            && (token.len() == 11 && token[3] == token[6] && (token[3] == b'-' || token[3] == b' '))
+            && ssn_valid(&digits)
+        {
+            let c = if context_before(text, start, 30, SSN_WORDS) { 0.95 } else { 0.8 };
+            out.push(Finding { kind: EntityType::UsSsn, start, end, confidence: c });
+            continue;
+        }
+        if n == 9 && token.len() == 9 && ssn_valid(&digits) && context_before(text, start, 30, SSN_WORDS) {
+            out.push(Finding { kind: EntityType::UsSsn, start, end, confidence: 0.7 });
+            continue;
+        }
+        let card_seps = seps.iter().all(|b| *b == b' ' || *b == b'-');
+        if (13..=19).contains(&n)
+            && card_seps
+            && token[0] != b'+'
+            && (b'2'..=b'6').contains(&digits[0])
+            && luhn(&digits)
+        {
+            out.push(Finding { kind: EntityType::CreditCard, start, end, confidence: 0.95 });
+            continue;
+        }
+        let phone_context = context_before(text, start, 30, PHONE_WORDS);
+        if token[0] == b'+' && (8..=15).contains(&n) && !seps.contains(&b'/') {
+            out.push(Finding { kind: EntityType::PhoneNumber, start, end, confidence: 0.9 });
+        } else if (10..=11).contains(&n)
+            && !seps.is_empty()
+            && !seps.contains(&b'/')
+            && seps.iter().filter(|b| **b != b'(' && **b != b')').count() >= 1
+        {
+            // National formats: (415) 555-0100, 415-555-0100, 415.555.0100, 020 7946 0018.
+            let groups: Vec<usize> =
+                token.split(|b| !b.is_ascii_digit()).filter(|g| !g.is_empty()).map(<[u8]>::len).collect();
+            let plausible = groups.len() >= 2
+                && groups.len() <= 4
+                && groups.iter().all(|g| (2..=5).contains(g) || *g == 6 && groups.len() == 2);
+            if plausible {
+                out.push(Finding {
+                    kind: EntityType::PhoneNumber,
+                    start,
+                    end,
+                    confidence: if phone_context { 0.9 } else { 0.7 },
+                });
+            }
+        } else if (10..=11).contains(&n) && seps.is_empty() && phone_context {
+            out.push(Finding { kind: EntityType::PhoneNumber, start, end, confidence: 0.6 });
+        }
+    }
+}
+
+fn iban(text: &[u8], out: &mut Vec<Finding>) {
+    let mut i = 0;
+    while i + 4 <= text.len() {
+        let t = &text[i..];
+        let anchor =
+            t[0].is_ascii_uppercase() && t[1].is_ascii_uppercase() && t[2].is_ascii_digit() && t[3].is_ascii_digit();
+        if !anchor || word_before(text, i) {
+            i += 1;
+            continue;
+        }
+        let mut chars = Vec::with_capacity(34);
+        let mut r = i;
+        while r < text.len() && chars.len() < 34 {
+            let b = text[r];
+            if b.is_ascii_uppercase() || b.is_ascii_digit() {
+                chars.push(b);
+                r += 1;
+            } else if b == b' '
+                && text.get(r + 1).is_some_and(|n| n.is_ascii_uppercase() || n.is_ascii_digit())
+                && chars.len() % 4 == 0
+            {
+                r += 1;
+            } else {
+                break;
+            }
+        }
+        if (15..=34).contains(&chars.len()) && !word_after(text, r) && mod97(&chars) {
+            out.push(Finding { kind: EntityType::IbanCode, start: i, end: r, confidence: 0.95 });
+            i = r;
+        } else {
+            i += 1;
+        }
+    }
+}
+
+fn mod97(chars: &[u8]) -> bool {
+    let mut rem: u32 = 0;
+    for &c in chars[4..].iter().chain(&chars[..4]) {
+        let v = if c.is_ascii_digit() { u32::from(c - b'0') } else { u32::from(c - b'A') + 10 };
+        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+    }
+    rem == 1
+}
+
+fn ipv6(text: &[u8], out: &mut Vec<Finding>) {
+    let part = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
+    let mut i = 0;
+    while i < text.len() {
+        if !part(text[i]) || word_before(text, i) {
+            i += 1;
+            continue;
+        }
+        let mut r = i;
+        while r < text.len() && part(text[r]) {
+            r += 1;
+        }
+        let token = &text[i..r];
+        let colons = token.iter().filter(|b| **b == b':').count();
+        if colons >= 2 && !word_after(text, r) {
+            let trimmed = token.strip_suffix(b".").unwrap_or(token);
+            if let Ok(s) = std::str::from_utf8(trimmed) {
+                if s.parse::<std::net::Ipv6Addr>().is_ok() && (colons >= 3 || s.contains("::")) {
+                    out.push(Finding {
+                        kind: EntityType::IpAddress,
+                        start: i,
+                        end: i + trimmed.len(),
+                        confidence: 0.85,
+                    });
+                }
+            }
+        }
+        i = r.max(i + 1);
+    }
+}
+
+/// Shannon entropy in bits per byte.
+fn entropy(s: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for &b in s {
+        counts[usize::from(b)] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+const SECRET_PREFIXES: &[(&str, usize)] = &[
+    ("AKIA", 16),
+    ("ASIA", 16),
+    ("ghp_", 36),
+    ("gho_", 36),
+    ("ghs_", 36),
+    ("github_pat_", 40),
+    ("sk_live_", 16),
+    ("sk_test_", 16),
+    ("rk_live_", 16),
+    ("xoxb-", 20),
+    ("xoxp-", 20),
+    ("AIza", 35),
+    ("glpat-", 20),
+    ("chk_", 40),
+];
+const SECRET_WORDS: &[&str] = &["key", "secret", "token", "password", "passwd", "pwd", "credential", "auth"];
+
+fn secrets(text: &[u8], out: &mut Vec<Finding>) {
+    let tok = |b: u8| is_alnum(b) || b"_-+/".contains(&b);
+    let mut i = 0;
+    while i < text.len() {
+        if !tok(text[i]) || (i > 0 && tok(text[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let mut r = i;
+        while r < text.len() && tok(text[r]) {
+            r += 1;
+        }
+        while r < text.len() && text[r] == b'=' && r - i >= 16 && !text.get(r + 1).is_some_and(|b| tok(*b)) {
+            r += 1; // base64 padding
+        }
+        let token = &text[i..r];
+        let known =
+            SECRET_PREFIXES.iter().any(|(p, min)| token.starts_with(p.as_bytes()) && token.len() >= p.len() + min);
+        if known {
+            out.push(Finding { kind: EntityType::Secret, start: i, end: r, confidence: 0.95 });
+        } else if (20..=200).contains(&token.len())
+            && !token.iter().all(u8::is_ascii_hexdigit)
+            && token.iter().any(u8::is_ascii_digit)
+            && token.iter().any(u8::is_ascii_uppercase)
+            && token.iter().any(u8::is_ascii_lowercase)
+            && entropy(token) >= 3.5
+            && context_before(text, i, 32, SECRET_WORDS)
+            && text[i.saturating_sub(4)..i].iter().any(|b| *b == b'=' || *b == b':' || *b == b'"')
+        {
+            out.push(Finding { kind: EntityType::Secret, start: i, end: r, confidence: 0.8 });
+        }
+        i = r.max(i + 1);
+    }
+    // PEM private keys, whole block.
+    let begin = b"-----BEGIN ";
+    let mut from = 0;
+    while let Some(p) = find(&text[from..], begin) {
+        let s = from + p;
+        let header_end = find(&text[s..], b"-----\n").or_else(|| find(&text[s..], b"-----\r\n"));
+        let is_private = header_end.is_some_and(|h| find(&text[s..s + h], b"PRIVATE KEY").is_some());
+        if is_private {
+            if let Some(e) = find(&text[s..], b"-----END ") {
+                let close = find(&text[s + e + 9..], b"-----").map_or(text.len(), |c| s + e + 9 + c + 5);
+                out.push(Finding { kind: EntityType::Secret, start: s, end: close, confidence: 0.99 });
+                from = close;
+                continue;
+            }
+        }
+        from = s + begin.len();
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Every finding in `text`, ordered by position; where two overlap, the more
+/// certain (then the longer) is kept.
+pub fn scan(text: &[u8]) -> Vec<Finding> {
+    let mut all = Vec::new();
+    email(text, &mut all);
+    url(text, &mut all);
+    numbers(text, &mut all);
+    iban(text, &mut all);
+    ipv6(text, &mut all);
+    secrets(text, &mut all);
+    all.sort_by(|a, b| {
+        b.confidence
+            .total_cmp(&a.confidence)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Finding> = Vec::with_capacity(all.len());
+    for f in all {
+        if !kept.iter().any(|k| f.start < k.end && k.start < f.end) {
+            kept.push(f);
+        }
+    }
+    kept.sort_by_key(|f| f.start);
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EntityType::*;
+
+    fn found(text: &str) -> Vec<(EntityType, &str)> {
+        scan(text.as_bytes()).into_iter().map(|f| (f.kind, &text[f.start..f.end])).collect()
+    }
+
+    fn only(text: &str, kind: EntityType, value: &str) {
+        assert_eq!(found(text), vec![(kind, value)], "in {text:?}");
+    }
+
+    fn nothing(text: &str) {
+        assert_eq!(found(text), vec![], "in {text:?}");
+    }
+
+    #[test]
+    fn emails() {
+        only(
+            "write to ada.lovelace+x@analytical-engines.co.uk.",
+            EmailAddress,
+            "ada.lovelace+x@analytical-engines.co.uk",
+        );
+        nothing("user@localhost and @handle and a@b.c and x@@y.com");
+    }
+
+    #[test]
+    fn urls() {
+        only("see https://example.com/a?b=c, then", Url, "https://example.com/a?b=c");
+        only("(www.tensoropera.ai)", Url, "www.tensoropera.ai");
+        nothing("the http:// prefix alone, or https://nohost");
+    }
+
+    #[test]
+    fn cards_are_luhn_checked() {
+        only("card 4111 1111 1111 1111 exp", CreditCard, "4111 1111 1111 1111");
+        only("5500-0000-0000-0004", CreditCard, "5500-0000-0000-0004");
+        nothing("order 4111 1111 1111 1112 shipped");
+        nothing("order number 1234567890123456");
+    }
+
+    #[test]
+    fn ibans_are_mod97_checked() {
+        only("pay to GB82 WEST 1234 5698 7654 32 today", IbanCode, "GB82 WEST 1234 5698 7654 32");
+        only("DE89370400440532013000", IbanCode, "DE89370400440532013000");
+        nothing("GB82 WEST 1234 5698 7654 33");
+    }
+
+    #[test]
+    fn ip_addresses() {
+        only("from 192.168.1.20 at", IpAddress, "192.168.1.20");
+        only("host 2001:db8::8a2e:370:7334 up", IpAddress, "2001:db8::8a2e:370:7334");
+        nothing("version v1.2.3.4 and 1.2.3.4.5 and 300.1.1.1 and 12:30:45");
+    }
+
+    #[test]
+    fn ssns() {
+        only("SSN: 123-45-6789", UsSsn, "123-45-6789");
+        nothing("000-12-3456 and 666-12-3456 and 900-12-3456 and 123-00-4567");
+    }
+
+    #[test]
+    fn phones() {
+        only("call +44 20 7946 0018 now", PhoneNumber, "+44 20 7946 0018");
+        only("tel (415) 555-0100", PhoneNumber, "(415) 555-0100");
+        only("415-555-0100", PhoneNumber, "415-555-0100");
+        nothing("order 4155550100 shipped");
+        nothing("at 2024-03-29 12:00:00 UTC");
+    }
+
+    #[test]
+    fn dates_of_birth_need_context() {
+        only("born on 1984-07-13 in Leeds", DateOfBirth, "1984-07-13");
+        only("DOB: 13/07/1984", DateOfBirth, "13/07/1984");
+        nothing("shipped on 2024-03-29, invoice dated 29/03/2024");
+    }
+
+    #[test]
+    fn secrets_by_prefix_and_entropy() {
+        only("aws AKIAIOSFODNN7EXAMPLE here", Secret, "AKIAIOSFODNN7EXAMPLE");
+        only("token=ghp_0123456789abcdefghijABCDEFGHIJ012345", Secret, "ghp_0123456789abcdefghijABCDEFGHIJ012345");
+        only("api_key: \"Zx8Qw2Lp9Rt4Vb7Nm1Kc6Hs3Jd5\"", Secret, "Zx8Qw2Lp9Rt4Vb7Nm1Kc6Hs3Jd5");
+        nothing("sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        nothing("id 550e8400-e29b-41d4-a716-446655440000 ok");
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+        only(pem, Secret, pem);
+    }
+
+    #[test]
+    fn offsets_are_byte_offsets_in_non_ascii_text() {
+        let text = "Grüße — mail: jürgen@example.de";
+        let f = scan(text.as_bytes());
+        assert_eq!(f.len(), 1);
+        assert_eq!(&text[f[0].start..f[0].end], "jürgen@example.de");
+    }
+}
