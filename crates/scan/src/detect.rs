@@ -19,11 +19,11 @@ fn word_after(text: &[u8], at: usize) -> bool {
 
 /// Whether one of `words` occurs (case-insensitively) in the `window` bytes before `at`.
 fn context_before(text: &[u8], at: usize, window: usize, words: &[&str]) -> bool {
-    let from = at.saturating_sub(window);
-    let hay: Vec<u8> = text[from..at].iter().map(u8::to_ascii_lowercase).collect();
-    words.iter().any(|w| hay.windows(w.len()).any(|x| x == w.as_bytes()))
+    let hay = &text[at.saturating_sub(window)..at];
+    words.iter().any(|w| hay.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w.as_bytes())))
 }
 
+#[inline(never)]
 fn email(text: &[u8], out: &mut Vec<Finding>) {
     // Non-ASCII bytes are allowed in the local part (internationalised addresses); the
     // scan stops only at ASCII, so spans always fall on character boundaries.
@@ -57,10 +57,15 @@ fn email(text: &[u8], out: &mut Vec<Finding>) {
     }
 }
 
+#[inline(never)]
 fn url(text: &[u8], out: &mut Vec<Finding>) {
     let stop = |b: u8| b.is_ascii_whitespace() || b"\"'<>()[]{}|\\^`".contains(&b) || !b.is_ascii();
     let mut i = 0;
     while i < text.len() {
+        if !matches!(text[i], b'h' | b'H' | b'w' | b'W') {
+            i += 1;
+            continue;
+        }
         let rest = &text[i..];
         let lower_starts = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p);
         let (skip, confidence) = if lower_starts(b"https://") {
@@ -152,6 +157,7 @@ const BIRTH_WORDS: &[&str] = &["born", "birth", "dob", "d.o.b", "birthday"];
 const SSN_WORDS: &[&str] = &["ssn", "social security", "social-security"];
 
 /// Digit runs: card numbers, phone numbers, SSNs, IPv4 addresses, dates of birth.
+#[inline(never)]
 fn numbers(text: &[u8], out: &mut Vec<Finding>) {
     let sep = |b: u8| b" -./()".contains(&b);
     let mut i = 0;
@@ -188,9 +194,22 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
             i = end;
         }
         let token = &text[start..end];
-        let digits: Vec<u8> = token.iter().copied().filter(u8::is_ascii_digit).collect();
-        let seps: Vec<u8> = token.iter().copied().filter(|b| !b.is_ascii_digit()).collect();
-        let n = digits.len();
+        if token.len() > 40 {
+            continue; // longer than any number charter recognises
+        }
+        let mut digit_buf = [0u8; 40];
+        let mut sep_buf = [0u8; 40];
+        let (mut n, mut m) = (0, 0);
+        for &b in token {
+            if b.is_ascii_digit() {
+                digit_buf[n] = b;
+                n += 1;
+            } else {
+                sep_buf[m] = b;
+                m += 1;
+            }
+        }
+        let (digits, seps) = (&digit_buf[..n], &sep_buf[..m]);
         let prefixed_v = start > 0 && (text[start - 1] == b'v' || text[start - 1] == b'V');
         if seps.iter().all(|b| *b == b'.') && ipv4(token) && !prefixed_v {
             let c = if context_before(text, start, 24, &["ip", "address", "host", "from"]) { 0.95 } else { 0.85 };
@@ -205,27 +224,23 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
         }
         if n == 9
             && (token.len() == 11 && token[3] == token[6] && (token[3] == b'-' || token[3] == b' '))
-            && ssn_valid(&digits)
+            && ssn_valid(digits)
         {
             let c = if context_before(text, start, 30, SSN_WORDS) { 0.95 } else { 0.8 };
             out.push(Finding { kind: EntityType::UsSsn, start, end, confidence: c });
             continue;
         }
-        if n == 9 && token.len() == 9 && ssn_valid(&digits) && context_before(text, start, 30, SSN_WORDS) {
+        if n == 9 && token.len() == 9 && ssn_valid(digits) && context_before(text, start, 30, SSN_WORDS) {
             out.push(Finding { kind: EntityType::UsSsn, start, end, confidence: 0.7 });
             continue;
         }
         let card_seps = seps.iter().all(|b| *b == b' ' || *b == b'-');
-        if (13..=19).contains(&n)
-            && card_seps
-            && token[0] != b'+'
-            && (b'2'..=b'6').contains(&digits[0])
-            && luhn(&digits)
+        if (13..=19).contains(&n) && card_seps && token[0] != b'+' && (b'2'..=b'6').contains(&digits[0]) && luhn(digits)
         {
             out.push(Finding { kind: EntityType::CreditCard, start, end, confidence: 0.95 });
             continue;
         }
-        let phone_context = context_before(text, start, 30, PHONE_WORDS);
+        let phone_context = || context_before(text, start, 30, PHONE_WORDS);
         if token[0] == b'+' && (8..=15).contains(&n) && !seps.contains(&b'/') {
             out.push(Finding { kind: EntityType::PhoneNumber, start, end, confidence: 0.9 });
         } else if (10..=11).contains(&n)
@@ -244,15 +259,16 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
                     kind: EntityType::PhoneNumber,
                     start,
                     end,
-                    confidence: if phone_context { 0.9 } else { 0.7 },
+                    confidence: if phone_context() { 0.9 } else { 0.7 },
                 });
             }
-        } else if (10..=11).contains(&n) && seps.is_empty() && phone_context {
+        } else if (10..=11).contains(&n) && seps.is_empty() && phone_context() {
             out.push(Finding { kind: EntityType::PhoneNumber, start, end, confidence: 0.6 });
         }
     }
 }
 
+#[inline(never)]
 fn iban(text: &[u8], out: &mut Vec<Finding>) {
     let mut i = 0;
     while i + 4 <= text.len() {
@@ -297,34 +313,38 @@ fn mod97(chars: &[u8]) -> bool {
     rem == 1
 }
 
+#[inline(never)]
 fn ipv6(text: &[u8], out: &mut Vec<Finding>) {
     let part = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
-    let mut i = 0;
-    while i < text.len() {
-        if !part(text[i]) || word_before(text, i) {
-            i += 1;
+    let mut next = 0;
+    // Every IPv6 address has colons: expand around each one not already covered.
+    for (c, _) in text.iter().enumerate().filter(|(_, b)| **b == b':') {
+        if c < next {
             continue;
         }
-        let mut r = i;
+        let mut i = c;
+        while i > 0 && part(text[i - 1]) {
+            i -= 1;
+        }
+        let mut r = c;
         while r < text.len() && part(text[r]) {
             r += 1;
         }
+        next = r;
+        if word_before(text, i) || word_after(text, r) {
+            continue;
+        }
         let token = &text[i..r];
-        let colons = token.iter().filter(|b| **b == b':').count();
-        if colons >= 2 && !word_after(text, r) {
-            let trimmed = token.strip_suffix(b".").unwrap_or(token);
-            if let Ok(s) = std::str::from_utf8(trimmed) {
-                if s.parse::<std::net::Ipv6Addr>().is_ok() && (colons >= 3 || s.contains("::")) {
-                    out.push(Finding {
-                        kind: EntityType::IpAddress,
-                        start: i,
-                        end: i + trimmed.len(),
-                        confidence: 0.85,
-                    });
-                }
+        if token.iter().filter(|b| **b == b':').count() < 2 {
+            continue;
+        }
+        let trimmed = token.strip_suffix(b".").unwrap_or(token);
+        if let Ok(s) = std::str::from_utf8(trimmed) {
+            let colons = s.matches(':').count();
+            if s.parse::<std::net::Ipv6Addr>().is_ok() && (colons >= 3 || s.contains("::")) {
+                out.push(Finding { kind: EntityType::IpAddress, start: i, end: i + trimmed.len(), confidence: 0.85 });
             }
         }
-        i = r.max(i + 1);
     }
 }
 
@@ -363,6 +383,7 @@ const SECRET_PREFIXES: &[(&str, usize)] = &[
 ];
 const SECRET_WORDS: &[&str] = &["key", "secret", "token", "password", "passwd", "pwd", "credential", "auth"];
 
+#[inline(never)]
 fn secrets(text: &[u8], out: &mut Vec<Finding>) {
     let tok = |b: u8| is_alnum(b) || b"_-+/".contains(&b);
     let mut i = 0;
@@ -416,7 +437,16 @@ fn secrets(text: &[u8], out: &mut Vec<Finding>) {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let (first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(p) = hay[from..].iter().position(|b| b == first) {
+        let at = from + p;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Every finding in `text`, ordered by position; where two overlap, the more
@@ -429,19 +459,23 @@ pub fn scan(text: &[u8]) -> Vec<Finding> {
     iban(text, &mut all);
     ipv6(text, &mut all);
     secrets(text, &mut all);
-    all.sort_by(|a, b| {
-        b.confidence
-            .total_cmp(&a.confidence)
-            .then((b.end - b.start).cmp(&(a.end - a.start)))
-            .then(a.start.cmp(&b.start))
-    });
+    // One sweep in position order: of two overlapping findings, the more certain
+    // (then the longer) stays.
+    all.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+    let better = |a: &Finding, b: &Finding| {
+        a.confidence.total_cmp(&b.confidence).then((a.end - a.start).cmp(&(b.end - b.start))).is_gt()
+    };
     let mut kept: Vec<Finding> = Vec::with_capacity(all.len());
     for f in all {
-        if !kept.iter().any(|k| f.start < k.end && k.start < f.end) {
-            kept.push(f);
+        match kept.last_mut() {
+            Some(last) if f.start < last.end => {
+                if better(&f, last) {
+                    *last = f;
+                }
+            }
+            _ => kept.push(f),
         }
     }
-    kept.sort_by_key(|f| f.start);
     kept
 }
 
