@@ -19,8 +19,15 @@ fn word_after(text: &[u8], at: usize) -> bool {
 
 /// Whether one of `words` occurs (case-insensitively) in the `window` bytes before `at`.
 fn context_before(text: &[u8], at: usize, window: usize, words: &[&str]) -> bool {
-    let hay = &text[at.saturating_sub(window)..at];
-    words.iter().any(|w| hay.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w.as_bytes())))
+    let src = &text[at.saturating_sub(window.min(64))..at];
+    let mut buf = [0u8; 64];
+    let hay = &mut buf[..src.len()];
+    hay.copy_from_slice(src);
+    hay.make_ascii_lowercase();
+    words.iter().any(|w| {
+        let w = w.as_bytes();
+        hay.windows(w.len()).any(|x| x[0] == w[0] && x == w)
+    })
 }
 
 #[inline(never)]
@@ -29,7 +36,7 @@ fn email(text: &[u8], out: &mut Vec<Finding>) {
     // scan stops only at ASCII, so spans always fall on character boundaries.
     let local = |b: u8| is_alnum(b) || b"._%+-".contains(&b) || b >= 0x80;
     let domain = |b: u8| is_alnum(b) || b == b'.' || b == b'-';
-    for (i, _) in text.iter().enumerate().filter(|(_, b)| **b == b'@') {
+    for i in memchr::memchr_iter(b'@', text) {
         let mut l = i;
         while l > 0 && local(text[l - 1]) {
             l -= 1;
@@ -60,26 +67,22 @@ fn email(text: &[u8], out: &mut Vec<Finding>) {
 #[inline(never)]
 fn url(text: &[u8], out: &mut Vec<Finding>) {
     let stop = |b: u8| b.is_ascii_whitespace() || b"\"'<>()[]{}|\\^`".contains(&b) || !b.is_ascii();
-    let mut i = 0;
-    while i < text.len() {
-        if !matches!(text[i], b'h' | b'H' | b'w' | b'W') {
-            i += 1;
-            continue;
+    let mut anchors: Vec<(usize, usize, f32)> = Vec::new();
+    for p in memchr::memmem::find_iter(text, b"://") {
+        for (scheme, skip) in [(&b"https"[..], 8), (&b"http"[..], 7)] {
+            if p >= scheme.len() && text[p - scheme.len()..p].eq_ignore_ascii_case(scheme) {
+                anchors.push((p - scheme.len(), skip, 0.9));
+                break;
+            }
         }
-        let rest = &text[i..];
-        let lower_starts = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p);
-        let (skip, confidence) = if lower_starts(b"https://") {
-            (8, 0.9)
-        } else if lower_starts(b"http://") {
-            (7, 0.9)
-        } else if lower_starts(b"www.") {
-            (4, 0.7)
-        } else {
-            i += 1;
-            continue;
-        };
-        if word_before(text, i) {
-            i += 1;
+    }
+    for p in memchr::memmem::find_iter(text, b"www.").chain(memchr::memmem::find_iter(text, b"WWW.")) {
+        anchors.push((p, 4, 0.7));
+    }
+    anchors.sort_unstable_by_key(|a| a.0);
+    let mut covered = 0;
+    for (i, skip, confidence) in anchors {
+        if i < covered || word_before(text, i) {
             continue;
         }
         let mut r = i + skip;
@@ -93,8 +96,8 @@ fn url(text: &[u8], out: &mut Vec<Finding>) {
         let host = &text[i + skip..host_end];
         if host.contains(&b'.') && host.iter().all(|b| is_alnum(*b) || b"-.".contains(b)) && !host.ends_with(b".") {
             out.push(Finding { kind: EntityType::Url, start: i, end: r, confidence });
+            covered = r;
         }
-        i = r.max(i + 1);
     }
 }
 
@@ -126,19 +129,29 @@ fn ipv4(token: &[u8]) -> bool {
 }
 
 fn date_like(token: &[u8]) -> bool {
-    let s = match std::str::from_utf8(token) {
-        Ok(s) => s,
-        Err(_) => return false,
-    };
-    let parts: Vec<&str> = s.split(['-', '/', '.']).collect();
-    if parts.len() != 3 || !parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    // Three runs of digits split by one kind of separator, one of them a plausible year.
+    let mut parts = [(0usize, 0u32); 3]; // (length, value)
+    let mut k = 0;
+    let mut sep = None;
+    for &b in token {
+        if b.is_ascii_digit() {
+            let (len, val) = &mut parts[k];
+            *len += 1;
+            *val = val.saturating_mul(10).saturating_add(u32::from(b - b'0'));
+        } else if matches!(b, b'-' | b'/' | b'.') && sep.is_none_or(|s| s == b) && k < 2 && parts[k].0 > 0 {
+            sep = Some(b);
+            k += 1;
+        } else {
+            return false;
+        }
+    }
+    if k != 2 || parts[2].0 == 0 {
         return false;
     }
-    let n: Vec<u32> = parts.iter().filter_map(|p| p.parse().ok()).collect();
-    let (y, a, b) = if parts[0].len() == 4 {
-        (n[0], n[1], n[2])
-    } else if parts[2].len() == 4 {
-        (n[2], n[0], n[1])
+    let (y, a, b) = if parts[0].0 == 4 {
+        (parts[0].1, parts[1].1, parts[2].1)
+    } else if parts[2].0 == 4 {
+        (parts[2].1, parts[0].1, parts[1].1)
     } else {
         return false;
     };
@@ -272,6 +285,10 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
 fn iban(text: &[u8], out: &mut Vec<Finding>) {
     let mut i = 0;
     while i + 4 <= text.len() {
+        if !text[i].is_ascii_uppercase() {
+            i += 1;
+            continue;
+        }
         let t = &text[i..];
         let anchor =
             t[0].is_ascii_uppercase() && t[1].is_ascii_uppercase() && t[2].is_ascii_digit() && t[3].is_ascii_digit();
@@ -318,7 +335,7 @@ fn ipv6(text: &[u8], out: &mut Vec<Finding>) {
     let part = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
     let mut next = 0;
     // Every IPv6 address has colons: expand around each one not already covered.
-    for (c, _) in text.iter().enumerate().filter(|(_, b)| **b == b':') {
+    for c in memchr::memchr_iter(b':', text) {
         if c < next {
             continue;
         }
@@ -385,14 +402,14 @@ const SECRET_WORDS: &[&str] = &["key", "secret", "token", "password", "passwd", 
 
 #[inline(never)]
 fn secrets(text: &[u8], out: &mut Vec<Finding>) {
-    let tok = |b: u8| is_alnum(b) || b"_-+/".contains(&b);
+    let tok = |b: u8| TOKEN_BYTE[usize::from(b)];
     let mut i = 0;
     while i < text.len() {
-        if !tok(text[i]) || (i > 0 && tok(text[i - 1])) {
+        if !tok(text[i]) {
             i += 1;
             continue;
         }
-        let mut r = i;
+        let mut r = i + 1;
         while r < text.len() && tok(text[r]) {
             r += 1;
         }
@@ -437,17 +454,20 @@ fn secrets(text: &[u8], out: &mut Vec<Finding>) {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (first, rest) = needle.split_first()?;
-    let mut from = 0;
-    while let Some(p) = hay[from..].iter().position(|b| b == first) {
-        let at = from + p;
-        if hay[at + 1..].starts_with(rest) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
+    memchr::memmem::find(hay, needle)
 }
+
+/// Bytes that can belong to a secret token.
+const TOKEN_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'+' || c == b'/';
+        b += 1;
+    }
+    t
+};
 
 /// Every finding in `text`, ordered by position; where two overlap, the more
 /// certain (then the longer) is kept.
