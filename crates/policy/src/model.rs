@@ -323,6 +323,21 @@ pub struct Field {
     /// Accepted content types, for files.
     #[serde(default)]
     pub content_types: Vec<String>,
+    /// For files: scan uploads for personal data, and what to do with what is found.
+    #[serde(default)]
+    pub scan: Option<ScanAction>,
+}
+
+/// What an upload scan does with the personal data it finds (P07, P08).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanAction {
+    /// Refuse the upload; nothing is stored.
+    Reject,
+    /// Store it anonymised: each finding replaced by its type's tag.
+    Anonymise,
+    /// Store it as sent and record the findings (types and counts) in the audit chain.
+    Record,
 }
 
 /// A place where personal data enters (P01–P08).

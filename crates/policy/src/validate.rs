@@ -256,6 +256,13 @@ fn collection_points(p: &Policy, rep: &mut Reporter<'_>) {
                     "state the largest upload accepted, e.g. `max_bytes = 10485760`",
                 );
             }
+            if field.kind != FieldType::File && field.scan.is_some() {
+                rep.at(
+                    &fpath.key("scan"),
+                    format!("{fowner} is not a file but asks for an upload scan"),
+                    "remove `scan`, or make the field `type = \"file\"`",
+                );
+            }
             if field.kind != FieldType::File && !field.content_types.is_empty() {
                 rep.at(
                     &fpath.key("content_types"),

@@ -240,6 +240,13 @@ const CASES: &[Case] = &[
         at: "avatar]",
         says: "has no `max_bytes`",
     },
+    Case {
+        what: "upload scan on a field that is not a file",
+        from: "max_bytes = 254",
+        to: "max_bytes = 254\nscan = \"reject\"",
+        at: "\"reject\"",
+        says: "is not a file but asks for an upload scan",
+    },
 ];
 
 fn errors_for(text: &str) -> Vec<Diagnostic> {

@@ -76,6 +76,65 @@ pub fn anonymise_reader<R: Read, W: std::io::Write>(
     output.flush()
 }
 
+/// Scans a stream fed in pieces (an upload), with the same windows as
+/// [`scan_reader`], counting findings by type and, when anonymising, handing back
+/// the bytes with each finding replaced. Memory is bounded by one window.
+pub struct StreamScanner {
+    buf: Vec<u8>,
+    anonymiser: Option<crate::anonymise::Anonymiser>,
+    counts: std::collections::BTreeMap<crate::EntityType, u64>,
+}
+
+impl StreamScanner {
+    /// A scanner that only counts (`None`) or also anonymises.
+    pub fn new(anonymiser: Option<crate::anonymise::Anonymiser>) -> Self {
+        Self { buf: Vec::with_capacity(WINDOW + OVERLAP), anonymiser, counts: std::collections::BTreeMap::new() }
+    }
+
+    /// Feeds bytes; returns those that are final (anonymised when anonymising).
+    pub fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        while self.buf.len() >= WINDOW + OVERLAP {
+            out.extend(self.process(self.buf.len() - OVERLAP));
+        }
+        out
+    }
+
+    /// Ends the stream; returns the last bytes and the findings counted by type.
+    pub fn finish(mut self) -> (Vec<u8>, std::collections::BTreeMap<crate::EntityType, u64>) {
+        let out = self.process(self.buf.len());
+        (out, self.counts)
+    }
+
+    /// Findings counted so far.
+    pub fn counts(&self) -> &std::collections::BTreeMap<crate::EntityType, u64> {
+        &self.counts
+    }
+
+    /// Emits everything before `limit` (or further, when a finding crosses it) and keeps the rest.
+    fn process(&mut self, limit: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(limit);
+        let mut cursor = 0;
+        for f in crate::scan(&self.buf) {
+            if f.start >= limit || f.start < cursor {
+                continue;
+            }
+            *self.counts.entry(f.kind).or_default() += 1;
+            out.extend_from_slice(&self.buf[cursor..f.start]);
+            match &self.anonymiser {
+                Some(a) => out.extend(a.replacement(f.kind, &self.buf[f.start..f.end])),
+                None => out.extend_from_slice(&self.buf[f.start..f.end]),
+            }
+            cursor = f.end;
+        }
+        let upto = cursor.max(limit);
+        out.extend_from_slice(&self.buf[cursor..upto]);
+        self.buf.drain(..upto);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +150,31 @@ mod tests {
         assert_eq!(n, text.len() as u64);
         let values: Vec<&[u8]> = found.iter().map(|f| &text[f.start..f.end]).collect();
         assert_eq!(values, vec![&b"ada@example.com"[..], &b"bob@example.org"[..]]);
+    }
+
+    #[test]
+    fn piecewise_scanning_matches_whole_scanning() {
+        let mut text = Vec::new();
+        for i in 0..40_000 {
+            text.extend_from_slice(format!("line {i} mail p{i}@x.example card 4111 1111 1111 1111 end\n").as_bytes());
+        }
+        let a = crate::anonymise::Anonymiser::new(b"k");
+        let mut s = StreamScanner::new(Some(a.clone()));
+        let mut out = Vec::new();
+        for piece in text.chunks(7919) {
+            out.extend(s.push(piece));
+        }
+        let (rest, counts) = s.finish();
+        out.extend(rest);
+        assert_eq!(counts.get(&crate::EntityType::EmailAddress), Some(&40_000));
+        assert_eq!(counts.get(&crate::EntityType::CreditCard), Some(&40_000));
+        assert_eq!(out, a.apply(&text, &crate::scan(&text)), "the same as anonymising the whole text at once");
+        let mut plain = StreamScanner::new(None);
+        let mut same = Vec::new();
+        for piece in text.chunks(65_536) {
+            same.extend(plain.push(piece));
+        }
+        same.extend(plain.finish().0);
+        assert_eq!(same, text, "counting only passes the bytes through");
     }
 }

@@ -13,7 +13,9 @@ use axum::Router;
 use bytes::{Bytes, BytesMut};
 use charter_core::access::{self, FieldRef, SubjectState};
 use charter_core::audit::AuditEvent;
-use charter_policy::model::FieldType;
+use charter_policy::model::{FieldType, ScanAction};
+use charter_scan::stream::StreamScanner;
+use charter_scan::EntityType;
 use charter_store::vault::ObjectRecord;
 use charter_vault::stream::{StreamOpener, StreamSealer, CHUNK, HEADER, SEALED_CHUNK};
 use futures_util::StreamExt as _;
@@ -123,12 +125,17 @@ async fn upload(
     let object_id = uuid::Uuid::new_v4().to_string();
     let location = format!("subjects/{}/{object_id}", subject.id);
     let path = ObjectPath::from(location.as_str());
-    let (mut sealer, header_bytes) = StreamSealer::new(&data_key, &subject.id, &object_id);
+    let (sealer, header_bytes) = StreamSealer::new(&data_key, &subject.id, &object_id);
     let upload = state.objects.put_multipart(&path).await.map_err(internal)?;
-    let mut writer = WriteMultipart::new(upload);
-    writer.write(&header_bytes);
-    let mut buf = BytesMut::with_capacity(CHUNK);
+    let mut sink = Sink { writer: WriteMultipart::new(upload), sealer, buf: BytesMut::with_capacity(CHUNK), stored: 0 };
+    sink.writer.write(&header_bytes);
+    // A point that scans its uploads sees every byte before it is sealed.
+    let mut scanner = decl.scan.map(|action| {
+        let anonymiser = (action == ScanAction::Anonymise).then(|| charter_scan::anonymise::Anonymiser::new(b""));
+        (action, StreamScanner::new(anonymiser))
+    });
     let mut size: u64 = 0;
+    let mut scanner_counts = None;
     let mut stream = body.into_data_stream();
     let outcome: Result<(), ApiError> = async {
         while let Some(piece) = stream.next().await {
@@ -138,33 +145,36 @@ async fn upload(
             if size > max {
                 return Err(ApiError::TooLarge(format!("field `{field}` accepts at most {max} bytes")));
             }
-            let mut rest = &piece[..];
-            while !rest.is_empty() {
-                if buf.len() == CHUNK {
-                    // More data follows, so the full chunk is not the last.
-                    writer.write(&sealer.seal(&buf, false));
-                    buf.clear();
-                    // Back-pressure: at most two parts in flight, so memory stays bounded.
-                    writer.wait_for_capacity(2).await.map_err(internal)?;
+            match scanner.as_mut() {
+                Some((action, s)) => {
+                    let out = s.push(&piece);
+                    refuse_if_found(*action, s.counts(), &field)?;
+                    sink.feed(&out).await?;
                 }
-                let take = (CHUNK - buf.len()).min(rest.len());
-                buf.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
+                None => sink.feed(&piece).await?,
             }
+        }
+        if let Some((action, s)) = scanner.take() {
+            let (rest, counts) = s.finish();
+            refuse_if_found(action, &counts, &field)?;
+            sink.feed(&rest).await?;
+            scanner_counts = Some((action, counts));
         }
         Ok(())
     }
     .await;
     if let Err(e) = outcome {
-        writer.abort().await.map_err(internal)?;
+        sink.writer.abort().await.map_err(internal)?;
+        if let ApiError::Unprocessable("personal_data_found", _, details) = &e {
+            let mut event = AuditEvent::new(&key.name, "data.collect", "refused").with_detail(
+                &json!({ "point": point, "fields": [field], "scan": { "action": "reject", "findings": details } }),
+            );
+            event.subject = Some(subject.id.clone());
+            state.audit.append(event).await.map_err(internal)?;
+        }
         return Err(e);
     }
-    if buf.len() == CHUNK {
-        writer.write(&sealer.seal(&buf, false));
-        buf.clear();
-    }
-    writer.write(&sealer.seal(&buf, true));
-    writer.finish().await.map_err(internal)?;
+    let stored = sink.finish().await?;
     let record = ObjectRecord {
         id: object_id.clone(),
         subject_id: subject.id.clone(),
@@ -172,7 +182,7 @@ async fn upload(
         field: field.clone(),
         category: decl.category.clone(),
         content_type: content_type.clone(),
-        size: i64::try_from(size).unwrap_or(i64::MAX),
+        size: i64::try_from(stored).unwrap_or(i64::MAX),
         location,
         collected_at_us: charter_store::now_us(),
     };
@@ -180,12 +190,85 @@ async fn upload(
         let _ = state.objects.delete(&path).await;
         return Err(internal(e));
     }
+    let scan = scanner_counts.map(|(action, counts)| {
+        let findings: serde_json::Map<String, Value> =
+            counts.iter().map(|(k, n)| (k.name().to_owned(), json!(n))).collect();
+        json!({ "action": action_name(action), "findings": findings })
+    });
     let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&json!({
-        "point": point, "fields": [field], "object": object_id, "size": size, "content_type": content_type
+        "point": point, "fields": [field], "object": object_id, "size": stored, "content_type": content_type, "scan": scan
     }));
     event.subject = Some(subject.id.clone());
     state.audit.append(event).await.map_err(internal)?;
-    Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject.id, "object_id": object_id, "size": size }))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "subject_id": subject.id, "object_id": object_id, "size": stored, "received": size })),
+    ))
+}
+
+fn action_name(a: ScanAction) -> &'static str {
+    match a {
+        ScanAction::Reject => "reject",
+        ScanAction::Anonymise => "anonymise",
+        ScanAction::Record => "record",
+    }
+}
+
+/// For a rejecting point, any finding refuses the upload, naming types and counts, never values.
+fn refuse_if_found(
+    action: ScanAction,
+    counts: &std::collections::BTreeMap<EntityType, u64>,
+    field: &str,
+) -> Result<(), ApiError> {
+    if action != ScanAction::Reject || counts.is_empty() {
+        return Ok(());
+    }
+    let found: serde_json::Map<String, Value> = counts.iter().map(|(k, n)| (k.name().to_owned(), json!(n))).collect();
+    Err(ApiError::Unprocessable(
+        "personal_data_found",
+        format!(
+            "the upload for `{field}` contains personal data, which this point does not accept; nothing was stored"
+        ),
+        Value::Object(found),
+    ))
+}
+
+/// Seals bytes into 64 KiB chunks and writes them to object storage with back-pressure.
+struct Sink {
+    writer: WriteMultipart,
+    sealer: StreamSealer,
+    buf: BytesMut,
+    stored: u64,
+}
+
+impl Sink {
+    async fn feed(&mut self, mut rest: &[u8]) -> Result<(), ApiError> {
+        self.stored += rest.len() as u64;
+        while !rest.is_empty() {
+            if self.buf.len() == CHUNK {
+                // More data follows, so the full chunk is not the last.
+                self.writer.write(&self.sealer.seal(&self.buf, false));
+                self.buf.clear();
+                // Back-pressure: at most two parts in flight, so memory stays bounded.
+                self.writer.wait_for_capacity(2).await.map_err(internal)?;
+            }
+            let take = (CHUNK - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
+        Ok(())
+    }
+
+    /// Seals the last chunk and completes the object; returns the plaintext bytes stored.
+    async fn finish(mut self) -> Result<u64, ApiError> {
+        if self.buf.len() == CHUNK {
+            self.writer.write(&self.sealer.seal(&self.buf, false));
+            self.buf.clear();
+        }
+        self.writer.write(&self.sealer.seal(&self.buf, true));
+        self.writer.finish().await.map_err(internal)?;
+        Ok(self.stored)
+    }
 }
 
 #[derive(Deserialize)]

@@ -24,8 +24,13 @@ pub struct Resp {
 
 impl TestApp {
     pub async fn spawn(db: &TestDb) -> Self {
+        Self::spawn_with_policy(db, charter_policy::TENSOROPERA).await
+    }
+
+    /// Spawns the application with the policy in `policy_text`.
+    pub async fn spawn_with_policy(db: &TestDb, policy_text: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let policy = charter_policy::load(charter_policy::TENSOROPERA_NAME, charter_policy::TENSOROPERA).unwrap();
+        let policy = charter_policy::load("test-policy.toml", policy_text).unwrap();
         let app = Application::build(Settings {
             listen: "127.0.0.1:0".into(),
             data_dir: dir.path().join("data"),
