@@ -223,7 +223,10 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
             }
         }
         let (digits, seps) = (&digit_buf[..n], &sep_buf[..m]);
-        let prefixed_v = start > 0 && (text[start - 1] == b'v' || text[start - 1] == b'V');
+        let prefixed_v = (start > 0 && (text[start - 1] == b'v' || text[start - 1] == b'V'))
+            || context_before(text, start, 12, &["version", "release", "build", "ver."]);
+        // Numbers introduced as references are not card numbers, whatever their checksum says.
+        let reference = context_before(text, start, 16, &["order", "invoice", "reference", "ref.", "ref:", "tracking"]);
         if seps.iter().all(|b| *b == b'.') && ipv4(token) && !prefixed_v {
             let c = if context_before(text, start, 24, &["ip", "address", "host", "from"]) { 0.95 } else { 0.85 };
             out.push(Finding { kind: EntityType::IpAddress, start, end, confidence: c });
@@ -248,7 +251,12 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
             continue;
         }
         let card_seps = seps.iter().all(|b| *b == b' ' || *b == b'-');
-        if (13..=19).contains(&n) && card_seps && token[0] != b'+' && (b'2'..=b'6').contains(&digits[0]) && luhn(digits)
+        if (13..=19).contains(&n)
+            && card_seps
+            && token[0] != b'+'
+            && (b'2'..=b'6').contains(&digits[0])
+            && luhn(digits)
+            && !reference
         {
             out.push(Finding { kind: EntityType::CreditCard, start, end, confidence: 0.95 });
             continue;
@@ -539,6 +547,7 @@ mod tests {
         only("5500-0000-0000-0004", CreditCard, "5500-0000-0000-0004");
         nothing("order 4111 1111 1111 1112 shipped");
         nothing("order number 1234567890123456");
+        nothing("Order 4111111111111111 shipped.");
     }
 
     #[test]
@@ -553,6 +562,7 @@ mod tests {
         only("from 192.168.1.20 at", IpAddress, "192.168.1.20");
         only("host 2001:db8::8a2e:370:7334 up", IpAddress, "2001:db8::8a2e:370:7334");
         nothing("version v1.2.3.4 and 1.2.3.4.5 and 300.1.1.1 and 12:30:45");
+        nothing("Upgraded to version 3.0.17.5 today");
     }
 
     #[test]
