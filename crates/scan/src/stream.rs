@@ -45,37 +45,6 @@ pub fn scan_reader<R: Read>(mut input: R, mut on_finding: impl FnMut(Finding)) -
     }
 }
 
-/// Copies `input` to `output`, replacing each finding (sorted, non-overlapping,
-/// offsets into the input) with the anonymiser's replacement; memory stays bounded.
-pub fn anonymise_reader<R: Read, W: std::io::Write>(
-    mut input: R,
-    findings: &[Finding],
-    anonymiser: &crate::anonymise::Anonymiser,
-    mut output: W,
-) -> std::io::Result<()> {
-    let mut pos: usize = 0;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut copy = |input: &mut R, output: &mut W, mut n: usize, pos: &mut usize| -> std::io::Result<()> {
-        while n > 0 {
-            let want = n.min(buf.len());
-            input.read_exact(&mut buf[..want])?;
-            output.write_all(&buf[..want])?;
-            n -= want;
-            *pos += want;
-        }
-        Ok(())
-    };
-    for f in findings {
-        copy(&mut input, &mut output, f.start - pos, &mut pos)?;
-        let mut value = vec![0u8; f.end - f.start];
-        input.read_exact(&mut value)?;
-        pos = f.end;
-        output.write_all(&anonymiser.replacement(f.kind, &value))?;
-    }
-    std::io::copy(&mut input, &mut output)?;
-    output.flush()
-}
-
 /// Scans a stream fed in pieces (an upload), with the same windows as
 /// [`scan_reader`], counting findings by type and, when anonymising, handing back
 /// the bytes with each finding replaced. Memory is bounded by one window.

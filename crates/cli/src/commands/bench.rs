@@ -213,6 +213,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     if want(BenchSet::Scan) {
         eprintln!("bench: PII scan");
         super::bench_vault::scan_rows(&mut rows);
+        super::bench_vault::scan_memory_rows(&mut rows)?;
     }
     if want(BenchSet::Vault) {
         eprintln!("bench: access decision");

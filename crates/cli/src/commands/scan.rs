@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use charter_scan::anonymise::Anonymiser;
-use charter_scan::stream::{anonymise_reader, scan_reader};
+use charter_scan::stream::{scan_reader, StreamScanner};
 use charter_scan::Finding;
 use serde_json::json;
 
@@ -52,6 +52,25 @@ impl<R: std::io::Read> std::io::Read for Progress<R> {
     }
 }
 
+/// Writes an anonymised copy of `path` to `target` in one streaming pass.
+fn anonymise_file(path: &Path, target: &Path, anonymiser: &Anonymiser) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let mut input = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut output = std::io::BufWriter::new(std::fs::File::create(target)?);
+    let mut scanner = StreamScanner::new(Some(anonymiser.clone()));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        output.write_all(&scanner.push(&buf[..n]))?;
+    }
+    output.write_all(&scanner.finish().0)?;
+    output.flush()?;
+    Ok(())
+}
+
 /// Scans every file; exit 1 when personal data was found.
 pub fn run(args: ScanArgs) -> Result<(), Failure> {
     let anonymiser = match &args.anonymise {
@@ -81,45 +100,56 @@ pub fn run(args: ScanArgs) -> Result<(), Failure> {
     }
     let tty = std::io::stderr().is_terminal();
     let mut any = false;
-    let mut sarif_results = Vec::new();
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut sarif_first = true;
+    if matches!(args.format, ScanFormat::Sarif) {
+        write!(
+            out,
+            "{{\"version\":\"2.1.0\",\"$schema\":\"https://json.schemastore.org/sarif-2.1.0.json\",\"runs\":[{{\"tool\":{{\"driver\":{{\"name\":\"charter-scan\",\"version\":\"{}\"}}}},\"results\":[",
+            env!("CARGO_PKG_VERSION")
+        )
+        .context("stdout")?;
+    }
     for path in &all {
         let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let reader = Progress {
+        let show = tty && total > 64 << 20;
+        let mut reader = Progress {
             inner: std::io::BufReader::new(file),
             read: 0,
             total,
-            shown: std::time::Instant::now(),
+            shown: if show {
+                std::time::Instant::now()
+            } else {
+                std::time::Instant::now() + std::time::Duration::from_secs(1 << 30)
+            },
             name: path.display().to_string(),
         };
-        let mut found: Vec<Finding> = Vec::new();
-        let show = tty && total > 64 << 20;
-        let mut reader = reader;
-        if !show {
-            reader.shown = std::time::Instant::now() + std::time::Duration::from_secs(1 << 30);
-        }
-        scan_reader(&mut reader, |f| found.push(f)).with_context(|| format!("cannot read {}", path.display()))?;
-        if show {
-            eprintln!();
-        }
-        any |= !found.is_empty();
         let name = path.display().to_string();
-        match args.format {
-            ScanFormat::Json => {
-                let findings: Vec<_> = found.iter().map(|f| json!({ "type": f.kind.name(), "start": f.start, "end": f.end, "confidence": (f64::from(f.confidence) * 100.0).round() / 100.0 })).collect();
-                writeln!(out, "{}", json!({ "path": name, "findings": findings })).context("stdout")?;
-            }
-            ScanFormat::Text => {
-                for f in &found {
+        let name_json = serde_json::to_string(&name).context("path")?;
+        // Findings are written as they are found: memory stays flat however many there are.
+        let mut count = 0u64;
+        let mut write_err = None;
+        if matches!(args.format, ScanFormat::Json) {
+            write!(out, "{{\"path\":{name_json},\"findings\":[").context("stdout")?;
+        }
+        scan_reader(&mut reader, |f: Finding| {
+            let r = match args.format {
+                ScanFormat::Json => write!(
+                    out,
+                    "{}{{\"type\":\"{}\",\"start\":{},\"end\":{},\"confidence\":{:.2}}}",
+                    if count == 0 { "" } else { "," },
+                    f.kind.name(),
+                    f.start,
+                    f.end,
+                    f.confidence
+                ),
+                ScanFormat::Text => {
                     writeln!(out, "{name}:{}-{}: {} ({:.2})", f.start, f.end, f.kind.name(), f.confidence)
-                        .context("stdout")?;
                 }
-            }
-            ScanFormat::Sarif => {
-                for f in &found {
-                    sarif_results.push(json!({
+                ScanFormat::Sarif => {
+                    let r = json!({
                         "ruleId": f.kind.name(),
                         "level": "warning",
                         "message": { "text": format!("{} found", f.kind.name()) },
@@ -127,34 +157,41 @@ pub fn run(args: ScanArgs) -> Result<(), Failure> {
                             "artifactLocation": { "uri": name },
                             "region": { "byteOffset": f.start, "byteLength": f.end - f.start }
                         }}]
-                    }));
+                    });
+                    let sep = if sarif_first { "" } else { "," };
+                    sarif_first = false;
+                    write!(out, "{sep}{r}")
                 }
+            };
+            if let Err(e) = r {
+                write_err.get_or_insert(e);
             }
+            count += 1;
+        })
+        .with_context(|| format!("cannot read {}", path.display()))?;
+        if let Some(e) = write_err {
+            return Err(Failure::Error(anyhow::Error::new(e).context("cannot write the findings")));
         }
+        if matches!(args.format, ScanFormat::Json) {
+            writeln!(out, "]}}").context("stdout")?;
+        }
+        if show {
+            eprintln!();
+        }
+        any |= count > 0;
         if let (Some(a), Some(dir)) = (&anonymiser, &args.out) {
             let rel = path.strip_prefix("/").unwrap_or(path);
             let target = dir.join(rel);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
             }
-            let input = std::io::BufReader::new(
-                std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-            );
-            let output = std::io::BufWriter::new(
-                std::fs::File::create(&target).with_context(|| format!("cannot write {}", target.display()))?,
-            );
-            anonymise_reader(input, &found, a, output)
-                .with_context(|| format!("cannot anonymise {}", path.display()))?;
+            anonymise_file(path, &target, a).with_context(|| format!("cannot anonymise {}", path.display()))?;
         }
     }
     if matches!(args.format, ScanFormat::Sarif) {
-        let doc = json!({
-            "version": "2.1.0",
-            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-            "runs": [{ "tool": { "driver": { "name": "charter-scan", "version": env!("CARGO_PKG_VERSION") } }, "results": sarif_results }]
-        });
-        writeln!(out, "{doc}").context("stdout")?;
+        writeln!(out, "]}}]}}").context("stdout")?;
     }
+    out.flush().context("stdout")?;
     if any {
         Err(Failure::Code(1))
     } else {
