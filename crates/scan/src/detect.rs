@@ -223,11 +223,14 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
             }
         }
         let (digits, seps) = (&digit_buf[..n], &sep_buf[..m]);
-        let prefixed_v = (start > 0 && (text[start - 1] == b'v' || text[start - 1] == b'V'))
-            || context_before(text, start, 12, &["version", "release", "build", "ver."]);
+        let prefixed_v = || {
+            (start > 0 && (text[start - 1] == b'v' || text[start - 1] == b'V'))
+                || context_before(text, start, 12, &["version", "release", "build", "ver."])
+        };
         // Numbers introduced as references are not card numbers, whatever their checksum says.
-        let reference = context_before(text, start, 16, &["order", "invoice", "reference", "ref.", "ref:", "tracking"]);
-        if seps.iter().all(|b| *b == b'.') && ipv4(token) && !prefixed_v {
+        let reference =
+            || context_before(text, start, 16, &["order", "invoice", "reference", "ref.", "ref:", "tracking"]);
+        if seps.iter().all(|b| *b == b'.') && ipv4(token) && !prefixed_v() {
             let c = if context_before(text, start, 24, &["ip", "address", "host", "from"]) { 0.95 } else { 0.85 };
             out.push(Finding { kind: EntityType::IpAddress, start, end, confidence: c });
             continue;
@@ -256,7 +259,7 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
             && token[0] != b'+'
             && (b'2'..=b'6').contains(&digits[0])
             && luhn(digits)
-            && !reference
+            && !reference()
         {
             out.push(Finding { kind: EntityType::CreditCard, start, end, confidence: 0.95 });
             continue;
