@@ -5,8 +5,6 @@
 //! Transactions here begin with a write, so SQLite takes its write lock at once
 //! instead of failing to upgrade a read lock under concurrency.
 
-use std::collections::{HashMap, HashSet};
-
 use charter_vault::WrappedKey;
 use sqlx::Row as _;
 
@@ -53,6 +51,19 @@ pub struct ReadView {
     pub consent: Option<bool>,
     /// Whether the subject objected to the purpose.
     pub objected: bool,
+}
+
+impl ReadView {
+    /// The subject's standing for the decision on `purpose`.
+    pub fn state(&self, purpose: &str) -> charter_core::access::SubjectState {
+        charter_core::access::SubjectState {
+            erased: self.subject.shredded_at_us.is_some(),
+            restricted: self.subject.restricted_at_us.is_some(),
+            consents: self.consent.map(|given| (purpose.to_owned(), given)).into_iter().collect(),
+            objections: self.objected.then(|| purpose.to_owned()).into_iter().collect(),
+            account_closed_at_us: self.subject.account_closed_at_us,
+        }
+    }
 }
 
 /// Everything one collection writes, in one transaction.
@@ -223,52 +234,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// The sealed fields of a subject.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn fields(&self, subject_id: &str) -> Result<Vec<StoredField>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT field, category, point, sealed, collected_at_us FROM field_values WHERE subject_id = $1 ORDER BY field",
-        )
-        .bind(subject_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredField {
-                    field: r.try_get(0)?,
-                    category: r.try_get(1)?,
-                    point: r.try_get(2)?,
-                    sealed: r.try_get(3)?,
-                    collected_at_us: r.try_get(4)?,
-                })
-            })
-            .collect()
-    }
-
-    /// The latest consent answer per purpose.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn consents(&self, subject_id: &str) -> Result<HashMap<String, bool>, sqlx::Error> {
-        let rows = sqlx::query("SELECT purpose, given FROM consents WHERE subject_id = $1 ORDER BY at_us")
-            .bind(subject_id)
-            .fetch_all(self.pool())
-            .await?;
-        let mut out = HashMap::new();
-        for r in rows {
-            out.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)? != 0);
-        }
-        Ok(out)
-    }
-
-    /// The purposes the subject objected to.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn objections(&self, subject_id: &str) -> Result<HashSet<String>, sqlx::Error> {
-        let rows = sqlx::query("SELECT purpose FROM objections WHERE subject_id = $1")
-            .bind(subject_id)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
     }
 
     /// Crypto-shreds a subject: destroys its wrapped data key, its blind indexes

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
-use charter_core::access::{self, Denial, FieldRef, SubjectState};
+use charter_core::access::{self, Denial, FieldRef};
 use charter_core::audit::AuditEvent;
 use charter_policy::model::FieldType;
 use charter_store::api_keys::ApiKey;
@@ -86,20 +86,35 @@ async fn read(
     Path(id): Path<String>,
     Query(q): Query<ReadQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let missing = || ApiError::Missing("unknown_subject", "no such subject".into());
-    let id = uuid::Uuid::parse_str(&id).map_err(|_| missing())?.to_string();
     let purpose = require_purpose(&state, q.purpose)?;
-    let view = state
-        .store
-        .subject_for_read(&id, &purpose)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(missing)?;
+    let view = read_view(&state, &id, &purpose).await?;
     read_subject(&state, &key, view, purpose, q.fields).await
 }
 
+/// A subject (by opaque id) with what a read for `purpose` needs; a malformed or unknown id is 404.
+pub(crate) async fn read_view(state: &AppState, id: &str, purpose: &str) -> Result<ReadView, ApiError> {
+    let missing = || ApiError::Missing("unknown_subject", "no such subject".into());
+    let id = uuid::Uuid::parse_str(id).map_err(|_| missing())?.to_string();
+    state.store.subject_for_read(&id, purpose).await.map_err(|e| ApiError::Internal(e.into()))?.ok_or_else(missing)
+}
+
+/// The subject an identifier (email, phone, external id) belongs to, found by its blind index.
+pub(crate) async fn subject_by_identifier(
+    state: &AppState,
+    kind: IdentifierKind,
+    value: &str,
+) -> Result<SubjectRecord, ApiError> {
+    let blind = state.keys.blind_indexer().index(kind, value);
+    state
+        .store
+        .subject_by_identifier(kind.as_str(), &blind)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(|| ApiError::Missing("unknown_subject", "no such subject".into()))
+}
+
 /// The read's purpose: present and in the policy.
-fn require_purpose(state: &AppState, purpose: Option<String>) -> Result<String, ApiError> {
+pub(crate) fn require_purpose(state: &AppState, purpose: Option<String>) -> Result<String, ApiError> {
     let purpose = purpose
         .ok_or_else(|| ApiError::BadRequest("missing_purpose", "name the purpose of this read: ?purpose=...".into()))?;
     if !state.policy.policy.purposes.contains_key(&purpose) {
@@ -125,20 +140,9 @@ async fn lookup(
 ) -> Result<axum::Json<Value>, ApiError> {
     let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, None);
     let Identifier::Raw(kind, value) = selector.identifier()? else { unreachable!("no id in a lookup") };
-    let blind = state.keys.blind_indexer().index(kind, &value);
-    let subject = state
-        .store
-        .subject_by_identifier(kind.as_str(), &blind)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(|| ApiError::Missing("unknown_subject", "no such subject".into()))?;
+    let subject = subject_by_identifier(&state, kind, &value).await?;
     let purpose = require_purpose(&state, q.purpose)?;
-    let view = state
-        .store
-        .subject_for_read(&subject.id, &purpose)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(|| ApiError::Missing("unknown_subject", "no such subject".into()))?;
+    let view = read_view(&state, &subject.id, &purpose).await?;
     read_subject(&state, &key, view, purpose, q.fields).await
 }
 
@@ -181,8 +185,7 @@ async fn read_subject(
 ) -> Result<axum::Json<Value>, ApiError> {
     let policy = &state.policy.policy;
     let p = &policy.purposes[&purpose];
-    let ReadView { subject, fields: stored, consent, objected } = view;
-    let subject = &subject;
+    let (subject, stored) = (&view.subject, &view.fields);
     if !key.purposes.contains(&purpose) {
         let denial = Denial::PurposeNotGrantedToKey.code();
         audit(state, vec![event(key, &subject.id, &purpose, "data.denied", denial, json!({}))]).await?;
@@ -196,13 +199,7 @@ async fn read_subject(
         Some(names) => stored.iter().filter(|f| names.contains(&f.field.as_str())).collect(),
         None => stored.iter().filter(|f| p.categories.contains(&f.category)).collect(),
     };
-    let subject_state = SubjectState {
-        erased: subject.shredded_at_us.is_some(),
-        restricted: subject.restricted_at_us.is_some(),
-        consents: consent.map(|given| (purpose.clone(), given)).into_iter().collect(),
-        objections: objected.then(|| purpose.clone()).into_iter().collect(),
-        account_closed_at_us: subject.account_closed_at_us,
-    };
+    let subject_state = view.state(&purpose);
     let now = charter_store::now_us();
     let mut denied = BTreeMap::new();
     if subject_state.erased {

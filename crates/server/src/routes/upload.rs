@@ -11,7 +11,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
-use charter_core::access::{self, FieldRef, SubjectState};
+use charter_core::access::{self, FieldRef};
 use charter_core::audit::AuditEvent;
 use charter_policy::model::{FieldType, ScanAction};
 use charter_scan::stream::StreamScanner;
@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::extract::{Caller, Query};
 use crate::routes::collect::{unwrap_key, Identifier};
-use crate::routes::subjects::{subject_from_id, SubjectSelector};
+use crate::routes::subjects::{read_view, require_purpose, subject_by_identifier, subject_from_id, SubjectSelector};
 use crate::state::AppState;
 
 /// Upload and download routes.
@@ -114,12 +114,7 @@ async fn upload(
     let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, q.id);
     let subject = match selector.identifier()? {
         Identifier::Id(id) => subject_from_id(&state, &id).await?,
-        Identifier::Raw(kind, value) => {
-            let blind = state.keys.blind_indexer().index(kind, &value);
-            state.store.subject_by_identifier(kind.as_str(), &blind).await.map_err(internal)?.ok_or_else(|| {
-                ApiError::Missing("unknown_subject", "no such subject: collect their details first".into())
-            })?
-        }
+        Identifier::Raw(kind, value) => subject_by_identifier(&state, kind, &value).await?,
     };
     let data_key = unwrap_key(&state, &subject)?;
     let object_id = uuid::Uuid::new_v4().to_string();
@@ -283,26 +278,16 @@ async fn download(
     Query(q): Query<DownloadQuery>,
 ) -> Result<Response, ApiError> {
     let policy = &state.policy.policy;
-    let subject = subject_from_id(&state, &id).await?;
-    let purpose = q
-        .purpose
-        .ok_or_else(|| ApiError::BadRequest("missing_purpose", "name the purpose of this read: ?purpose=...".into()))?;
-    if !policy.purposes.contains_key(&purpose) {
-        return Err(ApiError::BadRequest("unknown_purpose", format!("purpose `{purpose}` is not in the policy")));
-    }
+    let purpose = require_purpose(&state, q.purpose)?;
+    let view = read_view(&state, &id, &purpose).await?;
+    let subject = &view.subject;
     let record = state
         .store
         .object(&subject.id, &object)
         .await
         .map_err(internal)?
         .ok_or_else(|| ApiError::Missing("unknown_object", "no such object".into()))?;
-    let subject_state = SubjectState {
-        erased: subject.shredded_at_us.is_some(),
-        restricted: subject.restricted_at_us.is_some(),
-        consents: state.store.consents(&subject.id).await.map_err(internal)?,
-        objections: state.store.objections(&subject.id).await.map_err(internal)?,
-        account_closed_at_us: subject.account_closed_at_us,
-    };
+    let subject_state = view.state(&purpose);
     let r = FieldRef { name: &record.field, category: &record.category, collected_at_us: record.collected_at_us };
     let mut event = AuditEvent::new(&key.name, "data.read", "ok")
         .with_detail(&json!({ "object": record.id, "fields": [record.field] }));
@@ -315,7 +300,7 @@ async fn download(
         return Err(ApiError::Denied(json!({ record.field.clone(): d.code() })));
     }
     state.audit.append(event).await.map_err(internal)?;
-    let data_key = unwrap_key(&state, &subject)?;
+    let data_key = unwrap_key(&state, subject)?;
     let got = state.objects.get(&ObjectPath::from(record.location.as_str())).await.map_err(internal)?;
     let mut source = got.into_stream();
     let subject_id = subject.id.clone();
