@@ -1,7 +1,8 @@
 """Precision, recall and F1 per entity type for each system, against the labels.
 
 A finding is a true positive when a labelled span of the same type overlaps it;
-each label is matched at most once. Presidio reports dates as DATE_TIME, compared
+each label is matched at most once. A further finding of the same type inside an
+already matched label (an address found in two pieces, say) counts neither way. Presidio reports dates as DATE_TIME, compared
 here with DATE_OF_BIRTH.
 """
 
@@ -22,15 +23,12 @@ def score(labels, findings):
         gold[t].sort()
     for f in findings:
         t = ALIASES.get(f["type"], f["type"])
-        hit = None
-        for g in gold.get(t, []):
-            if g[0] < f["end"] and f["start"] < g[1] and not g[2]:
-                hit = g
-                break
+        overlapping = [g for g in gold.get(t, []) if g[0] < f["end"] and f["start"] < g[1]]
+        hit = next((g for g in overlapping if not g[2]), None)
         if hit:
             hit[2] = True
             by_type[t][0] += 1
-        else:
+        elif not overlapping:
             by_type[t][1] += 1
     for t, spans in gold.items():
         by_type[t][2] += sum(1 for g in spans if not g[2])

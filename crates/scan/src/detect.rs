@@ -490,6 +490,7 @@ pub fn scan(text: &[u8]) -> Vec<Finding> {
     iban(text, &mut all);
     ipv6(text, &mut all);
     secrets(text, &mut all);
+    crate::names::names_and_places(text, &mut all);
     // One sweep in position order: of two overlapping findings, the more certain
     // (then the longer) stays.
     all.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
@@ -585,7 +586,7 @@ mod tests {
 
     #[test]
     fn dates_of_birth_need_context() {
-        only("born on 1984-07-13 in Leeds", DateOfBirth, "1984-07-13");
+        assert_eq!(found("born on 1984-07-13 in Leeds"), vec![(DateOfBirth, "1984-07-13"), (Location, "Leeds")]);
         only("DOB: 13/07/1984", DateOfBirth, "13/07/1984");
         nothing("shipped on 2024-03-29, invoice dated 29/03/2024");
     }

@@ -32,6 +32,12 @@ pub enum EntityType {
     /// A secret or API key.
     #[serde(rename = "SECRET")]
     Secret,
+    /// A person's name.
+    #[serde(rename = "PERSON")]
+    Person,
+    /// A place: a street address, a city, a region or a country.
+    #[serde(rename = "LOCATION")]
+    Location,
 }
 
 impl EntityType {
@@ -47,6 +53,8 @@ impl EntityType {
             Self::Url => "URL",
             Self::DateOfBirth => "DATE_OF_BIRTH",
             Self::Secret => "SECRET",
+            Self::Person => "PERSON",
+            Self::Location => "LOCATION",
         }
     }
 
@@ -67,6 +75,8 @@ pub const ALL: &[EntityType] = &[
     EntityType::Url,
     EntityType::DateOfBirth,
     EntityType::Secret,
+    EntityType::Person,
+    EntityType::Location,
 ];
 
 /// One piece of personal data in a text: its type, its byte span, and how sure the matcher is.

@@ -8,12 +8,14 @@
 //! ## Layout
 //! - [`entity`]: entity types (named as Presidio names them) and findings.
 //! - [`detect`]: the recognisers and [`detect::scan`].
+//! - [`names`]: person names and locations, from shipped name and place lists plus context rules.
 //! - [`anonymise`]: per-type redaction, masking, tags, keyed hashes, consistent pseudonyms, generalisation.
 //! - [`stream`]: scanning any `Read` in chunks with bounded memory.
 
 pub mod anonymise;
 pub mod detect;
 pub mod entity;
+pub mod names;
 pub mod stream;
 
 pub use detect::scan;

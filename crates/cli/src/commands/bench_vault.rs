@@ -339,6 +339,8 @@ pub fn scan_rows(out: &mut Vec<Row>) {
         "The quick brown fox jumps over the lazy dog while the build id is 550e8400-e29b-41d4-a716-446655440000.\n",
         "Card 4111 1111 1111 1111 was charged; refund to GB82 WEST 1234 5698 7654 32 from 192.168.1.20.\n",
         "Meeting notes: the federated round finished in 42 minutes with 17 clients and no errors reported.\n",
+        "Dear Dr. Ada Lovelace, your parcel for 12 Baker Street, Springfield, IL 62704 left Jasonmouth today.\n",
+        "The Python SDK ships on Monday; Justin Wilkinson will demo it in San Francisco with the Support Team.\n",
     ];
     let mut corpus = Vec::with_capacity(256 << 20);
     while corpus.len() < 256 << 20 {
@@ -356,23 +358,25 @@ pub fn scan_rows(out: &mut Vec<Row>) {
     black_box((n, newlines));
     let mb = corpus.len() as f64 / 1e6;
     out.push(Row {
-        what: format!("PII scan, 256 MiB mixed text in 1 MiB windows, one core ({n} findings)"),
+        what: format!(
+            "PII scan, 256 MiB mixed text (names and places included) in 1 MiB windows, one core ({n} findings)"
+        ),
         value: format!("{:.0} MB/s", mb / scan.as_secs_f64()),
         baseline: format!("{:.0} MB/s (counting newlines over the same bytes)", mb / pass.as_secs_f64()),
         ratio: format!("{:.2}× of the 100 MB/s target", mb / scan.as_secs_f64() / 100.0),
     });
 }
 
-/// Peak memory of `charter scan` over a 1 GiB file, in a child process.
+/// Peak memory of `charter scan` over a 2 GiB file, in a child process.
 pub fn scan_memory_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
     use std::io::Write as _;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("big.txt");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        let line = b"Contact ada@example.com or +44 20 7946 0018; order 1234567890123456 at 2024-03-29 12:00:00.\n";
+        let line = b"Contact Ada Lovelace at ada@example.com or +44 20 7946 0018; order 1234567890123456 at 2024-03-29 12:00:00.\n";
         let mut written = 0usize;
-        while written < 1 << 30 {
+        while written < 2 << 30 {
             f.write_all(line)?;
             written += line.len();
         }
@@ -398,11 +402,11 @@ pub fn scan_memory_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
     }
     let took = t.elapsed();
     out.push(Row {
-        what: "`charter scan` over a 1 GiB file (JSON findings to /dev/null): peak RSS".into(),
+        what: "`charter scan` over a 2 GiB file (JSON findings to /dev/null): peak RSS".into(),
         value: format!("{:.1} MiB", peak as f64 / 1024.0),
         baseline: format!(
             "{:.0} MB/s end to end, findings streamed to the output",
-            (1u64 << 30) as f64 / 1e6 / took.as_secs_f64()
+            (2u64 << 30) as f64 / 1e6 / took.as_secs_f64()
         ),
         ratio: format!("{:.2}× of the 50 MB target", peak as f64 * 1024.0 / 50e6),
     });
