@@ -206,6 +206,17 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
             end = start + 10;
             i = end;
         }
+        // A dash- or dot-formatted number (SSN, IPv4 address, date) then a space and another
+        // number are two numbers: "874-80-6968 28279".
+        if let Some(sp) = text[start..end].iter().position(|b| *b == b' ') {
+            let first = &text[start..start + sp];
+            let formatted =
+                (first.len() == 11 && first[3] == b'-' && first[6] == b'-') || ipv4(first) || date_like(first);
+            if formatted {
+                end = start + sp;
+                i = end;
+            }
+        }
         let token = &text[start..end];
         if token.len() > 40 {
             continue; // longer than any number charter recognises
@@ -572,6 +583,8 @@ mod tests {
     #[test]
     fn ssns() {
         only("SSN: 123-45-6789", UsSsn, "123-45-6789");
+        only("ssn 123-45-6789 4431", UsSsn, "123-45-6789");
+        only("from 10.1.2.3 8080", IpAddress, "10.1.2.3");
         nothing("000-12-3456 and 666-12-3456 and 900-12-3456 and 123-00-4567");
     }
 

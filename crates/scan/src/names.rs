@@ -532,7 +532,7 @@ fn next_capital(text: &[u8], mut from: usize) -> Option<usize> {
         // A byte in 'A'..='Z' (and below 0x80) gets its high bit set.
         let low7 = x & !HIGH;
         let above = low7.wrapping_add(ONES * (0x80 - b'A' as u64)); // >= 'A'
-        let below = (ONES * (0x80 + b'Z' as u64 + 1)).wrapping_sub(low7); // <= 'Z'
+        let below = (ONES * (0x80 + b'Z' as u64)).wrapping_sub(low7); // <= 'Z'
         let hits = above & below & !x & HIGH;
         if hits != 0 {
             return Some(from + (hits.trailing_zeros() / 8) as usize);
