@@ -43,6 +43,8 @@ pub enum AuditError {
 
 enum Command {
     Append(Vec<AuditEvent>, oneshot::Sender<Result<i64, AuditError>>),
+    /// Sign a checkpoint if one is due.
+    Tick,
     Checkpoint(oneshot::Sender<Result<(), AuditError>>),
     Close(oneshot::Sender<Result<(), AuditError>>),
 }
@@ -56,17 +58,48 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Starts the writer. It runs until every handle is dropped, then signs a final checkpoint.
+    ///
+    /// On a SQLite file the writer owns its own connection on a thread of its own:
+    /// a batch is one `INSERT` with no hand-off to a pool's worker thread. On
+    /// PostgreSQL (and in-memory SQLite) it is a task writing through the pool.
     pub fn start(store: &Store, signer: CheckpointSigner) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let appended = Arc::new(AtomicU64::new(0));
-        let writer = Writer {
-            pool: store.pool().clone(),
-            signer,
-            head: None,
-            last_checkpoint: (0, Instant::now()),
-            appended: appended.clone(),
+        let native =
+            store.sqlite_file().zip(store.sqlite_readers()).and_then(
+                |(file, readers)| match crate::native::open_writer(file) {
+                    Ok(conn) => Some((conn, readers.closed())),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit writer falls back to the pool");
+                        None
+                    }
+                },
+            );
+        let sink = match native {
+            Some((conn, closed)) => Sink::Sqlite(Box::new(conn), closed),
+            None => Sink::Pool(store.pool().clone()),
         };
-        let task = tokio::spawn(writer.run(rx));
+        let writer =
+            Writer { sink, signer, head: None, last_checkpoint: (0, Instant::now()), appended: appended.clone() };
+        // Checkpoints are due at least every CHECKPOINT_INTERVAL while entries arrive.
+        let ticker = tx.downgrade();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(tx) = ticker.upgrade() else { break };
+                if tx.send(Command::Tick).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let task = if matches!(writer.sink, Sink::Sqlite(..)) {
+            tokio::task::spawn_blocking(move || writer.run_blocking(rx))
+        } else {
+            tokio::spawn(writer.run(rx))
+        };
         (Self { tx, appended }, task)
     }
 
@@ -107,8 +140,77 @@ impl AuditLog {
     }
 }
 
+/// Where the writer puts entries.
+enum Sink {
+    /// A SQLite file, through the writer's own connection.
+    Sqlite(Box<rusqlite::Connection>, crate::native::Closed),
+    /// PostgreSQL (or in-memory SQLite), through the pool.
+    Pool(AnyPool),
+}
+
+/// Why a write failed.
+enum WriteError {
+    /// Another process took the sequence numbers first.
+    Race,
+    /// Anything else.
+    Failed(String),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_race(&e) {
+            Self::Race
+        } else {
+            Self::Failed(e.to_string())
+        }
+    }
+}
+
+impl From<rusqlite::Error> for WriteError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => Self::Race,
+            _ => Self::Failed(e.to_string()),
+        }
+    }
+}
+
+/// What one pass of the writer's loop took off the channel.
+#[derive(Default)]
+struct Batch {
+    events: Vec<AuditEvent>,
+    replies: Vec<(usize, oneshot::Sender<Result<i64, AuditError>>)>,
+    /// A checkpoint or close request that came after the events.
+    control: Option<Command>,
+}
+
+impl Batch {
+    /// `first` and whatever else is already waiting, up to [`MAX_BATCH`] events or the first control command.
+    fn take(first: Command, next: &mut impl FnMut() -> Option<Command>) -> Self {
+        let mut b = Self::default();
+        let mut cmd = Some(first);
+        while let Some(c) = cmd.take() {
+            match c {
+                Command::Append(evs, reply) => {
+                    b.replies.push((evs.len(), reply));
+                    b.events.extend(evs);
+                }
+                Command::Tick => {}
+                control => {
+                    b.control = Some(control);
+                    break;
+                }
+            }
+            if b.events.len() < MAX_BATCH {
+                cmd = next();
+            }
+        }
+        b
+    }
+}
+
 struct Writer {
-    pool: AnyPool,
+    sink: Sink,
     signer: CheckpointSigner,
     head: Option<(i64, Hash)>,
     last_checkpoint: (i64, Instant),
@@ -125,117 +227,127 @@ fn is_race(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
+/// Chains `events` after `head`, all stamped `at`.
+fn chain_all(head: Option<(i64, Hash)>, events: &[AuditEvent]) -> (Vec<Entry>, Option<(i64, Hash)>) {
+    let at = now_us();
+    let mut entries = Vec::with_capacity(events.len());
+    let mut h = head;
+    for ev in events {
+        let e = audit::chain(h, at, ev.clone());
+        h = Some((e.seq, e.hash));
+        entries.push(e);
+    }
+    (entries, h)
+}
+
 impl Writer {
+    /// The loop of a writer that writes through the pool.
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let first = tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => cmd,
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    if let Err(e) = self.checkpoint(false).await {
-                        tracing::warn!(error = %e, "audit checkpoint failed");
-                    }
-                    continue;
-                }
-            };
-            let mut events = Vec::new();
-            let mut replies = Vec::new();
-            let mut cmd = Some(first);
-            while let Some(c) = cmd.take() {
-                match c {
-                    Command::Append(evs, reply) => {
-                        replies.push((evs.len(), reply));
-                        events.extend(evs);
-                    }
-                    Command::Checkpoint(reply) => {
-                        // Write what came before, then sign over it.
-                        self.flush(&mut events, &mut replies).await;
-                        let _ = reply.send(self.checkpoint(true).await);
-                    }
-                    Command::Close(reply) => {
-                        self.flush(&mut events, &mut replies).await;
-                        let _ = reply.send(self.checkpoint(true).await);
-                        return;
-                    }
-                }
-                if events.len() < MAX_BATCH {
-                    cmd = rx.try_recv().ok();
-                }
+        let Sink::Pool(pool) = &self.sink else { unreachable!("a pool writer has a pool") };
+        let pool = pool.clone();
+        while let Some(first) = rx.recv().await {
+            let batch = Batch::take(first, &mut || rx.try_recv().ok());
+            if !batch.events.is_empty() {
+                let result = self.write_pool(&pool, &batch.events).await;
+                self.deliver(batch.replies, batch.events.len(), result);
             }
-            self.flush(&mut events, &mut replies).await;
-            if let Err(e) = self.checkpoint(false).await {
-                tracing::warn!(error = %e, "audit checkpoint failed");
+            let signed = self.checkpoint_pool(&pool, batch.control.is_some()).await;
+            if self.answer(batch.control, signed) {
+                return;
             }
         }
-        if let Err(e) = self.checkpoint(true).await {
-            tracing::warn!(error = %e, "final audit checkpoint failed");
-        }
+        let signed = self.checkpoint_pool(&pool, true).await;
+        self.answer(None, signed);
     }
 
-    async fn flush(
-        &mut self,
-        events: &mut Vec<AuditEvent>,
-        replies: &mut Vec<(usize, oneshot::Sender<Result<i64, AuditError>>)>,
-    ) {
-        if events.is_empty() {
-            return;
+    /// The loop of a writer with its own SQLite connection, on a thread of its own.
+    fn run_blocking(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(first) = rx.blocking_recv() {
+            let batch = Batch::take(first, &mut || rx.try_recv().ok());
+            if !batch.events.is_empty() {
+                let result = self.write_native(&batch.events);
+                self.deliver(batch.replies, batch.events.len(), result);
+            }
+            let signed = self.checkpoint_native(batch.control.is_some());
+            if self.answer(batch.control, signed) {
+                return;
+            }
         }
-        let result = self.write(events).await;
-        let n = events.len();
+        let signed = self.checkpoint_native(true);
+        self.answer(None, signed);
+    }
+
+    /// Tells each caller of a batch its first sequence number, or the error.
+    fn deliver(
+        &mut self,
+        replies: Vec<(usize, oneshot::Sender<Result<i64, AuditError>>)>,
+        n: usize,
+        result: Result<i64, WriteError>,
+    ) {
         match result {
             Ok(first_seq) => {
                 self.appended.fetch_add(n as u64, Ordering::Relaxed);
                 let mut seq = first_seq;
-                for (count, reply) in replies.drain(..) {
+                for (count, reply) in replies {
                     let _ = reply.send(Ok(seq));
                     seq += count as i64;
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "audit append failed");
-                let err = AuditError::Write(e.to_string());
-                for (_, reply) in replies.drain(..) {
+                let msg = match e {
+                    WriteError::Race => "lost the race for the audit head too many times".to_owned(),
+                    WriteError::Failed(m) => m,
+                };
+                tracing::error!(error = %msg, "audit append failed");
+                let err = AuditError::Write(msg);
+                for (_, reply) in replies {
                     let _ = reply.send(Err(err.clone()));
                 }
             }
         }
-        events.clear();
     }
 
-    async fn load_head(&mut self) -> Result<Option<(i64, Hash)>, sqlx::Error> {
-        let row =
-            sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&self.pool).await?;
-        Ok(match row {
-            Some(r) => Some((r.try_get::<i64, _>(0)?, to_hash(r.try_get::<Vec<u8>, _>(1)?)?)),
-            None => None,
-        })
+    /// Answers a checkpoint or close request; true when the writer must stop.
+    fn answer(&self, control: Option<Command>, signed: Result<(), AuditError>) -> bool {
+        match control {
+            Some(Command::Checkpoint(reply)) => {
+                let _ = reply.send(signed);
+                false
+            }
+            Some(Command::Close(reply)) => {
+                let _ = reply.send(signed);
+                true
+            }
+            _ => {
+                if let Err(e) = signed {
+                    tracing::warn!(error = %e, "audit checkpoint failed");
+                }
+                false
+            }
+        }
     }
 
-    /// Chains and inserts `events`; returns the first one's sequence number.
-    async fn write(&mut self, events: &[AuditEvent]) -> Result<i64, sqlx::Error> {
+    /// The head to sign over, when a checkpoint is due (or forced).
+    fn checkpoint_due(&self, force: bool) -> Option<(i64, Hash)> {
+        let (seq, hash) = self.head?;
+        let (last_seq, last_at) = self.last_checkpoint;
+        let due = seq - last_seq >= CHECKPOINT_EVERY || last_at.elapsed() >= CHECKPOINT_INTERVAL;
+        (seq > last_seq && (force || due)).then_some((seq, hash))
+    }
+
+    async fn write_pool(&mut self, pool: &AnyPool, events: &[AuditEvent]) -> Result<i64, WriteError> {
         for _ in 0..MAX_RACES {
             let head = match self.head {
                 Some(h) => Some(h),
-                None => self.load_head().await?,
+                None => load_head(pool).await?,
             };
-            let at = now_us();
-            let mut entries = Vec::with_capacity(events.len());
-            let mut h = head;
-            for ev in events {
-                let e = audit::chain(h, at, ev.clone());
-                h = Some((e.seq, e.hash));
-                entries.push(e);
-            }
-            match insert(&self.pool, &entries).await {
+            let (entries, h) = chain_all(head, events);
+            match insert(pool, &entries).await.map_err(WriteError::from) {
                 Ok(()) => {
                     self.head = h;
                     return Ok(entries[0].seq);
                 }
-                Err(e) if is_race(&e) => {
+                Err(WriteError::Race) => {
                     // Another process appended first: start again from its head.
                     self.head = None;
                     tokio::task::yield_now().await;
@@ -246,31 +358,75 @@ impl Writer {
                 }
             }
         }
-        Err(sqlx::Error::Protocol("lost the race for the audit head too many times".into()))
+        Err(WriteError::Race)
     }
 
-    async fn checkpoint(&mut self, force: bool) -> Result<(), AuditError> {
-        let Some((seq, hash)) = self.head else { return Ok(()) };
-        let (last_seq, last_at) = self.last_checkpoint;
-        let due = seq - last_seq >= CHECKPOINT_EVERY || last_at.elapsed() >= CHECKPOINT_INTERVAL;
-        if seq <= last_seq || !(force || due) {
-            return Ok(());
+    fn write_native(&mut self, events: &[AuditEvent]) -> Result<i64, WriteError> {
+        let Sink::Sqlite(conn, closed) = &mut self.sink else { unreachable!("a native writer has a connection") };
+        for _ in 0..MAX_RACES {
+            let head = match self.head {
+                Some(h) => Some(h),
+                None => crate::native::load_head(conn)?,
+            };
+            let (entries, h) = chain_all(head, events);
+            match crate::native::insert(conn, closed, &entries).map_err(WriteError::from) {
+                Ok(()) => {
+                    self.head = h;
+                    return Ok(entries[0].seq);
+                }
+                Err(WriteError::Race) => {
+                    self.head = None;
+                    std::thread::yield_now();
+                }
+                Err(e) => {
+                    self.head = None;
+                    return Err(e);
+                }
+            }
         }
+        Err(WriteError::Race)
+    }
+
+    async fn checkpoint_pool(&mut self, pool: &AnyPool, force: bool) -> Result<(), AuditError> {
+        let Some((seq, hash)) = self.checkpoint_due(force) else { return Ok(()) };
         let signature = self.signer.sign(&audit::checkpoint_message(seq, &hash));
-        sqlx::query(
-            "INSERT INTO audit_checkpoint (seq, hash, at_us, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING",
-        )
-        .bind(seq)
-        .bind(hash.to_vec())
-        .bind(now_us())
-        .bind(self.signer.public_key_hex())
-        .bind(signature.to_vec())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| AuditError::Write(e.to_string()))?;
+        sqlx::query(INSERT_CHECKPOINT)
+            .bind(seq)
+            .bind(hash.to_vec())
+            .bind(now_us())
+            .bind(self.signer.public_key_hex())
+            .bind(signature.to_vec())
+            .execute(pool)
+            .await
+            .map_err(|e| AuditError::Write(e.to_string()))?;
         self.last_checkpoint = (seq, Instant::now());
         Ok(())
     }
+
+    fn checkpoint_native(&mut self, force: bool) -> Result<(), AuditError> {
+        let Some((seq, hash)) = self.checkpoint_due(force) else { return Ok(()) };
+        let signature = self.signer.sign(&audit::checkpoint_message(seq, &hash));
+        let Sink::Sqlite(conn, closed) = &mut self.sink else { unreachable!("a native writer has a connection") };
+        closed
+            .check()
+            .and_then(|()| conn.prepare_cached(INSERT_CHECKPOINT))
+            .and_then(|mut st| {
+                st.execute(rusqlite::params![seq, &hash[..], now_us(), self.signer.public_key_hex(), &signature[..]])
+            })
+            .map_err(|e| AuditError::Write(e.to_string()))?;
+        self.last_checkpoint = (seq, Instant::now());
+        Ok(())
+    }
+}
+
+const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoint (seq, hash, at_us, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING";
+
+async fn load_head(pool: &AnyPool) -> Result<Option<(i64, Hash)>, sqlx::Error> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get::<i64, _>(0)?, to_hash(r.try_get::<Vec<u8>, _>(1)?)?)),
+        None => None,
+    })
 }
 
 const COLUMNS: &str =
@@ -292,7 +448,7 @@ async fn insert(pool: &AnyPool, entries: &[Entry]) -> Result<(), sqlx::Error> {
 }
 
 /// `INSERT ... VALUES (...), (...)` for `rows` entries.
-fn insert_sql(rows: usize) -> String {
+pub(crate) fn insert_sql(rows: usize) -> String {
     let mut sql = String::with_capacity(COLUMNS.len() + rows * 64);
     sql.push_str(COLUMNS);
     for i in 0..rows {

@@ -66,6 +66,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     sqlite_file: Option<std::path::PathBuf>,
+    readers: Option<std::sync::Arc<crate::native::Readers>>,
 }
 
 impl Store {
@@ -106,7 +107,8 @@ impl Store {
             let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
             std::path::PathBuf::from(rest.split('?').next().unwrap_or(rest))
         });
-        Ok(Self { pool, backend, sqlite_file })
+        let readers = sqlite_file.as_deref().map(|f| std::sync::Arc::new(crate::native::Readers::new(f)));
+        Ok(Self { pool, backend, sqlite_file, readers })
     }
 
     /// Connects and applies every pending migration.
@@ -151,6 +153,11 @@ impl Store {
         self.backend
     }
 
+    /// Direct read connections, for SQLite file stores.
+    pub fn sqlite_readers(&self) -> Option<&crate::native::Readers> {
+        self.readers.as_deref()
+    }
+
     /// The database file, for SQLite stores.
     pub fn sqlite_file(&self) -> Option<&Path> {
         self.sqlite_file.as_deref()
@@ -158,6 +165,9 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        if let Some(r) = &self.readers {
+            r.close();
+        }
         self.pool.close().await;
     }
 }

@@ -10,6 +10,7 @@
 //! - [`audit`]: the audit chain's writer (one task per process that batches
 //!   concurrent appends into one statement, and survives other processes
 //!   appending to the same database) and its verifier.
+//! - [`native`]: direct SQLite connections for the hot paths (the audit writer, purpose-bound reads).
 //! - [`bench`]: the plain-insert baseline `charter bench` compares the chain with.
 //! - [`vault`]: subjects, blind indexes, sealed fields, consents, objections, shredding.
 //! - [`api_keys`]: API keys, stored as hashes.
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod bench;
 pub mod data_dir;
 pub mod db;
+pub mod native;
 pub mod testing;
 pub mod vault;
 

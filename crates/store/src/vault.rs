@@ -112,6 +112,64 @@ fn subject_from_row(r: &sqlx::any::AnyRow) -> Result<SubjectRecord, sqlx::Error>
     })
 }
 
+/// One subject, its fields, and its latest consent and any objection for one purpose.
+fn read_view_sql() -> String {
+    format!(
+        "SELECT {SUBJECT_COLUMNS}, f.field, f.category, f.point, f.sealed, f.collected_at_us, \
+         (SELECT c.given FROM consents c WHERE c.subject_id = s.id AND c.purpose = $2 ORDER BY c.at_us DESC LIMIT 1), \
+         (SELECT COUNT(*) FROM objections o WHERE o.subject_id = s.id AND o.purpose = $2) \
+         FROM subjects s LEFT JOIN field_values f ON f.subject_id = s.id WHERE s.id = $1 ORDER BY f.field"
+    )
+}
+
+/// [`Store::subject_for_read`] on a direct SQLite connection.
+fn read_view_native(conn: &rusqlite::Connection, id: &str, purpose: &str) -> rusqlite::Result<Option<ReadView>> {
+    let mut st = conn.prepare_cached(&read_view_sql())?;
+    // Bound by name: SQLite numbers parameters in order of appearance, and `$2` comes first.
+    let mut rows = st.query(rusqlite::named_params! { "$1": id, "$2": purpose })?;
+    let mut view: Option<ReadView> = None;
+    while let Some(r) = rows.next()? {
+        let view = match &mut view {
+            Some(v) => v,
+            None => {
+                let version: Option<i64> = r.get(1)?;
+                let key: Option<Vec<u8>> = r.get(2)?;
+                let wrapped = match (version, key) {
+                    (Some(v), Some(k)) => {
+                        Some(WrappedKey { kek_version: u32::try_from(v).unwrap_or(u32::MAX), sealed: k })
+                    }
+                    _ => None,
+                };
+                let subject = SubjectRecord {
+                    id: r.get(0)?,
+                    wrapped,
+                    shredded_at_us: r.get(3)?,
+                    restricted_at_us: r.get(4)?,
+                    account_closed_at_us: r.get(5)?,
+                };
+                let consent: Option<i64> = r.get(11)?;
+                let objected: i64 = r.get(12)?;
+                view.insert(ReadView {
+                    subject,
+                    fields: Vec::new(),
+                    consent: consent.map(|g| g != 0),
+                    objected: objected > 0,
+                })
+            }
+        };
+        if let Some(field) = r.get::<_, Option<String>>(6)? {
+            view.fields.push(StoredField {
+                field,
+                category: r.get(7)?,
+                point: r.get(8)?,
+                sealed: r.get(9)?,
+                collected_at_us: r.get(10)?,
+            });
+        }
+    }
+    Ok(view)
+}
+
 const SUBJECT_COLUMNS: &str =
     "s.id, s.kek_version, s.wrapped_key, s.shredded_at_us, s.restricted_at_us, s.account_closed_at_us";
 
@@ -130,16 +188,12 @@ impl Store {
     /// `purpose` (latest consent answer, whether it objected), in one round trip.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn subject_for_read(&self, id: &str, purpose: &str) -> Result<Option<ReadView>, sqlx::Error> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SUBJECT_COLUMNS}, f.field, f.category, f.point, f.sealed, f.collected_at_us, \
-             (SELECT c.given FROM consents c WHERE c.subject_id = s.id AND c.purpose = $2 ORDER BY c.at_us DESC LIMIT 1), \
-             (SELECT COUNT(*) FROM objections o WHERE o.subject_id = s.id AND o.purpose = $2) \
-             FROM subjects s LEFT JOIN field_values f ON f.subject_id = s.id WHERE s.id = $1 ORDER BY f.field"
-        ))
-        .bind(id)
-        .bind(purpose)
-        .fetch_all(self.pool())
-        .await?;
+        if let Some(readers) = self.sqlite_readers() {
+            return readers
+                .with(|conn| read_view_native(conn, id, purpose))
+                .map_err(|e| sqlx::Error::Protocol(format!("reading a subject: {e}")));
+        }
+        let rows = sqlx::query(&read_view_sql()).bind(id).bind(purpose).fetch_all(self.pool()).await?;
         let Some(first) = rows.first() else { return Ok(None) };
         let subject = subject_from_row(first)?;
         let consent: Option<i64> = first.try_get(11)?;

@@ -57,6 +57,19 @@ pub fn decision_rows(out: &mut Vec<Row>) {
 /// decryption or audit, and inserts a collection as one plain row.
 fn bare_router(store: Store) -> axum::Router {
     async fn read(State(store): State<Store>, Path(id): Path<String>) -> axum::Json<serde_json::Value> {
+        // The same access path as charter's reads: a direct connection on SQLite, the pool on PostgreSQL.
+        if let Some(readers) = store.sqlite_readers() {
+            let map = readers
+                .with(|conn| {
+                    let mut st = conn.prepare_cached("SELECT field, sealed FROM field_values WHERE subject_id = ?1")?;
+                    let rows = st.query_map([&id], |r| {
+                        Ok((r.get::<_, String>(0)?, serde_json::Value::String(hex::encode(r.get::<_, Vec<u8>>(1)?))))
+                    })?;
+                    rows.collect::<Result<serde_json::Map<_, _>, _>>()
+                })
+                .unwrap_or_default();
+            return axum::Json(json!({ "fields": map }));
+        }
         let rows = sqlx::query("SELECT field, sealed FROM field_values WHERE subject_id = $1")
             .bind(id)
             .fetch_all(store.pool())

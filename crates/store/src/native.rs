@@ -1,0 +1,148 @@
+//! Direct SQLite access for the hot paths of a SQLite file store: the audit
+//! writer's own connection, and a small set of connections for purpose-bound
+//! reads. The async pool hands every statement to a worker thread and every row
+//! back through a channel; these run the statement where they are called. Reads
+//! are indexed point lookups in WAL mode, so they never wait for the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use charter_core::audit::{Entry, Hash};
+use rusqlite::{Connection, OpenFlags, ToSql};
+
+/// Read connections kept for reuse; more are opened when all are busy.
+const KEEP_READERS: usize = 8;
+/// How long a statement waits for another process's write lock.
+const BUSY: Duration = Duration::from_secs(10);
+
+/// Opens a connection with the store's settings (see `db::SQLITE_PRAGMAS`).
+fn open(file: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(file, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(BUSY)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(80);
+    Ok(conn)
+}
+
+/// The audit writer's connection.
+pub(crate) fn open_writer(file: &Path) -> rusqlite::Result<Connection> {
+    open(file, OpenFlags::SQLITE_OPEN_READ_WRITE)
+}
+
+/// Set once the store is closed: direct connections refuse work from then on, as the pool does.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Closed(Arc<AtomicBool>);
+
+impl Closed {
+    pub(crate) fn check(&self) -> rusqlite::Result<()> {
+        if self.0.load(Ordering::Acquire) {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
+                Some("the store is closed".into()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Connections for reads on one SQLite file.
+#[derive(Debug)]
+pub struct Readers {
+    file: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    closed: Closed,
+}
+
+impl Readers {
+    /// Reads from `file`; connections open on first use.
+    pub(crate) fn new(file: &Path) -> Self {
+        Self { file: file.to_owned(), idle: Mutex::new(Vec::new()), closed: Closed::default() }
+    }
+
+    /// Whether the store is closed, shared with the audit writer's connection.
+    pub(crate) fn closed(&self) -> Closed {
+        self.closed.clone()
+    }
+
+    /// Closes every idle connection and refuses further work.
+    pub(crate) fn close(&self) {
+        self.closed.0.store(true, Ordering::Release);
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    /// Runs `f` on an idle read connection (opening one if none is idle).
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        self.closed.check()?;
+        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = open(&self.file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+                c.pragma_update(None, "query_only", true)?;
+                c
+            }
+        };
+        let result = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < KEEP_READERS && !self.closed.0.load(Ordering::Acquire) {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+fn to_hash(b: &[u8]) -> rusqlite::Result<Hash> {
+    Hash::try_from(b).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Blob,
+            "an audit hash is not 32 bytes".into(),
+        )
+    })
+}
+
+/// The chain's last entry.
+pub(crate) fn load_head(conn: &Connection) -> rusqlite::Result<Option<(i64, Hash)>> {
+    let mut st = conn.prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?;
+    let mut rows = st.query([])?;
+    match rows.next()? {
+        Some(r) => Ok(Some((r.get(0)?, to_hash(r.get_ref(1)?.as_blob()?)?))),
+        None => Ok(None),
+    }
+}
+
+/// Inserts chained entries: one statement per `MAX_BATCH`, in one transaction when there are several.
+pub(crate) fn insert(conn: &Connection, closed: &Closed, entries: &[Entry]) -> rusqlite::Result<()> {
+    closed.check()?;
+    let chunks: Vec<&[Entry]> = entries.chunks(crate::audit::MAX_BATCH).collect();
+    let several = chunks.len() > 1;
+    if several {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+    }
+    let result = chunks.iter().try_for_each(|chunk| {
+        let mut st = conn.prepare_cached(&crate::audit::insert_sql(chunk.len()))?;
+        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 10);
+        for e in *chunk {
+            values.extend_from_slice(&[
+                &e.seq,
+                &e.at_us,
+                &e.event.actor,
+                &e.event.action,
+                &e.event.subject,
+                &e.event.purpose,
+                &e.event.result,
+                &e.event.detail,
+                &e.prev_hash,
+                &e.hash,
+            ]);
+        }
+        st.execute(values.as_slice()).map(|_| ())
+    });
+    if several {
+        conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+    }
+    result
+}
