@@ -67,8 +67,10 @@ impl AuditLog {
         let appended = Arc::new(AtomicU64::new(0));
         let native =
             store.sqlite_file().zip(store.sqlite_readers()).and_then(
-                |(file, readers)| match crate::native::open_writer(file) {
-                    Ok(conn) => Some((conn, readers.closed())),
+                |(file, readers)| match crate::native::open_writer(file)
+                    .and_then(|c| Ok((c, crate::native::Checkpointer::start(file)?)))
+                {
+                    Ok((conn, wal)) => Some((conn, readers.closed(), wal)),
                     Err(e) => {
                         tracing::warn!(error = %e, "audit writer falls back to the pool");
                         None
@@ -76,7 +78,7 @@ impl AuditLog {
                 },
             );
         let sink = match native {
-            Some((conn, closed)) => Sink::Sqlite(Box::new(conn), closed),
+            Some((conn, closed, wal)) => Sink::Sqlite { conn: Box::new(conn), closed, _wal: wal },
             None => Sink::Pool(store.pool().clone()),
         };
         let writer =
@@ -95,7 +97,7 @@ impl AuditLog {
                 }
             }
         });
-        let task = if matches!(writer.sink, Sink::Sqlite(..)) {
+        let task = if matches!(writer.sink, Sink::Sqlite { .. }) {
             tokio::task::spawn_blocking(move || writer.run_blocking(rx))
         } else {
             tokio::spawn(writer.run(rx))
@@ -143,7 +145,13 @@ impl AuditLog {
 /// Where the writer puts entries.
 enum Sink {
     /// A SQLite file, through the writer's own connection.
-    Sqlite(Box<rusqlite::Connection>, crate::native::Closed),
+    Sqlite {
+        conn: Box<rusqlite::Connection>,
+        /// The store's closed flag.
+        closed: crate::native::Closed,
+        /// Keeps the WAL short while the writer runs; stops when the writer does.
+        _wal: crate::native::Checkpointer,
+    },
     /// PostgreSQL (or in-memory SQLite), through the pool.
     Pool(AnyPool),
 }
@@ -362,7 +370,9 @@ impl Writer {
     }
 
     fn write_native(&mut self, events: &[AuditEvent]) -> Result<i64, WriteError> {
-        let Sink::Sqlite(conn, closed) = &mut self.sink else { unreachable!("a native writer has a connection") };
+        let Sink::Sqlite { conn, closed, .. } = &mut self.sink else {
+            unreachable!("a native writer has a connection")
+        };
         for _ in 0..MAX_RACES {
             let head = match self.head {
                 Some(h) => Some(h),
@@ -406,7 +416,9 @@ impl Writer {
     fn checkpoint_native(&mut self, force: bool) -> Result<(), AuditError> {
         let Some((seq, hash)) = self.checkpoint_due(force) else { return Ok(()) };
         let signature = self.signer.sign(&audit::checkpoint_message(seq, &hash));
-        let Sink::Sqlite(conn, closed) = &mut self.sink else { unreachable!("a native writer has a connection") };
+        let Sink::Sqlite { conn, closed, .. } = &mut self.sink else {
+            unreachable!("a native writer has a connection")
+        };
         closed
             .check()
             .and_then(|()| conn.prepare_cached(INSERT_CHECKPOINT))

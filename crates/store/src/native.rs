@@ -27,9 +27,54 @@ fn open(file: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// The audit writer's connection.
+/// The audit writer's connection. It never checkpoints the WAL itself (a commit that
+/// has to copy a long WAL back into the database would hold every read waiting for
+/// its audit entry); [`Checkpointer`] does that beside it.
 pub(crate) fn open_writer(file: &Path) -> rusqlite::Result<Connection> {
-    open(file, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    let conn = open(file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(conn)
+}
+
+/// How often the WAL is copied back into the database while the writer runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Copies the WAL back into the database every [`CHECKPOINT_EVERY`] on a thread of its
+/// own (passive checkpoints: they never wait for, or block, readers or the writer), so
+/// the WAL stays short. Stops when dropped.
+pub(crate) struct Checkpointer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub(crate) fn start(file: &Path) -> rusqlite::Result<Self> {
+        let conn = open(file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("charter-wal".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::park_timeout(CHECKPOINT_EVERY);
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::debug!(error = %e, "WAL checkpoint skipped");
+                    }
+                }
+            })
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(Self { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 /// Set once the store is closed: direct connections refuse work from then on, as the pool does.
