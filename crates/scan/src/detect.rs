@@ -17,6 +17,29 @@ fn word_after(text: &[u8], at: usize) -> bool {
     at < text.len() && (is_alnum(text[at]) || text[at] == b'_')
 }
 
+/// The position of the next byte in `lo..=hi` (both ASCII, `lo` above 0) at or
+/// after `from`, eight bytes at a time.
+pub(crate) fn next_in_range(text: &[u8], mut from: usize, lo: u8, hi: u8) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    debug_assert!(lo > 0 && hi < 0x80 && lo <= hi);
+    while from + 8 <= text.len() {
+        let mut chunk = [0u8; 8];
+        chunk.copy_from_slice(&text[from..from + 8]);
+        let x = u64::from_le_bytes(chunk);
+        // A byte in lo..=hi (and below 0x80) gets its high bit set; no lane carries into the next.
+        let low7 = x & !HIGH;
+        let above = low7.wrapping_add(ONES * (0x80 - u64::from(lo)));
+        let below = (ONES * (0x80 + u64::from(hi))).wrapping_sub(low7);
+        let hits = above & below & !x & HIGH;
+        if hits != 0 {
+            return Some(from + (hits.trailing_zeros() / 8) as usize);
+        }
+        from += 8;
+    }
+    text.get(from..)?.iter().position(|b| (lo..=hi).contains(b)).map(|p| from + p)
+}
+
 /// Whether one of `words` occurs (case-insensitively) in the `window` bytes before `at`.
 fn context_before(text: &[u8], at: usize, window: usize, words: &[&str]) -> bool {
     let src = &text[at.saturating_sub(window.min(64))..at];
@@ -175,6 +198,9 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
     let sep = |b: u8| b" -./()".contains(&b);
     let mut i = 0;
     while i < text.len() {
+        // Every number has a digit: jump to the next one (or to the '+' or '(' right before it).
+        let Some(d) = next_in_range(text, i, b'0', b'9') else { break };
+        i = if d > i && (text[d - 1] == b'+' || text[d - 1] == b'(') { d - 1 } else { d };
         let b = text[i];
         let starts =
             b.is_ascii_digit() || ((b == b'+' || b == b'(') && text.get(i + 1).is_some_and(u8::is_ascii_digit));
@@ -307,9 +333,9 @@ fn numbers(text: &[u8], out: &mut Vec<Finding>) {
 fn iban(text: &[u8], out: &mut Vec<Finding>) {
     let mut i = 0;
     while i + 4 <= text.len() {
-        if !text[i].is_ascii_uppercase() {
-            i += 1;
-            continue;
+        match next_in_range(text, i, b'A', b'Z') {
+            Some(p) if p + 4 <= text.len() => i = p,
+            _ => break,
         }
         let t = &text[i..];
         let anchor =
@@ -491,9 +517,57 @@ const TOKEN_BYTE: [bool; 256] = {
     t
 };
 
+/// Text runs shorter than this inside binary data are not read.
+const MIN_RUN: usize = 6;
+
 /// Every finding in `text`, ordered by position; where two overlap, the more
 /// certain (then the longer) is kept.
+///
+/// Text (valid UTF-8, allowing a character cut at either edge) is read whole.
+/// Binary data is read as `strings` would: only its runs of at least
+/// [`MIN_RUN`] printable characters, each in place, so offsets still point into
+/// the input and noise between them never forms a finding.
 pub fn scan(text: &[u8]) -> Vec<Finding> {
+    let lead = text.iter().take(3).take_while(|b| (0x80..0xC0).contains(*b)).count();
+    match std::str::from_utf8(&text[lead..]) {
+        Ok(_) => scan_text(text),
+        Err(e) if e.error_len().is_none() => scan_text(text),
+        Err(_) => scan_text(&text_runs(text)),
+    }
+}
+
+/// Printable ASCII and the usual whitespace: all ones; anything else: zero.
+const PRINTABLE: [usize; 256] = {
+    let mut t = [0usize; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = usize::MAX;
+        b += 1;
+    }
+    t[b'\t' as usize] = usize::MAX;
+    t[b'\n' as usize] = usize::MAX;
+    t[b'\r' as usize] = usize::MAX;
+    t
+};
+
+/// A copy of binary `data` with everything but its runs of at least [`MIN_RUN`]
+/// printable ASCII bytes blanked to spaces. (Non-ASCII text inside binary data
+/// breaks a run: what binary formats embed as text is overwhelmingly ASCII, and
+/// random bytes would otherwise pass for it.)
+fn text_runs(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![b' '; data.len()];
+    let mut run = 0usize;
+    for (i, &b) in data.iter().enumerate() {
+        run = (run + 1) & PRINTABLE[usize::from(b)];
+        out[i] = if run >= MIN_RUN { b } else { b' ' };
+        if run == MIN_RUN {
+            out[i + 1 - MIN_RUN..i].copy_from_slice(&data[i + 1 - MIN_RUN..i]);
+        }
+    }
+    out
+}
+
+fn scan_text(text: &[u8]) -> Vec<Finding> {
     let mut all = Vec::new();
     email(text, &mut all);
     url(text, &mut all);
@@ -613,6 +687,40 @@ mod tests {
         nothing("id 550e8400-e29b-41d4-a716-446655440000 ok");
         let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
         only(pem, Secret, pem);
+    }
+
+    #[test]
+    fn range_search_matches_a_plain_search() {
+        let text: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        for (lo, hi) in [(b'0', b'9'), (b'A', b'Z'), (b' ', b'~'), (1, 0x7f)] {
+            let mut at = Vec::new();
+            let mut from = 0;
+            while let Some(p) = next_in_range(&text, from, lo, hi) {
+                at.push(p);
+                from = p + 1;
+            }
+            let expected: Vec<usize> = (0..text.len()).filter(|&i| (lo..=hi).contains(&text[i])).collect();
+            assert_eq!(at, expected, "{lo}..={hi}");
+        }
+    }
+
+    #[test]
+    fn binary_data_is_read_by_its_text_runs() {
+        let mut data: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let email = b"ada@example.com";
+        data[1000..1000 + email.len()].copy_from_slice(email);
+        data[999] = 0;
+        data[1000 + email.len()] = 0xff;
+        let f = scan(&data);
+        assert!(
+            f.iter().any(|f| f.kind == EmailAddress && &data[f.start..f.end] == email),
+            "the email inside binary data is found in place: {f:?}"
+        );
+        // Short printable runs between binary bytes never form findings.
+        assert!(f.iter().all(|f| f.end - f.start >= MIN_RUN), "{f:?}");
+        // A character cut by a window edge does not make text binary.
+        let text = "José Lovelace wrote to ada@example.com".as_bytes();
+        assert_eq!(scan(&text[4..]).len(), scan(&text[5..]).len());
     }
 
     #[test]

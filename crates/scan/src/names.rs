@@ -521,25 +521,9 @@ const NOT_NAMES: &[&str] = &[
     "your",
 ];
 
-/// The position of the next ASCII capital letter at or after `from`, eight bytes at a time.
-fn next_capital(text: &[u8], mut from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = ONES * 0x80;
-    while from + 8 <= text.len() {
-        let mut chunk = [0u8; 8];
-        chunk.copy_from_slice(&text[from..from + 8]);
-        let x = u64::from_le_bytes(chunk);
-        // A byte in 'A'..='Z' (and below 0x80) gets its high bit set.
-        let low7 = x & !HIGH;
-        let above = low7.wrapping_add(ONES * (0x80 - b'A' as u64)); // >= 'A'
-        let below = (ONES * (0x80 + b'Z' as u64)).wrapping_sub(low7); // <= 'Z'
-        let hits = above & below & !x & HIGH;
-        if hits != 0 {
-            return Some(from + (hits.trailing_zeros() / 8) as usize);
-        }
-        from += 8;
-    }
-    text[from..].iter().position(u8::is_ascii_uppercase).map(|p| from + p)
+/// The position of the next ASCII capital letter at or after `from`.
+fn next_capital(text: &[u8], from: usize) -> Option<usize> {
+    crate::detect::next_in_range(text, from, b'A', b'Z')
 }
 
 /// The capitalised words of `text` in order, each looked up in the lists once.
