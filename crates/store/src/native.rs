@@ -14,13 +14,27 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 
 /// Read connections kept for reuse; more are opened when all are busy.
 const KEEP_READERS: usize = 8;
-/// How long a statement waits for another process's write lock.
+/// How long a statement waits for another connection's write lock.
 const BUSY: Duration = Duration::from_secs(10);
+/// How long it sleeps between tries.
+const BUSY_STEP: Duration = Duration::from_micros(200);
+
+/// Waits [`BUSY_STEP`] and tries again, for up to [`BUSY`] in all.
+fn retry_busy(attempt: i32) -> bool {
+    let waited = BUSY_STEP * u32::try_from(attempt).unwrap_or(u32::MAX);
+    if waited >= BUSY {
+        return false;
+    }
+    std::thread::sleep(BUSY_STEP);
+    true
+}
 
 /// Opens a connection with the store's settings (see `db::SQLITE_PRAGMAS`).
 fn open(file: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(file, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    conn.busy_timeout(BUSY)?;
+    // SQLite's own busy handler backs off to sleeps of up to 100 ms; a write lock held
+    // by another connection is usually free again within a millisecond, so retry finely.
+    conn.busy_handler(Some(retry_busy))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(80);

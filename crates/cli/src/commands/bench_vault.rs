@@ -70,6 +70,10 @@ fn bare_router(store: Store) -> axum::Router {
                 .unwrap_or_default();
             return axum::Json(json!({ "fields": map }));
         }
+        read_pool(State(store), Path(id)).await
+    }
+    /// The same read through the sqlx pool, as a plain axum + sqlx service would make it.
+    async fn read_pool(State(store): State<Store>, Path(id): Path<String>) -> axum::Json<serde_json::Value> {
         let rows = sqlx::query("SELECT field, sealed FROM field_values WHERE subject_id = $1")
             .bind(id)
             .fetch_all(store.pool())
@@ -95,6 +99,7 @@ fn bare_router(store: Store) -> axum::Router {
     }
     axum::Router::new()
         .route("/bare/{id}", axum::routing::get(read))
+        .route("/bare-pool/{id}", axum::routing::get(read_pool))
         .route("/bare/collect", axum::routing::post(collect))
         .with_state(store)
 }
@@ -201,9 +206,23 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
             charter.p50_us / 1e3,
             charter.p99_us / 1e3
         ),
-        baseline: format!("{:.0} req/s bare axum, same rows, no decision/decryption/audit", baseline.rate),
+        baseline: format!(
+            "{:.0} req/s bare axum, same rows by the same access path, no decision/decryption/audit",
+            baseline.rate
+        ),
         ratio: format!("{:.2}×", charter.rate / baseline.rate),
     });
+    if store.sqlite_readers().is_some() {
+        // A second baseline: the bare handler reading through the async pool instead.
+        let pool_path = format!("/bare-pool/{id}");
+        let pooled = closed_loop(&bare, "", 16, RUN, move |_| ("GET", pool_path.clone(), Vec::new())).await?;
+        out.push(Row {
+            what: format!("Same read, against a bare handler that reads through the sqlx pool, {label}"),
+            value: format!("{:.0} req/s", charter.rate),
+            baseline: format!("{:.0} req/s bare axum + sqlx pool, same rows", pooled.rate),
+            ratio: format!("{:.2}×", charter.rate / pooled.rate),
+        });
+    }
     let paced = open_loop(&addr, &token, 20, 1000.0, RUN, move |_| ("GET", path.clone(), Vec::new())).await?;
     let bare_path = format!("/bare/{id}");
     let bare_paced = open_loop(&bare, "", 20, 1000.0, RUN, move |_| ("GET", bare_path.clone(), Vec::new())).await?;
