@@ -124,10 +124,13 @@ async fn upload(
     let upload = state.objects.put_multipart(&path).await.map_err(internal)?;
     let mut sink = Sink { writer: WriteMultipart::new(upload), sealer, buf: BytesMut::with_capacity(CHUNK), stored: 0 };
     sink.writer.write(&header_bytes);
-    // A point that scans its uploads sees every byte before it is sealed.
-    let mut scanner = decl.scan.map(|action| {
-        let anonymiser = (action == ScanAction::Anonymise).then(|| charter_scan::anonymise::Anonymiser::new(b""));
-        (action, StreamScanner::new(anonymiser))
+    // A point that scans its uploads sees every byte. Recording and rejecting points scan
+    // on a thread of their own while the same bytes are sealed and stored (a rejected
+    // upload is aborted before anything is committed); an anonymising point's stored
+    // bytes are the scanner's output, so it scans in line.
+    let mut scanner = decl.scan.map(|action| match action {
+        ScanAction::Anonymise => Scan::InLine(StreamScanner::new(Some(charter_scan::anonymise::Anonymiser::new(b"")))),
+        ScanAction::Record | ScanAction::Reject => Scan::Beside(BesideScan::start(action == ScanAction::Reject)),
     });
     let mut size: u64 = 0;
     let mut scanner_counts = None;
@@ -141,18 +144,31 @@ async fn upload(
                 return Err(ApiError::TooLarge(format!("field `{field}` accepts at most {max} bytes")));
             }
             match scanner.as_mut() {
-                Some((action, s)) => {
+                Some(Scan::InLine(s)) => {
                     let out = s.push(&piece);
-                    refuse_if_found(*action, s.counts(), &field)?;
                     sink.feed(&out).await?;
+                }
+                Some(Scan::Beside(b)) => {
+                    if b.found_for_reject() {
+                        break; // refused below, with what the scan counted
+                    }
+                    b.push(piece.clone()).await;
+                    sink.feed(&piece).await?;
                 }
                 None => sink.feed(&piece).await?,
             }
         }
-        if let Some((action, s)) = scanner.take() {
-            let (rest, counts) = s.finish();
+        if let Some(scan) = scanner.take() {
+            let action = decl.scan.unwrap_or(ScanAction::Record);
+            let counts = match scan {
+                Scan::InLine(s) => {
+                    let (rest, counts) = s.finish();
+                    sink.feed(&rest).await?;
+                    counts
+                }
+                Scan::Beside(b) => b.finish().await?,
+            };
             refuse_if_found(action, &counts, &field)?;
-            sink.feed(&rest).await?;
             scanner_counts = Some((action, counts));
         }
         Ok(())
@@ -226,6 +242,68 @@ fn refuse_if_found(
         ),
         Value::Object(found),
     ))
+}
+
+/// How an upload is scanned.
+enum Scan {
+    /// In the request's own task: the stored bytes are the scanner's output.
+    InLine(StreamScanner),
+    /// On a thread beside the request, over the same bytes as they are stored.
+    Beside(BesideScan),
+}
+
+/// A scan on a blocking thread fed with the upload's pieces through a bounded
+/// channel (so memory stays bounded and a slow scan slows the upload down).
+struct BesideScan {
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    found: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reject: bool,
+    done: tokio::task::JoinHandle<std::collections::BTreeMap<EntityType, u64>>,
+}
+
+impl BesideScan {
+    /// Pieces waiting for the scanner, at most.
+    const QUEUE: usize = 8;
+
+    fn start(reject: bool) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(Self::QUEUE);
+        let found = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = found.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut scanner = StreamScanner::new(None);
+            while let Some(piece) = rx.blocking_recv() {
+                scanner.push(&piece);
+                if !scanner.counts().is_empty() {
+                    flag.store(true, std::sync::atomic::Ordering::Release);
+                    if reject {
+                        break; // one finding refuses the upload: no need to read on
+                    }
+                }
+            }
+            scanner.finish().1
+        });
+        Self { tx: Some(tx), found, reject, done }
+    }
+
+    /// Whether a rejecting point's scan has already found personal data.
+    fn found_for_reject(&self) -> bool {
+        self.reject && self.found.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    async fn push(&mut self, piece: Bytes) {
+        // A closed channel means a rejecting scan stopped at a finding; `finish` reports it.
+        if let Some(tx) = &self.tx {
+            if tx.send(piece).await.is_err() {
+                self.tx = None;
+            }
+        }
+    }
+
+    /// Waits for the scan of everything pushed; the findings counted by type.
+    async fn finish(mut self) -> Result<std::collections::BTreeMap<EntityType, u64>, ApiError> {
+        self.tx = None;
+        self.done.await.map_err(internal)
+    }
 }
 
 /// Seals bytes into 64 KiB chunks and writes them to object storage with back-pressure.
