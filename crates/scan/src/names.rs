@@ -600,6 +600,12 @@ fn sentence_start(text: &[u8], at: usize) -> bool {
     e == 0 || b".!?\n\r\t\"".contains(&text[e - 1])
 }
 
+/// Past ", " or " " at `at` (the separators inside an address), if one is there.
+fn separator(t: &[u8], at: usize) -> Option<usize> {
+    let at = if t.get(at) == Some(&b',') { at + 1 } else { at };
+    (t.get(at) == Some(&b' ')).then_some(at + 1)
+}
+
 struct Reader<'t> {
     text: &'t [u8],
     lists: &'static Lists,
@@ -634,14 +640,7 @@ impl Reader<'_> {
     fn address_tail(&self, mut end: usize) -> usize {
         let t = self.text;
         let unit = |from: usize| -> Option<usize> {
-            let mut i = from;
-            if t.get(i) == Some(&b',') {
-                i += 1;
-            }
-            if t.get(i) != Some(&b' ') {
-                return None;
-            }
-            i += 1;
+            let mut i = separator(t, from)?;
             let ws = i;
             while i < t.len() && t[i].is_ascii_alphabetic() {
                 i += 1;
@@ -673,14 +672,7 @@ impl Reader<'_> {
     /// ", City, ST 12345" (or " City, ST 12345") starting at `from`: its end.
     fn city_state_zip(&self, from: usize) -> Option<usize> {
         let t = self.text;
-        let mut i = from;
-        if t.get(i) == Some(&b',') {
-            i += 1;
-        }
-        if t.get(i) != Some(&b' ') {
-            return None;
-        }
-        i += 1;
+        let mut i = separator(t, from)?;
         // One to three capitalised words, then ", ".
         let mut words = 0;
         while words < 3 && t.get(i).is_some_and(u8::is_ascii_uppercase) {
