@@ -1,21 +1,27 @@
 //! Per-subject data keys, field sealing and keyed blind indexes.
 //!
 //! Every subject has a random 256-bit data key. Field values are sealed with
-//! XChaCha20-Poly1305 under that key, with the subject, field and category as
-//! associated data, so a ciphertext moved to another subject or field fails to
-//! open. Data keys are stored only wrapped by a key-encryption key (KEK) that
-//! lives outside the database; destroying a subject's wrapped key (shredding)
-//! leaves nothing that opens its data.
+//! AES-256-GCM under that key (a random 96-bit nonce each: a subject's key seals
+//! a handful of values in its life, far below the 2^32 bound for random nonces),
+//! with the subject, field and category as associated data, so a ciphertext
+//! moved to another subject or field fails to open. Data keys are stored only
+//! wrapped by a key-encryption key (KEK) that lives outside the database, with
+//! XChaCha20-Poly1305, whose 192-bit random nonces stay safe however many keys
+//! one KEK wraps; destroying a subject's wrapped key (shredding) leaves nothing
+//! that opens its data. Uploads are sealed in chunks by [`crate::stream`].
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use aes_gcm::Aes256Gcm;
+use chacha20poly1305::aead::{Aead, KeyInit, Nonce, Payload};
+use chacha20poly1305::XChaCha20Poly1305;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 
-/// Nonce length of XChaCha20-Poly1305.
+/// Nonce length of XChaCha20-Poly1305 (wrapped keys, upload chunks).
 pub const NONCE_LEN: usize = 24;
+/// Nonce length of AES-256-GCM (field values).
+const FIELD_NONCE_LEN: usize = 12;
 
 /// Why something could not be opened. Deliberately says nothing about content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +55,10 @@ impl DataKey {
     pub(crate) fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(self.0.expose_secret().into())
     }
+
+    fn field_cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(self.0.expose_secret().into())
+    }
 }
 
 impl std::fmt::Debug for DataKey {
@@ -57,8 +67,8 @@ impl std::fmt::Debug for DataKey {
     }
 }
 
-fn random_nonce() -> [u8; NONCE_LEN] {
-    let mut n = [0u8; NONCE_LEN];
+fn random_nonce<const N: usize>() -> [u8; N] {
+    let mut n = [0u8; N];
     rand::rngs::OsRng.fill_bytes(&mut n);
     n
 }
@@ -73,30 +83,32 @@ fn binding(domain: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     aad
 }
 
-pub(crate) fn seal(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let nonce = random_nonce();
+/// Seals `plaintext` under a fresh random nonce of `N` bytes: nonce, then ciphertext and tag.
+fn seal<C: Aead, const N: usize>(cipher: &C, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let nonce = random_nonce::<N>();
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
-        .expect("XChaCha20-Poly1305 encryption does not fail for in-memory buffers");
-    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+        .encrypt(Nonce::<C>::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .expect("AEAD encryption does not fail for in-memory buffers");
+    let mut out = Vec::with_capacity(N + ct.len());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
     out
 }
 
-pub(crate) fn open(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if sealed.len() < NONCE_LEN + 16 {
+/// Opens what [`seal`] made with the same cipher, nonce length and binding.
+fn open<C: Aead, const N: usize>(cipher: &C, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if sealed.len() < N + 16 {
         return Err(CryptoError::Truncated);
     }
-    let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad }).map_err(|_| CryptoError::Open)
+    let (nonce, ct) = sealed.split_at(N);
+    cipher.decrypt(Nonce::<C>::from_slice(nonce), Payload { msg: ct, aad }).map_err(|_| CryptoError::Open)
 }
 
 impl DataKey {
     /// Seals one field value of `subject`, bound to its field name and category.
     pub fn seal_field(&self, subject: &str, field: &str, category: &str, plaintext: &[u8]) -> Vec<u8> {
         let aad = binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()]);
-        seal(&self.cipher(), &aad, plaintext)
+        seal::<_, FIELD_NONCE_LEN>(&self.field_cipher(), &aad, plaintext)
     }
 
     /// Opens a field value sealed by [`DataKey::seal_field`] with the same binding.
@@ -108,7 +120,7 @@ impl DataKey {
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
         let aad = binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()]);
-        open(&self.cipher(), &aad, sealed)
+        open::<_, FIELD_NONCE_LEN>(&self.field_cipher(), &aad, sealed)
     }
 }
 
@@ -134,13 +146,13 @@ pub trait KeyWrapper: Send + Sync {
 pub(crate) fn wrap_with(kek: &[u8; 32], version: u32, subject: &str, key: &DataKey) -> WrappedKey {
     let cipher = XChaCha20Poly1305::new(kek.into());
     let aad = binding(b"charter.dek.v1", &[subject.as_bytes(), &version.to_be_bytes()]);
-    WrappedKey { kek_version: version, sealed: seal(&cipher, &aad, key.0.expose_secret()) }
+    WrappedKey { kek_version: version, sealed: seal::<_, NONCE_LEN>(&cipher, &aad, key.0.expose_secret()) }
 }
 
 pub(crate) fn unwrap_with(kek: &[u8; 32], subject: &str, wrapped: &WrappedKey) -> Result<DataKey, CryptoError> {
     let cipher = XChaCha20Poly1305::new(kek.into());
     let aad = binding(b"charter.dek.v1", &[subject.as_bytes(), &wrapped.kek_version.to_be_bytes()]);
-    let raw = open(&cipher, &aad, &wrapped.sealed)?;
+    let raw = open::<_, NONCE_LEN>(&cipher, &aad, &wrapped.sealed)?;
     let bytes: [u8; 32] = raw.try_into().map_err(|_| CryptoError::Open)?;
     Ok(DataKey::from_bytes(bytes))
 }
