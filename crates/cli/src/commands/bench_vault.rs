@@ -345,7 +345,7 @@ pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
     let copy = t.elapsed();
     let mib = SIZE as f64 / (1 << 20) as f64;
     out.push(Row {
-        what: "1 GiB upload over HTTP, sealed in 64 KiB chunks into local object storage".into(),
+        what: "1 GiB upload over HTTP, scanned (`scan = \"record\"`) and sealed in 64 KiB chunks into local object storage".into(),
         value: format!("{:.0} MiB/s", mib / took.as_secs_f64()),
         baseline: format!(
             "{:.0} MiB/s (plain copy of a 1 GiB file, 64 KiB reads and writes)",
