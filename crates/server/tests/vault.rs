@@ -640,3 +640,27 @@ async fn uploads_are_scanned_as_the_point_says() {
         app.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_person_arriving_many_times_at_once_is_one_subject() {
+    for db in backends("vault_same_person").await {
+        let app = std::sync::Arc::new(TestApp::spawn(&db).await);
+        let key = app.key("site", &["registration"], &["signup"]).await;
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let (app, key) = (app.clone(), key.clone());
+                tokio::spawn(async move { app.collect(&key, "signup", &signup(EMAIL)).await })
+            })
+            .collect();
+        let mut ids = std::collections::BTreeSet::new();
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert_eq!(r.status, 201, "{}", r.body);
+            ids.insert(r.body["subject_id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(ids.len(), 1, "one person, one subject: {ids:?}");
+        assert_eq!(app.count("subjects").await, 1);
+        assert_eq!(app.count("subject_identifiers").await, 1);
+        assert_eq!(app.count("field_values").await, 4);
+    }
+}

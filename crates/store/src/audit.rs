@@ -66,17 +66,17 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(4096);
         let appended = Arc::new(AtomicU64::new(0));
         let native =
-            store.sqlite_file().zip(store.sqlite_readers()).and_then(
-                |(file, readers)| match crate::native::open_writer(file)
-                    .and_then(|c| Ok((c, crate::native::Checkpointer::start(file)?)))
-                {
-                    Ok((conn, wal)) => Some((conn, readers.closed(), wal)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "audit writer falls back to the pool");
-                        None
-                    }
-                },
-            );
+            store.sqlite_file().zip(store.sqlite_direct()).and_then(|(file, direct)| match crate::native::open_writer(
+                file,
+            )
+            .and_then(|c| Ok((c, crate::native::Checkpointer::start(file)?)))
+            {
+                Ok((conn, wal)) => Some((conn, direct.closed(), wal)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit writer falls back to the pool");
+                    None
+                }
+            });
         let sink = match native {
             Some((conn, closed, wal)) => Sink::Sqlite { conn: Box::new(conn), closed, _wal: wal },
             None => Sink::Pool(store.pool().clone()),

@@ -66,7 +66,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     sqlite_file: Option<std::path::PathBuf>,
-    readers: Option<std::sync::Arc<crate::native::Readers>>,
+    direct: Option<std::sync::Arc<crate::native::Direct>>,
 }
 
 impl Store {
@@ -107,8 +107,8 @@ impl Store {
             let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
             std::path::PathBuf::from(rest.split('?').next().unwrap_or(rest))
         });
-        let readers = sqlite_file.as_deref().map(|f| std::sync::Arc::new(crate::native::Readers::new(f)));
-        Ok(Self { pool, backend, sqlite_file, readers })
+        let direct = sqlite_file.as_deref().map(|f| std::sync::Arc::new(crate::native::Direct::new(f)));
+        Ok(Self { pool, backend, sqlite_file, direct })
     }
 
     /// Connects and applies every pending migration.
@@ -153,9 +153,9 @@ impl Store {
         self.backend
     }
 
-    /// Direct read connections, for SQLite file stores.
-    pub fn sqlite_readers(&self) -> Option<&crate::native::Readers> {
-        self.readers.as_deref()
+    /// Direct connections for the hot reads and writes, for SQLite file stores.
+    pub fn sqlite_direct(&self) -> Option<&crate::native::Direct> {
+        self.direct.as_deref()
     }
 
     /// The database file, for SQLite stores.
@@ -165,7 +165,7 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
-        if let Some(r) = &self.readers {
+        if let Some(r) = &self.direct {
             r.close();
         }
         self.pool.close().await;

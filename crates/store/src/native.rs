@@ -1,6 +1,6 @@
 //! Direct SQLite access for the hot paths of a SQLite file store: the audit
-//! writer's own connection, and a small set of connections for purpose-bound
-//! reads. The async pool hands every statement to a worker thread and every row
+//! writer's own connection, and small sets of connections for purpose-bound
+//! reads and for collections. The async pool hands every statement to a worker thread and every row
 //! back through a channel; these run the statement where they are called. Reads
 //! are indexed point lookups in WAL mode, so they never wait for the writer.
 
@@ -12,8 +12,8 @@ use std::time::Duration;
 use charter_core::audit::{Entry, Hash};
 use rusqlite::{Connection, OpenFlags, ToSql};
 
-/// Read connections kept for reuse; more are opened when all are busy.
-const KEEP_READERS: usize = 8;
+/// Connections of each kind kept for reuse; more are opened when all are busy.
+const KEEP_IDLE: usize = 8;
 /// How long a statement waits for another connection's write lock.
 const BUSY: Duration = Duration::from_secs(10);
 /// How long it sleeps between tries.
@@ -107,18 +107,25 @@ impl Closed {
     }
 }
 
-/// Connections for reads on one SQLite file.
+/// Direct connections to one SQLite file: `query_only` ones for reads, and
+/// read-write ones for collections, each kept for reuse.
 #[derive(Debug)]
-pub struct Readers {
+pub struct Direct {
     file: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle_readers: Mutex<Vec<Connection>>,
+    idle_writers: Mutex<Vec<Connection>>,
     closed: Closed,
 }
 
-impl Readers {
-    /// Reads from `file`; connections open on first use.
+impl Direct {
+    /// Connections to `file`; they open on first use.
     pub(crate) fn new(file: &Path) -> Self {
-        Self { file: file.to_owned(), idle: Mutex::new(Vec::new()), closed: Closed::default() }
+        Self {
+            file: file.to_owned(),
+            idle_readers: Mutex::new(Vec::new()),
+            idle_writers: Mutex::new(Vec::new()),
+            closed: Closed::default(),
+        }
     }
 
     /// Whether the store is closed, shared with the audit writer's connection.
@@ -129,28 +136,47 @@ impl Readers {
     /// Closes every idle connection and refuses further work.
     pub(crate) fn close(&self) {
         self.closed.0.store(true, Ordering::Release);
-        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        lock(&self.idle_readers).clear();
+        lock(&self.idle_writers).clear();
     }
 
     /// Runs `f` on an idle read connection (opening one if none is idle).
-    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        self.on(&self.idle_readers, true, |c| f(c))
+    }
+
+    /// Runs `f` on an idle read-write connection (opening one if none is idle).
+    pub fn write<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        self.on(&self.idle_writers, false, f)
+    }
+
+    fn on<T>(
+        &self,
+        idle: &Mutex<Vec<Connection>>,
+        query_only: bool,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
         self.closed.check()?;
-        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-        let conn = match idle {
+        let conn = lock(idle).pop();
+        let mut conn = match conn {
             Some(c) => c,
             None => {
                 let c = open(&self.file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-                c.pragma_update(None, "query_only", true)?;
+                c.pragma_update(None, "query_only", query_only)?;
                 c
             }
         };
-        let result = f(&conn);
-        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() < KEEP_READERS && !self.closed.0.load(Ordering::Acquire) {
+        let result = f(&mut conn);
+        let mut idle = lock(idle);
+        if idle.len() < KEEP_IDLE && !self.closed.0.load(Ordering::Acquire) {
             idle.push(conn);
         }
         result
     }
+}
+
+fn lock(m: &Mutex<Vec<Connection>>) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn to_hash(b: &[u8]) -> rusqlite::Result<Hash> {

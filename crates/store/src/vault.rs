@@ -170,6 +170,49 @@ fn read_view_native(conn: &rusqlite::Connection, id: &str, purpose: &str) -> rus
     Ok(view)
 }
 
+/// [`Store::write_collection`] on a direct SQLite connection, in one `BEGIN IMMEDIATE`
+/// transaction; `Ok(false)` when a concurrent collection claimed the identifier first.
+fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite<'_>) -> rusqlite::Result<bool> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if let Some(wrapped) = w.new_subject {
+        tx.prepare_cached(
+            "INSERT INTO subjects (id, created_at_us, kek_version, wrapped_key) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(rusqlite::params![w.subject_id, w.at_us, i64::from(wrapped.kek_version), wrapped.sealed])?;
+    }
+    if let Some((kind, blind)) = &w.identifier {
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO subject_identifiers (kind, blind, subject_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (kind, blind) DO NOTHING",
+            )?
+            .execute(rusqlite::params![kind, &blind[..], w.subject_id])?;
+        if inserted == 0 && w.new_subject.is_some() {
+            // Someone else created this person a moment ago; the caller retries and finds them.
+            return Ok(false); // dropping `tx` rolls back
+        }
+    }
+    {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (subject_id, field) DO UPDATE SET \
+             category = excluded.category, point = excluded.point, sealed = excluded.sealed, \
+             collected_at_us = excluded.collected_at_us",
+        )?;
+        for (field, category, sealed) in &w.fields {
+            st.execute(rusqlite::params![w.subject_id, field, category, w.point, sealed, w.at_us])?;
+        }
+        let mut st = tx.prepare_cached(
+            "INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (purpose, given) in &w.consents {
+            st.execute(rusqlite::params![w.subject_id, purpose, i64::from(*given), w.point, w.at_us])?;
+        }
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
 const SUBJECT_COLUMNS: &str =
     "s.id, s.kek_version, s.wrapped_key, s.shredded_at_us, s.restricted_at_us, s.account_closed_at_us";
 
@@ -188,9 +231,9 @@ impl Store {
     /// `purpose` (latest consent answer, whether it objected), in one round trip.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn subject_for_read(&self, id: &str, purpose: &str) -> Result<Option<ReadView>, sqlx::Error> {
-        if let Some(readers) = self.sqlite_readers() {
+        if let Some(readers) = self.sqlite_direct() {
             return readers
-                .with(|conn| read_view_native(conn, id, purpose))
+                .read(|conn| read_view_native(conn, id, purpose))
                 .map_err(|e| sqlx::Error::Protocol(format!("reading a subject: {e}")));
         }
         let rows = sqlx::query(&read_view_sql()).bind(id).bind(purpose).fetch_all(self.pool()).await?;
@@ -235,6 +278,13 @@ impl Store {
     /// identifier, the sealed fields (replacing earlier values) and the consents.
     #[tracing::instrument(level = "debug", skip_all, fields(point = w.point, fields = w.fields.len()))]
     pub async fn write_collection(&self, w: &CollectionWrite<'_>) -> Result<(), CollectError> {
+        if let Some(direct) = self.sqlite_direct() {
+            return match direct.write(|conn| write_collection_native(conn, w)) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(CollectError::IdentifierRace),
+                Err(e) => Err(CollectError::Db(sqlx::Error::Protocol(format!("writing a collection: {e}")))),
+            };
+        }
         let mut tx = self.pool().begin().await?;
         if let Some(wrapped) = w.new_subject {
             sqlx::query("INSERT INTO subjects (id, created_at_us, kek_version, wrapped_key) VALUES ($1, $2, $3, $4)")

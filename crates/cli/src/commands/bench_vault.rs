@@ -58,9 +58,9 @@ pub fn decision_rows(out: &mut Vec<Row>) {
 fn bare_router(store: Store) -> axum::Router {
     async fn read(State(store): State<Store>, Path(id): Path<String>) -> axum::Json<serde_json::Value> {
         // The same access path as charter's reads: a direct connection on SQLite, the pool on PostgreSQL.
-        if let Some(readers) = store.sqlite_readers() {
+        if let Some(readers) = store.sqlite_direct() {
             let map = readers
-                .with(|conn| {
+                .read(|conn| {
                     let mut st = conn.prepare_cached("SELECT field, sealed FROM field_values WHERE subject_id = ?1")?;
                     let rows = st.query_map([&id], |r| {
                         Ok((r.get::<_, String>(0)?, serde_json::Value::String(hex::encode(r.get::<_, Vec<u8>>(1)?))))
@@ -212,7 +212,7 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
         ),
         ratio: format!("{:.2}×", charter.rate / baseline.rate),
     });
-    if store.sqlite_readers().is_some() {
+    if store.sqlite_direct().is_some() {
         // A second baseline: the bare handler reading through the async pool instead.
         let pool_path = format!("/bare-pool/{id}");
         let pooled = closed_loop(&bare, "", 16, RUN, move |_| ("GET", pool_path.clone(), Vec::new())).await?;
