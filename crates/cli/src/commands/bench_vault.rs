@@ -257,7 +257,6 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// A 1 GiB upload to a real `charter serve` process, against a plain file copy.
 pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
-    const SIZE: usize = 1 << 30;
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
     let data = dir.path().join("data");
@@ -297,31 +296,30 @@ pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
 
     let block: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     settle_disk();
-    let start = Instant::now();
-    let head = format!(
-        "POST /v1/collect/raw_upload/upload?field=file&email=person0%40bench.example HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: {SIZE}\r\n\r\n"
-    );
-    {
-        use tokio::io::AsyncWriteExt as _;
-        let s = c.raw();
-        s.write_all(head.as_bytes()).await?;
-        for _ in 0..SIZE / block.len() {
-            s.write_all(&block).await?;
-        }
-    }
-    let (status, resp) = c.read_response().await?;
-    let took = start.elapsed();
-    anyhow::ensure!(status == 201, "upload {status}: {}", String::from_utf8_lossy(&resp));
+    let path = "/v1/collect/raw_upload/upload?field=file&email=person0%40bench.example";
+    let took = send_upload(&mut c, &addr, path, &token, &block).await?;
     let rss_peak = peak_rss_kib(pid).unwrap_or(0);
     child.start_kill()?;
     let _ = child.wait().await;
+
+    // Second baseline: a bare axum handler that streams the same body into a file.
+    let bare_dir = dir.path().join("bare");
+    std::fs::create_dir_all(&bare_dir)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_addr = listener.local_addr()?.to_string();
+    let app = axum::Router::new().route("/bare/upload", axum::routing::post(bare_upload)).with_state(bare_dir);
+    let bare_server = tokio::spawn(async move { axum::serve(listener, app).await });
+    settle_disk();
+    let mut bc = Conn::open(&bare_addr).await?;
+    let bare_took = send_upload(&mut bc, &bare_addr, "/bare/upload", "", &block).await?;
+    bare_server.abort();
 
     // Baseline: copy a file of the same size on the same disk.
     let src = dir.path().join("plain.bin");
     {
         use std::io::Write as _;
         let mut f = std::io::BufWriter::new(std::fs::File::create(&src)?);
-        for _ in 0..SIZE / block.len() {
+        for _ in 0..UPLOAD_SIZE / block.len() {
             f.write_all(&block)?;
         }
         f.flush()?;
@@ -345,7 +343,7 @@ pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
         to.flush()?;
     }
     let copy = t.elapsed();
-    let mib = SIZE as f64 / (1 << 20) as f64;
+    let mib = UPLOAD_SIZE as f64 / (1 << 20) as f64;
     out.push(Row {
         what: "1 GiB upload over HTTP, scanned (`scan = \"record\"`) and sealed in 64 KiB chunks into local object storage".into(),
         value: format!("{:.0} MiB/s", mib / took.as_secs_f64()),
@@ -354,6 +352,15 @@ pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
             mib / copy.as_secs_f64()
         ),
         ratio: format!("{:.2}×", copy.as_secs_f64() / took.as_secs_f64()),
+    });
+    out.push(Row {
+        what: "Same upload, against a bare axum handler that streams the body into a file".into(),
+        value: format!("{:.0} MiB/s", mib / took.as_secs_f64()),
+        baseline: format!(
+            "{:.0} MiB/s bare axum, no scan or sealing, in the bench process",
+            mib / bare_took.as_secs_f64()
+        ),
+        ratio: format!("{:.2}×", bare_took.as_secs_f64() / took.as_secs_f64()),
     });
     out.push(Row {
         what: "Peak RSS of `charter serve` during that upload".into(),
@@ -399,6 +406,46 @@ pub fn scan_rows(out: &mut Vec<Row>) {
         baseline: format!("{:.0} MB/s (counting newlines over the same bytes)", mb / pass.as_secs_f64()),
         ratio: format!("{:.2}× of the 100 MB/s target", mb / scan.as_secs_f64() / 100.0),
     });
+}
+
+/// Bytes in the benchmark's upload.
+const UPLOAD_SIZE: usize = 1 << 30;
+
+/// Sends `block` repeated to [`UPLOAD_SIZE`] bytes as one request body on `c`; the time until the 201.
+async fn send_upload(c: &mut Conn, addr: &str, path: &str, token: &str, block: &[u8]) -> anyhow::Result<Duration> {
+    use tokio::io::AsyncWriteExt as _;
+    let auth = if token.is_empty() { String::new() } else { format!("Authorization: Bearer {token}\r\n") };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/octet-stream\r\nContent-Length: {UPLOAD_SIZE}\r\n\r\n"
+    );
+    let start = Instant::now();
+    let s = c.raw();
+    s.write_all(head.as_bytes()).await?;
+    for _ in 0..UPLOAD_SIZE / block.len() {
+        s.write_all(block).await?;
+    }
+    let (status, resp) = c.read_response().await?;
+    anyhow::ensure!(status == 201, "upload to {path}: {status}: {}", String::from_utf8_lossy(&resp));
+    Ok(start.elapsed())
+}
+
+/// The bare upload handler: the body streamed into a new file, nothing else.
+async fn bare_upload(State(dir): State<std::path::PathBuf>, body: axum::body::Body) -> axum::http::StatusCode {
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let Ok(mut file) = tokio::fs::File::create(dir.join(uuid::Uuid::new_v4().to_string())).await else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+    };
+    let mut stream = body.into_data_stream();
+    while let Some(Ok(piece)) = stream.next().await {
+        if file.write_all(&piece).await.is_err() {
+            return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+        }
+    }
+    match file.flush().await {
+        Ok(()) => axum::http::StatusCode::CREATED,
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 /// Flushes the kernel's dirty pages, so the upload and the copy that is its baseline each
