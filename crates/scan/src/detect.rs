@@ -689,6 +689,32 @@ mod tests {
         only(pem, Secret, pem);
     }
 
+    fn well_formed(text: &[u8]) {
+        let f = scan(text);
+        for w in f.windows(2) {
+            assert!(w[0].end <= w[1].start, "findings overlap: {f:?}");
+        }
+        for x in &f {
+            assert!(x.start < x.end && x.end <= text.len(), "{x:?} outside 0..{}", text.len());
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_bytes_scan_without_panicking(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            well_formed(&data);
+        }
+
+        #[test]
+        fn text_shaped_like_personal_data_scans_without_panicking(
+            text in "([A-Z][a-z]{0,8}|[0-9]{1,6}|Dr\\.|St\\.|Apt\\.|, [A-Z]{2} [0-9]{5}|[ .,:@/-]|APO|and|é){0,40}"
+        ) {
+            well_formed(text.as_bytes());
+        }
+    }
+
     #[test]
     fn range_search_matches_a_plain_search() {
         let text: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
