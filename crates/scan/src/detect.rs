@@ -523,7 +523,8 @@ const MIN_RUN: usize = 6;
 /// Every finding in `text`, ordered by position; where two overlap, the more
 /// certain (then the longer) is kept.
 ///
-/// Text (valid UTF-8, allowing a character cut at either edge) is read whole.
+/// Text (valid UTF-8, allowing a character cut at either edge, or at least 90 %
+/// printable ASCII, as text in an 8-bit encoding is) is read whole.
 /// Binary data is read as `strings` would: only its runs of at least
 /// [`MIN_RUN`] printable characters, each in place, so offsets still point into
 /// the input and noise between them never forms a finding.
@@ -532,6 +533,8 @@ pub fn scan(text: &[u8]) -> Vec<Finding> {
     match std::str::from_utf8(&text[lead..]) {
         Ok(_) => scan_text(text),
         Err(e) if e.error_len().is_none() => scan_text(text),
+        // Text in a legacy 8-bit encoding (Latin-1, Windows-1252) is still text.
+        Err(_) if mostly_printable(text) => scan_text(text),
         Err(_) => scan_text(&text_runs(text)),
     }
 }
@@ -549,6 +552,12 @@ const PRINTABLE: [usize; 256] = {
     t[b'\r' as usize] = usize::MAX;
     t
 };
+
+/// Whether at least 90 % of `data` is printable ASCII or whitespace.
+fn mostly_printable(data: &[u8]) -> bool {
+    let printable: usize = data.iter().map(|b| PRINTABLE[usize::from(*b)] & 1).sum();
+    printable * 10 >= data.len() * 9
+}
 
 /// A copy of binary `data` with everything but its runs of at least [`MIN_RUN`]
 /// printable ASCII bytes blanked to spaces. (Non-ASCII text inside binary data
@@ -744,6 +753,10 @@ mod tests {
         );
         // Short printable runs between binary bytes never form findings.
         assert!(f.iter().all(|f| f.end - f.start >= MIN_RUN), "{f:?}");
+        // Text in an 8-bit encoding is read as text: "Ms. Nuñez" in Windows-1252 stays whole.
+        let latin1 = b"Please ask Ms. Nu\xf1ez, who wrote to ada@example.com from Madrid.";
+        let f = scan(latin1);
+        assert!(f.iter().any(|f| f.kind == Person && &latin1[f.start..f.end] == b"Ms. Nu\xf1ez"), "{f:?}");
         // A character cut by a window edge does not make text binary.
         let text = "José Lovelace wrote to ada@example.com".as_bytes();
         assert_eq!(scan(&text[4..]).len(), scan(&text[5..]).len());

@@ -227,7 +227,17 @@ pub(crate) fn insert(conn: &Connection, closed: &Closed, entries: &[Entry]) -> r
         st.execute(values.as_slice()).map(|_| ())
     });
     if several {
-        conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        let end = match &result {
+            Ok(()) => conn.execute_batch("COMMIT"),
+            Err(_) => Ok(()),
+        };
+        // Whatever failed, leave no transaction open: later single-statement batches
+        // must not be acknowledged inside a transaction that never commits.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        result?;
+        return end;
     }
     result
 }

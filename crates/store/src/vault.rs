@@ -170,6 +170,15 @@ fn read_view_native(conn: &rusqlite::Connection, id: &str, purpose: &str) -> rus
     Ok(view)
 }
 
+/// Runs `f`, which may block, telling a multi-threaded runtime first so that its other
+/// tasks move to another thread (on a current-thread runtime it just runs).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// [`Store::write_collection`] on a direct SQLite connection, in one `BEGIN IMMEDIATE`
 /// transaction; `Ok(false)` when a concurrent collection claimed the identifier first.
 fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite<'_>) -> rusqlite::Result<bool> {
@@ -279,7 +288,9 @@ impl Store {
     #[tracing::instrument(level = "debug", skip_all, fields(point = w.point, fields = w.fields.len()))]
     pub async fn write_collection(&self, w: &CollectionWrite<'_>) -> Result<(), CollectError> {
         if let Some(direct) = self.sqlite_direct() {
-            return match direct.write(|conn| write_collection_native(conn, w)) {
+            // A write may wait for another connection's lock: let the runtime move its other
+            // tasks off this thread meanwhile.
+            return match blocking(|| direct.write(|conn| write_collection_native(conn, w))) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(CollectError::IdentifierRace),
                 Err(e) => Err(CollectError::Db(sqlx::Error::Protocol(format!("writing a collection: {e}")))),

@@ -121,6 +121,8 @@ impl DataKey {
     ) -> Result<Vec<u8>, CryptoError> {
         let aad = binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()]);
         open::<_, FIELD_NONCE_LEN>(&self.field_cipher(), &aad, sealed)
+            // Values sealed by earlier versions used XChaCha20-Poly1305; they still open.
+            .or_else(|_| open::<_, NONCE_LEN>(&self.cipher(), &aad, sealed))
     }
 }
 
@@ -282,6 +284,15 @@ mod tests {
             b.index(IdentifierKind::Email, "a@b.c"),
             BlindIndexer::new(&[2u8; 32]).index(IdentifierKind::Email, "a@b.c")
         );
+    }
+
+    #[test]
+    fn field_values_sealed_by_earlier_versions_still_open() {
+        let key = DataKey::generate();
+        let aad = binding(b"charter.field.v1", &[b"s1", b"email", b"user.contact.email"]);
+        let legacy = seal::<_, NONCE_LEN>(&key.cipher(), &aad, b"ada@example.com");
+        assert_eq!(key.open_field("s1", "email", "user.contact.email", &legacy).unwrap(), b"ada@example.com");
+        assert_eq!(key.open_field("s1", "name", "user.contact.email", &legacy), Err(CryptoError::Open));
     }
 
     proptest! {

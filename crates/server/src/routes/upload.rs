@@ -128,9 +128,14 @@ async fn upload(
     // on a thread of their own while the same bytes are sealed and stored (a rejected
     // upload is aborted before anything is committed); an anonymising point's stored
     // bytes are the scanner's output, so it scans in line.
+    let reject = decl.scan == Some(ScanAction::Reject);
     let mut scanner = decl.scan.map(|action| match action {
         ScanAction::Anonymise => Scan::InLine(StreamScanner::new(Some(charter_scan::anonymise::Anonymiser::new(b"")))),
-        ScanAction::Record | ScanAction::Reject => Scan::Beside(BesideScan::start(action == ScanAction::Reject)),
+        // With every scan thread busy, this upload scans in line rather than wait for one.
+        ScanAction::Record | ScanAction::Reject => match BesideScan::start(reject) {
+            Some(b) => Scan::Beside(b),
+            None => Scan::InLine(StreamScanner::new(None)),
+        },
     });
     let mut size: u64 = 0;
     let mut scanner_counts = None;
@@ -146,6 +151,9 @@ async fn upload(
             match scanner.as_mut() {
                 Some(Scan::InLine(s)) => {
                     let out = s.push(&piece);
+                    if reject && !s.counts().is_empty() {
+                        break; // refused below, with what the scan counted
+                    }
                     sink.feed(&out).await?;
                 }
                 Some(Scan::Beside(b)) => {
@@ -252,6 +260,16 @@ enum Scan {
     Beside(BesideScan),
 }
 
+/// Permits for scans beside uploads: a few per core, so that waiting scans can never take
+/// every thread of the runtime's blocking pool, which object storage needs too.
+fn scan_threads() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
+    static PERMITS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        std::sync::Arc::new(tokio::sync::Semaphore::new(cores * 4))
+    })
+}
+
 /// A scan on a blocking thread fed with the upload's pieces through a bounded
 /// channel (so memory stays bounded and a slow scan slows the upload down).
 struct BesideScan {
@@ -265,11 +283,14 @@ impl BesideScan {
     /// Pieces waiting for the scanner, at most.
     const QUEUE: usize = 8;
 
-    fn start(reject: bool) -> Self {
+    /// A scan on a thread of its own, when one of the [`scan_threads`] permits is free.
+    fn start(reject: bool) -> Option<Self> {
+        let permit = scan_threads().clone().try_acquire_owned().ok()?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(Self::QUEUE);
         let found = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = found.clone();
         let done = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut scanner = StreamScanner::new(None);
             while let Some(piece) = rx.blocking_recv() {
                 scanner.push(&piece);
@@ -282,7 +303,7 @@ impl BesideScan {
             }
             scanner.finish().1
         });
-        Self { tx: Some(tx), found, reject, done }
+        Some(Self { tx: Some(tx), found, reject, done })
     }
 
     /// Whether a rejecting point's scan has already found personal data.
