@@ -433,8 +433,11 @@ impl Writer {
 
 const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoint (seq, hash, at_us, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING";
 
+/// The chain's last entry.
+pub(crate) const SELECT_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+
 async fn load_head(pool: &AnyPool) -> Result<Option<(i64, Hash)>, sqlx::Error> {
-    let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
+    let row = sqlx::query(SELECT_HEAD).fetch_optional(pool).await?;
     Ok(match row {
         Some(r) => Some((r.try_get::<i64, _>(0)?, to_hash(r.try_get::<Vec<u8>, _>(1)?)?)),
         None => None,

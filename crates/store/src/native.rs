@@ -191,7 +191,7 @@ fn to_hash(b: &[u8]) -> rusqlite::Result<Hash> {
 
 /// The chain's last entry.
 pub(crate) fn load_head(conn: &Connection) -> rusqlite::Result<Option<(i64, Hash)>> {
-    let mut st = conn.prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?;
+    let mut st = conn.prepare_cached(crate::audit::SELECT_HEAD)?;
     let mut rows = st.query([])?;
     match rows.next()? {
         Some(r) => Ok(Some((r.get(0)?, to_hash(r.get_ref(1)?.as_blob()?)?))),

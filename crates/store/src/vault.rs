@@ -96,35 +96,48 @@ pub enum CollectError {
     Db(#[from] sqlx::Error),
 }
 
+impl SubjectRecord {
+    /// A subject from the values of [`SUBJECT_COLUMNS`], in that order.
+    fn from_columns(
+        id: String,
+        kek_version: Option<i64>,
+        wrapped_key: Option<Vec<u8>>,
+        shredded_at_us: Option<i64>,
+        restricted_at_us: Option<i64>,
+        account_closed_at_us: Option<i64>,
+    ) -> Self {
+        let wrapped = match (kek_version, wrapped_key) {
+            (Some(v), Some(k)) => Some(WrappedKey { kek_version: u32::try_from(v).unwrap_or(u32::MAX), sealed: k }),
+            _ => None,
+        };
+        Self { id, wrapped, shredded_at_us, restricted_at_us, account_closed_at_us }
+    }
+}
+
 fn subject_from_row(r: &sqlx::any::AnyRow) -> Result<SubjectRecord, sqlx::Error> {
-    let version: Option<i64> = r.try_get(1)?;
-    let key: Option<Vec<u8>> = r.try_get(2)?;
-    let wrapped = match (version, key) {
-        (Some(v), Some(k)) => Some(WrappedKey { kek_version: u32::try_from(v).unwrap_or(u32::MAX), sealed: k }),
-        _ => None,
-    };
-    Ok(SubjectRecord {
-        id: r.try_get(0)?,
-        wrapped,
-        shredded_at_us: r.try_get(3)?,
-        restricted_at_us: r.try_get(4)?,
-        account_closed_at_us: r.try_get(5)?,
-    })
+    Ok(SubjectRecord::from_columns(
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+        r.try_get(5)?,
+    ))
 }
 
 /// One subject, its fields, and its latest consent and any objection for one purpose.
-fn read_view_sql() -> String {
+static READ_VIEW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {SUBJECT_COLUMNS}, f.field, f.category, f.point, f.sealed, f.collected_at_us, \
          (SELECT c.given FROM consents c WHERE c.subject_id = s.id AND c.purpose = $2 ORDER BY c.at_us DESC LIMIT 1), \
          (SELECT COUNT(*) FROM objections o WHERE o.subject_id = s.id AND o.purpose = $2) \
          FROM subjects s LEFT JOIN field_values f ON f.subject_id = s.id WHERE s.id = $1 ORDER BY f.field"
     )
-}
+});
 
 /// [`Store::subject_for_read`] on a direct SQLite connection.
 fn read_view_native(conn: &rusqlite::Connection, id: &str, purpose: &str) -> rusqlite::Result<Option<ReadView>> {
-    let mut st = conn.prepare_cached(&read_view_sql())?;
+    let mut st = conn.prepare_cached(&READ_VIEW_SQL)?;
     // Bound by name: SQLite numbers parameters in order of appearance, and `$2` comes first.
     let mut rows = st.query(rusqlite::named_params! { "$1": id, "$2": purpose })?;
     let mut view: Option<ReadView> = None;
@@ -132,21 +145,8 @@ fn read_view_native(conn: &rusqlite::Connection, id: &str, purpose: &str) -> rus
         let view = match &mut view {
             Some(v) => v,
             None => {
-                let version: Option<i64> = r.get(1)?;
-                let key: Option<Vec<u8>> = r.get(2)?;
-                let wrapped = match (version, key) {
-                    (Some(v), Some(k)) => {
-                        Some(WrappedKey { kek_version: u32::try_from(v).unwrap_or(u32::MAX), sealed: k })
-                    }
-                    _ => None,
-                };
-                let subject = SubjectRecord {
-                    id: r.get(0)?,
-                    wrapped,
-                    shredded_at_us: r.get(3)?,
-                    restricted_at_us: r.get(4)?,
-                    account_closed_at_us: r.get(5)?,
-                };
+                let subject =
+                    SubjectRecord::from_columns(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
                 let consent: Option<i64> = r.get(11)?;
                 let objected: i64 = r.get(12)?;
                 view.insert(ReadView {
@@ -179,41 +179,45 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+// The statements of a collection, for the pool and for direct connections alike
+// (parameters numbered in order of appearance, as SQLite binds them by position).
+const INSERT_SUBJECT: &str =
+    "INSERT INTO subjects (id, created_at_us, kek_version, wrapped_key) VALUES ($1, $2, $3, $4)";
+const INSERT_IDENTIFIER: &str =
+    "INSERT INTO subject_identifiers (kind, blind, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, blind) DO NOTHING";
+const UPSERT_FIELD: &str = "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id, field) DO UPDATE SET \
+     category = excluded.category, point = excluded.point, sealed = excluded.sealed, \
+     collected_at_us = excluded.collected_at_us";
+const INSERT_CONSENT: &str =
+    "INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES ($1, $2, $3, $4, $5)";
+
 /// [`Store::write_collection`] on a direct SQLite connection, in one `BEGIN IMMEDIATE`
 /// transaction; `Ok(false)` when a concurrent collection claimed the identifier first.
 fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite<'_>) -> rusqlite::Result<bool> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if let Some(wrapped) = w.new_subject {
-        tx.prepare_cached(
-            "INSERT INTO subjects (id, created_at_us, kek_version, wrapped_key) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(rusqlite::params![w.subject_id, w.at_us, i64::from(wrapped.kek_version), wrapped.sealed])?;
+        tx.prepare_cached(INSERT_SUBJECT)?.execute(rusqlite::params![
+            w.subject_id,
+            w.at_us,
+            i64::from(wrapped.kek_version),
+            wrapped.sealed
+        ])?;
     }
     if let Some((kind, blind)) = &w.identifier {
-        let inserted = tx
-            .prepare_cached(
-                "INSERT INTO subject_identifiers (kind, blind, subject_id) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (kind, blind) DO NOTHING",
-            )?
-            .execute(rusqlite::params![kind, &blind[..], w.subject_id])?;
+        let inserted =
+            tx.prepare_cached(INSERT_IDENTIFIER)?.execute(rusqlite::params![kind, &blind[..], w.subject_id])?;
         if inserted == 0 && w.new_subject.is_some() {
             // Someone else created this person a moment ago; the caller retries and finds them.
             return Ok(false); // dropping `tx` rolls back
         }
     }
     {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (subject_id, field) DO UPDATE SET \
-             category = excluded.category, point = excluded.point, sealed = excluded.sealed, \
-             collected_at_us = excluded.collected_at_us",
-        )?;
+        let mut st = tx.prepare_cached(UPSERT_FIELD)?;
         for (field, category, sealed) in &w.fields {
             st.execute(rusqlite::params![w.subject_id, field, category, w.point, sealed, w.at_us])?;
         }
-        let mut st = tx.prepare_cached(
-            "INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
+        let mut st = tx.prepare_cached(INSERT_CONSENT)?;
         for (purpose, given) in &w.consents {
             st.execute(rusqlite::params![w.subject_id, purpose, i64::from(*given), w.point, w.at_us])?;
         }
@@ -245,7 +249,7 @@ impl Store {
                 .read(|conn| read_view_native(conn, id, purpose))
                 .map_err(|e| sqlx::Error::Protocol(format!("reading a subject: {e}")));
         }
-        let rows = sqlx::query(&read_view_sql()).bind(id).bind(purpose).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(READ_VIEW_SQL.as_str()).bind(id).bind(purpose).fetch_all(self.pool()).await?;
         let Some(first) = rows.first() else { return Ok(None) };
         let subject = subject_from_row(first)?;
         let consent: Option<i64> = first.try_get(11)?;
@@ -298,7 +302,7 @@ impl Store {
         }
         let mut tx = self.pool().begin().await?;
         if let Some(wrapped) = w.new_subject {
-            sqlx::query("INSERT INTO subjects (id, created_at_us, kek_version, wrapped_key) VALUES ($1, $2, $3, $4)")
+            sqlx::query(INSERT_SUBJECT)
                 .bind(w.subject_id)
                 .bind(w.at_us)
                 .bind(i64::from(wrapped.kek_version))
@@ -307,14 +311,12 @@ impl Store {
                 .await?;
         }
         if let Some((kind, blind)) = &w.identifier {
-            let inserted = sqlx::query(
-                "INSERT INTO subject_identifiers (kind, blind, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, blind) DO NOTHING",
-            )
-            .bind(*kind)
-            .bind(blind.to_vec())
-            .bind(w.subject_id)
-            .execute(&mut *tx)
-            .await?;
+            let inserted = sqlx::query(INSERT_IDENTIFIER)
+                .bind(*kind)
+                .bind(blind.to_vec())
+                .bind(w.subject_id)
+                .execute(&mut *tx)
+                .await?;
             if inserted.rows_affected() == 0 && w.new_subject.is_some() {
                 // Someone else created this person a moment ago; the caller retries and finds them.
                 tx.rollback().await?;
@@ -322,23 +324,18 @@ impl Store {
             }
         }
         for (field, category, sealed) in &w.fields {
-            sqlx::query(
-                "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id, field) DO UPDATE SET \
-                 category = excluded.category, point = excluded.point, sealed = excluded.sealed, \
-                 collected_at_us = excluded.collected_at_us",
-            )
-            .bind(w.subject_id)
-            .bind(*field)
-            .bind(*category)
-            .bind(w.point)
-            .bind(sealed.clone())
-            .bind(w.at_us)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(UPSERT_FIELD)
+                .bind(w.subject_id)
+                .bind(*field)
+                .bind(*category)
+                .bind(w.point)
+                .bind(sealed.clone())
+                .bind(w.at_us)
+                .execute(&mut *tx)
+                .await?;
         }
         for (purpose, given) in &w.consents {
-            sqlx::query("INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query(INSERT_CONSENT)
                 .bind(w.subject_id)
                 .bind(*purpose)
                 .bind(i64::from(*given))
