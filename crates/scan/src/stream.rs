@@ -52,12 +52,25 @@ pub struct StreamScanner {
     buf: Vec<u8>,
     anonymiser: Option<crate::anonymise::Anonymiser>,
     counts: std::collections::BTreeMap<crate::EntityType, u64>,
+    /// Whether the bytes are handed back; a counting scanner only counts.
+    emit: bool,
 }
 
 impl StreamScanner {
-    /// A scanner that only counts (`None`) or also anonymises.
+    /// A scanner that hands the bytes back as they are (`None`) or anonymised.
     pub fn new(anonymiser: Option<crate::anonymise::Anonymiser>) -> Self {
-        Self { buf: Vec::with_capacity(WINDOW + OVERLAP), anonymiser, counts: std::collections::BTreeMap::new() }
+        Self {
+            buf: Vec::with_capacity(WINDOW + OVERLAP),
+            anonymiser,
+            counts: std::collections::BTreeMap::new(),
+            emit: true,
+        }
+    }
+
+    /// A scanner that only counts findings; [`StreamScanner::push`] and
+    /// [`StreamScanner::finish`] hand back no bytes.
+    pub fn counting() -> Self {
+        Self { emit: false, ..Self::new(None) }
     }
 
     /// Feeds bytes; returns those that are final (anonymised when anonymising).
@@ -83,22 +96,26 @@ impl StreamScanner {
 
     /// Emits everything before `limit` (or further, when a finding crosses it) and keeps the rest.
     fn process(&mut self, limit: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(limit);
+        let mut out = Vec::with_capacity(if self.emit { limit } else { 0 });
         let mut cursor = 0;
         for f in crate::scan(&self.buf) {
             if f.start >= limit || f.start < cursor {
                 continue;
             }
             *self.counts.entry(f.kind).or_default() += 1;
-            out.extend_from_slice(&self.buf[cursor..f.start]);
-            match &self.anonymiser {
-                Some(a) => out.extend(a.replacement(f.kind, &self.buf[f.start..f.end])),
-                None => out.extend_from_slice(&self.buf[f.start..f.end]),
+            if self.emit {
+                out.extend_from_slice(&self.buf[cursor..f.start]);
+                match &self.anonymiser {
+                    Some(a) => out.extend(a.replacement(f.kind, &self.buf[f.start..f.end])),
+                    None => out.extend_from_slice(&self.buf[f.start..f.end]),
+                }
             }
             cursor = f.end;
         }
         let upto = cursor.max(limit);
-        out.extend_from_slice(&self.buf[cursor..upto]);
+        if self.emit {
+            out.extend_from_slice(&self.buf[cursor..upto]);
+        }
         self.buf.drain(..upto);
         out
     }
@@ -144,6 +161,14 @@ mod tests {
             same.extend(plain.push(piece));
         }
         same.extend(plain.finish().0);
-        assert_eq!(same, text, "counting only passes the bytes through");
+        assert_eq!(same, text, "without an anonymiser the bytes pass through");
+        let mut counting = StreamScanner::counting();
+        let mut handed_back = 0;
+        for piece in text.chunks(65_536) {
+            handed_back += counting.push(piece).len();
+        }
+        let (rest, only_counts) = counting.finish();
+        assert_eq!(handed_back + rest.len(), 0, "a counting scanner hands back no bytes");
+        assert_eq!(only_counts, counts, "and counts what the others count");
     }
 }

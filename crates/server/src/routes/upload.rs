@@ -129,13 +129,18 @@ async fn upload(
     // upload is aborted before anything is committed); an anonymising point's stored
     // bytes are the scanner's output, so it scans in line.
     let reject = decl.scan == Some(ScanAction::Reject);
-    let mut scanner = decl.scan.map(|action| match action {
-        ScanAction::Anonymise => Scan::InLine(StreamScanner::new(Some(charter_scan::anonymise::Anonymiser::new(b"")))),
-        // With every scan thread busy, this upload scans in line rather than wait for one.
-        ScanAction::Record | ScanAction::Reject => match BesideScan::start(reject) {
-            Some(b) => Scan::Beside(b),
-            None => Scan::InLine(StreamScanner::new(None)),
-        },
+    let mut scanner = decl.scan.map(|action| {
+        let scan = match action {
+            ScanAction::Anonymise => {
+                Scan::InLine(StreamScanner::new(Some(charter_scan::anonymise::Anonymiser::new(b""))))
+            }
+            // With every scan thread busy, this upload scans in line rather than wait for one.
+            ScanAction::Record | ScanAction::Reject => match BesideScan::start(reject) {
+                Some(b) => Scan::Beside(b),
+                None => Scan::InLine(StreamScanner::new(None)),
+            },
+        };
+        (action, scan)
     });
     let mut size: u64 = 0;
     let mut scanner_counts = None;
@@ -149,14 +154,14 @@ async fn upload(
                 return Err(ApiError::TooLarge(format!("field `{field}` accepts at most {max} bytes")));
             }
             match scanner.as_mut() {
-                Some(Scan::InLine(s)) => {
+                Some((_, Scan::InLine(s))) => {
                     let out = s.push(&piece);
                     if reject && !s.counts().is_empty() {
                         break; // refused below, with what the scan counted
                     }
                     sink.feed(&out).await?;
                 }
-                Some(Scan::Beside(b)) => {
+                Some((_, Scan::Beside(b))) => {
                     if b.found_for_reject() {
                         break; // refused below, with what the scan counted
                     }
@@ -166,8 +171,7 @@ async fn upload(
                 None => sink.feed(&piece).await?,
             }
         }
-        if let Some(scan) = scanner.take() {
-            let action = decl.scan.unwrap_or(ScanAction::Record);
+        if let Some((action, scan)) = scanner.take() {
             let counts = match scan {
                 Scan::InLine(s) => {
                     let (rest, counts) = s.finish();
@@ -291,7 +295,7 @@ impl BesideScan {
         let flag = found.clone();
         let done = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let mut scanner = StreamScanner::new(None);
+            let mut scanner = StreamScanner::counting();
             while let Some(piece) = rx.blocking_recv() {
                 scanner.push(&piece);
                 if !scanner.counts().is_empty() {
