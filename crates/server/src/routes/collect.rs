@@ -152,6 +152,6 @@ pub(crate) enum Identifier {
 
 /// The subject's data key; a shredded subject has none.
 pub(crate) fn unwrap_key(state: &AppState, s: &SubjectRecord) -> Result<DataKey, ApiError> {
-    let wrapped = s.wrapped.as_ref().ok_or_else(|| ApiError::Missing("unknown_subject", "no such subject".into()))?;
+    let wrapped = s.wrapped.as_ref().ok_or_else(crate::routes::subjects::unknown_subject)?;
     state.keys.unwrap(&s.id, wrapped).map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot unwrap a data key: {e}")))
 }

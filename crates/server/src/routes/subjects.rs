@@ -69,9 +69,17 @@ impl SubjectSelector {
 
 /// The subject with opaque id `id`; a malformed or unknown id is 404.
 pub(crate) async fn subject_from_id(state: &AppState, id: &str) -> Result<SubjectRecord, ApiError> {
-    let missing = || ApiError::Missing("unknown_subject", "no such subject".into());
-    let id = uuid::Uuid::parse_str(id).map_err(|_| missing())?.to_string();
-    state.store.subject(&id).await.map_err(|e| ApiError::Internal(e.into()))?.ok_or_else(missing)
+    let id = subject_id(id)?;
+    state.store.subject(&id).await.map_err(|e| ApiError::Internal(e.into()))?.ok_or_else(unknown_subject)
+}
+
+pub(crate) fn unknown_subject() -> ApiError {
+    ApiError::Missing("unknown_subject", "no such subject".into())
+}
+
+/// An opaque subject id in its normal form; a malformed one is an unknown subject (404).
+fn subject_id(id: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(id).map(|u| u.to_string()).map_err(|_| unknown_subject())
 }
 
 #[derive(Deserialize)]
@@ -93,9 +101,13 @@ async fn read(
 
 /// A subject (by opaque id) with what a read for `purpose` needs; a malformed or unknown id is 404.
 pub(crate) async fn read_view(state: &AppState, id: &str, purpose: &str) -> Result<ReadView, ApiError> {
-    let missing = || ApiError::Missing("unknown_subject", "no such subject".into());
-    let id = uuid::Uuid::parse_str(id).map_err(|_| missing())?.to_string();
-    state.store.subject_for_read(&id, purpose).await.map_err(|e| ApiError::Internal(e.into()))?.ok_or_else(missing)
+    let id = subject_id(id)?;
+    state
+        .store
+        .subject_for_read(&id, purpose)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(unknown_subject)
 }
 
 /// The subject an identifier (email, phone, external id) belongs to, found by its blind index.
@@ -110,7 +122,7 @@ pub(crate) async fn subject_by_identifier(
         .subject_by_identifier(kind.as_str(), &blind)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(|| ApiError::Missing("unknown_subject", "no such subject".into()))
+        .ok_or_else(unknown_subject)
 }
 
 /// The read's purpose: present and in the policy.
