@@ -266,6 +266,8 @@ pub enum BenchSet {
     Audit,
     /// The access decision, reads, collections and uploads.
     Vault,
+    /// Only the HTTP reads and collections of the vault set.
+    Http,
     /// PII scanning throughput.
     Scan,
 }

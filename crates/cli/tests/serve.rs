@@ -21,6 +21,7 @@ fn serve_on_a_fresh_data_dir_answers_and_records_start_and_stop() {
         assert_eq!(dir_mode, 0o700, "data directory is private");
     }
     assert!(data.join("charter.db-wal").is_file(), "the database runs in WAL mode");
+    assert!(data.join("charter-audit.db-wal").is_file(), "the audit chain has its own file, in WAL mode");
 
     let health = http(&server.addr, "GET", "/healthz");
     assert_eq!(health.status, 200);

@@ -361,6 +361,7 @@ async fn assert_no_plaintext(app: &TestApp, db: &TestDb, seeded: &[&str]) {
         Some(dir) => {
             let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
             assert!(files.iter().any(|f| f.file_name() == "charter.db"), "the database file is scanned");
+            assert!(files.iter().any(|f| f.file_name() == "charter-audit.db"), "the audit chain's file is scanned");
             for entry in files {
                 let bytes = std::fs::read(entry.path()).unwrap();
                 for s in seeded {

@@ -66,10 +66,10 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(4096);
         let appended = Arc::new(AtomicU64::new(0));
         let native =
-            store.sqlite_file().zip(store.sqlite_direct()).and_then(|(file, direct)| match crate::native::open_writer(
-                file,
+            store.sqlite_audit_file().zip(store.sqlite_file()).zip(store.sqlite_direct()).and_then(|((audit, data), direct)| match crate::native::open_writer(
+                audit,
             )
-            .and_then(|c| Ok((c, crate::native::Checkpointer::start(file)?)))
+            .and_then(|c| Ok((c, crate::native::Checkpointer::start(&[audit, data])?)))
             {
                 Ok((conn, wal)) => Some((conn, direct.closed(), wal)),
                 Err(e) => {
@@ -639,7 +639,7 @@ pub async fn verify(store: &Store, verifier: &CheckpointVerifier) -> Result<Veri
     }
     let mut checker =
         Checker { chain: ChainVerifier::default(), checkpoints, verifier: verifier.clone(), checked_checkpoints: 0 };
-    if let Some(file) = store.sqlite_file() {
+    if let Some(file) = store.sqlite_audit_file() {
         let file = file.to_owned();
         return tokio::task::spawn_blocking(move || {
             verify_sqlite_file(&file, &mut checker)?;

@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! charter-data/
-//!   charter.db      SQLite database (WAL), unless a database URL is given
-//!   objects/        object storage for uploads
-//!   keys.json       key file (mode 0600): never inside the database
+//!   charter.db        SQLite database (WAL), unless a database URL is given
+//!   charter-audit.db  the audit chain beside it (WAL), attached as `audit`
+//!   objects/          object storage for uploads
+//!   keys.json         key file (mode 0600): never inside the database
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -31,6 +31,9 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// An in-memory SQLite URL: the audit chain needs a file of its own beside the database.
+    #[error("in-memory SQLite is not supported: give a file, e.g. sqlite:///var/lib/charter/charter.db")]
+    InMemory,
     /// Migrations failed.
     #[error("cannot bring the database schema up to date")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -47,18 +50,54 @@ pub enum StoreError {
     },
 }
 
-/// Set on every SQLite connection: WAL so readers never block the writer,
-/// `synchronous = NORMAL` (durable at each WAL checkpoint, safe with WAL),
-/// and a busy timeout so concurrent processes wait for the write lock instead of failing.
+/// Set on every SQLite pool connection, after the audit file is attached: WAL so readers
+/// never block the writer (on both files), `synchronous = NORMAL` (durable at each WAL
+/// checkpoint, safe with WAL), and a busy timeout so concurrent processes wait for the
+/// write lock instead of failing.
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
+    "PRAGMA main.synchronous = NORMAL",
+    "PRAGMA audit.synchronous = NORMAL",
     "PRAGMA busy_timeout = 10000",
     "PRAGMA foreign_keys = ON",
 ];
 
+/// The audit chain's tables in the attached audit file (SQLite), as the first migration
+/// defines them.
+const AUDIT_FILE_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS audit.audit_log (
+        seq       INTEGER PRIMARY KEY,
+        at_us     INTEGER NOT NULL,
+        actor     TEXT    NOT NULL,
+        action    TEXT    NOT NULL,
+        subject   TEXT,
+        purpose   TEXT,
+        result    TEXT    NOT NULL,
+        detail    TEXT    NOT NULL,
+        prev_hash BLOB    NOT NULL,
+        hash      BLOB    NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS audit.audit_checkpoint (
+        seq       INTEGER PRIMARY KEY,
+        hash      BLOB    NOT NULL,
+        at_us     INTEGER NOT NULL,
+        key_id    TEXT    NOT NULL,
+        signature BLOB    NOT NULL
+    )",
+];
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The audit chain's file beside SQLite database `file`: `charter.db` → `charter-audit.db`.
+pub fn audit_file_beside(file: &Path) -> std::path::PathBuf {
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match file.extension() {
+        Some(ext) => format!("{stem}-audit.{}", ext.to_string_lossy()),
+        None => format!("{stem}-audit"),
+    };
+    file.with_file_name(name)
+}
 
 /// A connection pool and the backend behind it.
 #[derive(Clone, Debug)]
@@ -66,6 +105,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     sqlite_file: Option<std::path::PathBuf>,
+    audit_file: Option<std::path::PathBuf>,
     direct: Option<std::sync::Arc<crate::native::Direct>>,
 }
 
@@ -85,13 +125,28 @@ impl Store {
             other => return Err(StoreError::Scheme(other.to_owned())),
         };
         let connect = |source| StoreError::Connect { backend, source };
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if backend == Backend::Sqlite && in_memory {
+            return Err(StoreError::InMemory);
+        }
+        let sqlite_file = (backend == Backend::Sqlite).then(|| {
+            let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+            std::path::PathBuf::from(rest.split('?').next().unwrap_or(rest))
+        });
+        let audit_file = sqlite_file.as_deref().map(audit_file_beside);
+        let attach = audit_file.as_ref().map(|f| f.to_string_lossy().into_owned());
         let options = AnyConnectOptions::from_str(url).map_err(connect)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 20 })
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _meta| {
+                let attach = attach.clone();
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
+                    if let Some(file) = attach {
+                        // The audit chain lives in a file of its own, so that appending to it
+                        // neither takes the data file's write lock nor makes every reader of
+                        // the data file drop its page cache.
+                        sqlx::query("ATTACH DATABASE $1 AS audit").bind(file).execute(&mut *conn).await?;
                         for pragma in SQLITE_PRAGMAS {
                             conn.execute(*pragma).await?;
                         }
@@ -102,13 +157,8 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(connect)?;
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let sqlite_file = (backend == Backend::Sqlite && !in_memory).then(|| {
-            let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-            std::path::PathBuf::from(rest.split('?').next().unwrap_or(rest))
-        });
         let direct = sqlite_file.as_deref().map(|f| std::sync::Arc::new(crate::native::Direct::new(f)));
-        Ok(Self { pool, backend, sqlite_file, direct })
+        Ok(Self { pool, backend, sqlite_file, audit_file, direct })
     }
 
     /// Connects and applies every pending migration.
@@ -128,7 +178,45 @@ impl Store {
     /// Applies pending migrations. Several processes may call this at once on PostgreSQL:
     /// sqlx serialises them with an advisory lock.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.migrator().run(&self.pool).await.map_err(StoreError::Migrate)
+        self.migrator().run(&self.pool).await.map_err(StoreError::Migrate)?;
+        if self.backend == Backend::Sqlite {
+            self.move_audit_chain().await?;
+        }
+        Ok(())
+    }
+
+    /// On SQLite the audit chain lives in its own file, attached as `audit`: appending to it
+    /// then neither takes the data file's write lock nor makes every reader of the data
+    /// file drop its page cache. A database whose chain is still in the data file (as the
+    /// first migration creates it) has it moved: copied in one transaction that writes only
+    /// the audit file, then dropped in one that writes only the data file, so a crash at
+    /// any point loses nothing and the next start finishes the move.
+    async fn move_audit_chain(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        for ddl in AUDIT_FILE_SCHEMA {
+            conn.execute(*ddl).await?;
+        }
+        let in_main = "SELECT COUNT(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'audit_log'";
+        for step in [
+            "INSERT OR IGNORE INTO audit.audit_log SELECT * FROM main.audit_log; \
+             INSERT OR IGNORE INTO audit.audit_checkpoint SELECT * FROM main.audit_checkpoint;",
+            "DROP TABLE main.audit_log; DROP TABLE main.audit_checkpoint;",
+        ] {
+            conn.execute("BEGIN IMMEDIATE").await?;
+            let result = async {
+                let present: i64 = sqlx::query_scalar(in_main).fetch_one(&mut *conn).await?;
+                if present > 0 {
+                    conn.execute(step).await?;
+                }
+                conn.execute("COMMIT").await.map(|_| ())
+            }
+            .await;
+            if result.is_err() {
+                let _ = conn.execute("ROLLBACK").await;
+            }
+            result?;
+        }
+        Ok(())
     }
 
     /// Whether the database answers and its schema is current.
@@ -161,6 +249,11 @@ impl Store {
     /// The database file, for SQLite stores.
     pub fn sqlite_file(&self) -> Option<&Path> {
         self.sqlite_file.as_deref()
+    }
+
+    /// The audit chain's file beside a SQLite database (attached to pool connections as `audit`).
+    pub fn sqlite_audit_file(&self) -> Option<&Path> {
+        self.audit_file.as_deref()
     }
 
     /// Closes every connection.

@@ -41,7 +41,7 @@ fn open(file: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// The audit writer's connection. It never checkpoints the WAL itself (a commit that
+/// The audit writer's connection, to the audit file. It never checkpoints the WAL itself (a commit that
 /// has to copy a long WAL back into the database would hold every read waiting for
 /// its audit entry); [`Checkpointer`] does that beside it.
 pub(crate) fn open_writer(file: &Path) -> rusqlite::Result<Connection> {
@@ -53,17 +53,17 @@ pub(crate) fn open_writer(file: &Path) -> rusqlite::Result<Connection> {
 /// How often the WAL is copied back into the database while the writer runs.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
-/// Copies the WAL back into the database every [`CHECKPOINT_EVERY`] on a thread of its
-/// own (passive checkpoints: they never wait for, or block, readers or the writer), so
-/// the WAL stays short. Stops when dropped.
+/// Copies the WALs of the audit file and the data file back into their databases every
+/// [`CHECKPOINT_EVERY`] on a thread of its own (passive checkpoints: they never wait for,
+/// or block, readers or writers), so the WALs stay short. Stops when dropped.
 pub(crate) struct Checkpointer {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Checkpointer {
-    pub(crate) fn start(file: &Path) -> rusqlite::Result<Self> {
-        let conn = open(file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    pub(crate) fn start(files: &[&Path]) -> rusqlite::Result<Self> {
+        let conns = files.iter().map(|f| open(f, OpenFlags::SQLITE_OPEN_READ_WRITE)).collect::<Result<Vec<_>, _>>()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -71,8 +71,10 @@ impl Checkpointer {
             .spawn(move || {
                 while !flag.load(Ordering::Acquire) {
                     std::thread::park_timeout(CHECKPOINT_EVERY);
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::debug!(error = %e, "WAL checkpoint skipped");
+                    for conn in &conns {
+                        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                            tracing::debug!(error = %e, "WAL checkpoint skipped");
+                        }
                     }
                 }
             })

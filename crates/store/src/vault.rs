@@ -135,39 +135,45 @@ static READ_VIEW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
     )
 });
 
-/// [`Store::subject_for_read`] on a direct SQLite connection.
+/// The subject with its latest consent and any objection for one purpose (direct SQLite reads).
+static READ_SUBJECT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {SUBJECT_COLUMNS}, \
+         (SELECT c.given FROM consents c WHERE c.subject_id = s.id AND c.purpose = $2 ORDER BY c.at_us DESC LIMIT 1), \
+         (SELECT COUNT(*) FROM objections o WHERE o.subject_id = s.id AND o.purpose = $2) \
+         FROM subjects s WHERE s.id = $1"
+    )
+});
+
+/// A subject's sealed fields, in field order (direct SQLite reads).
+const READ_FIELDS_SQL: &str =
+    "SELECT field, category, point, sealed, collected_at_us FROM field_values WHERE subject_id = $1 ORDER BY field";
+
+/// [`Store::subject_for_read`] on a direct SQLite connection: the subject row, then its
+/// fields. The first statement stays open until the second is done, so both read one
+/// snapshot, and the subject's columns are not repeated on every field row.
 fn read_view_native(conn: &rusqlite::Connection, id: &str, purpose: &str) -> rusqlite::Result<Option<ReadView>> {
-    let mut st = conn.prepare_cached(&READ_VIEW_SQL)?;
+    let mut subject_st = conn.prepare_cached(&READ_SUBJECT_SQL)?;
     // Bound by name: SQLite numbers parameters in order of appearance, and `$2` comes first.
-    let mut rows = st.query(rusqlite::named_params! { "$1": id, "$2": purpose })?;
-    let mut view: Option<ReadView> = None;
-    while let Some(r) = rows.next()? {
-        let view = match &mut view {
-            Some(v) => v,
-            None => {
-                let subject =
-                    SubjectRecord::from_columns(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
-                let consent: Option<i64> = r.get(11)?;
-                let objected: i64 = r.get(12)?;
-                view.insert(ReadView {
-                    subject,
-                    fields: Vec::new(),
-                    consent: consent.map(|g| g != 0),
-                    objected: objected > 0,
-                })
-            }
-        };
-        if let Some(field) = r.get::<_, Option<String>>(6)? {
-            view.fields.push(StoredField {
-                field,
-                category: r.get(7)?,
-                point: r.get(8)?,
-                sealed: r.get(9)?,
-                collected_at_us: r.get(10)?,
-            });
-        }
-    }
-    Ok(view)
+    let mut subject_rows = subject_st.query(rusqlite::named_params! { "$1": id, "$2": purpose })?;
+    let Some(r) = subject_rows.next()? else { return Ok(None) };
+    let subject = SubjectRecord::from_columns(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+    let consent: Option<i64> = r.get(6)?;
+    let objected: i64 = r.get(7)?;
+    let mut fields_st = conn.prepare_cached(READ_FIELDS_SQL)?;
+    let fields = fields_st
+        .query_map([id], |r| {
+            Ok(StoredField {
+                field: r.get(0)?,
+                category: r.get(1)?,
+                point: r.get(2)?,
+                sealed: r.get(3)?,
+                collected_at_us: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(subject_rows);
+    Ok(Some(ReadView { subject, fields, consent: consent.map(|g| g != 0), objected: objected > 0 }))
 }
 
 /// Runs `f`, which may block, telling a multi-threaded runtime first so that its other

@@ -237,3 +237,45 @@ async fn close_stops_the_writer_with_a_final_checkpoint_while_handles_remain() {
     let report = verified(&c).await.unwrap();
     assert_eq!((report.entries, report.last_checkpoint), (3, Some(3)));
 }
+
+/// A SQLite database from before the chain had a file of its own (its chain in the data
+/// file): opening it moves every entry and checkpoint to the audit file, and the chain
+/// still verifies; opening it again changes nothing.
+#[tokio::test]
+async fn an_older_sqlite_chain_moves_to_its_own_file_intact() {
+    let db = TestDb::sqlite();
+    let mut c = open(&db).await;
+    fill(&c, 40).await;
+    let before = verified(&c).await.unwrap();
+    c.store.close().await;
+    let data = db.path().unwrap().join("charter.db");
+    let audit_file = charter_store::db::audit_file_beside(&data);
+    assert_eq!(audit_file.file_name().unwrap(), "charter-audit.db");
+    {
+        // Put the chain back where the first migration made it, as an older version kept it.
+        let conn = rusqlite::Connection::open(&data).unwrap();
+        conn.execute("ATTACH DATABASE ?1 AS audit", [audit_file.to_str().unwrap()]).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE main.audit_log AS SELECT * FROM audit.audit_log;
+             CREATE TABLE main.audit_checkpoint AS SELECT * FROM audit.audit_checkpoint;
+             DROP TABLE audit.audit_log; DROP TABLE audit.audit_checkpoint;",
+        )
+        .unwrap();
+    }
+    for _ in 0..2 {
+        c.store = Store::open(&db.url).await.unwrap();
+        let report = verified(&c).await.unwrap();
+        assert_eq!((report.entries, report.last_checkpoint), (before.entries, before.last_checkpoint));
+        let in_main: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM main.sqlite_master WHERE name IN ('audit_log', 'audit_checkpoint')",
+        )
+        .fetch_one(c.store.pool())
+        .await
+        .unwrap();
+        assert_eq!(in_main, 0, "the data file no longer holds the chain");
+        c.store.close().await;
+    }
+    let conn = rusqlite::Connection::open(&audit_file).unwrap();
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 40, "every entry is in the audit file");
+}

@@ -75,7 +75,8 @@ fn random_nonce<const N: usize>() -> [u8; N] {
 
 /// Length-prefixes each part, so that no two different bindings encode alike.
 fn binding(domain: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut aad = domain.to_vec();
+    let mut aad = Vec::with_capacity(domain.len() + parts.iter().map(|p| 4 + p.len()).sum::<usize>());
+    aad.extend_from_slice(domain);
     for p in parts {
         aad.extend_from_slice(&(p.len() as u32).to_be_bytes());
         aad.extend_from_slice(p);
@@ -107,8 +108,7 @@ fn open<C: Aead, const N: usize>(cipher: &C, aad: &[u8], sealed: &[u8]) -> Resul
 impl DataKey {
     /// Seals one field value of `subject`, bound to its field name and category.
     pub fn seal_field(&self, subject: &str, field: &str, category: &str, plaintext: &[u8]) -> Vec<u8> {
-        let aad = binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()]);
-        seal::<_, FIELD_NONCE_LEN>(&self.field_cipher(), &aad, plaintext)
+        self.fields().seal(subject, field, category, plaintext)
     }
 
     /// Opens a field value sealed by [`DataKey::seal_field`] with the same binding.
@@ -119,10 +119,40 @@ impl DataKey {
         category: &str,
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
+        self.fields().open(subject, field, category, sealed)
+    }
+
+    /// The field cipher of this key, set up once for sealing or opening several values.
+    pub fn fields(&self) -> FieldCipher<'_> {
+        FieldCipher { key: self, cipher: self.field_cipher() }
+    }
+}
+
+/// A data key's field cipher with its key schedule expanded, for several values in a row.
+pub struct FieldCipher<'a> {
+    key: &'a DataKey,
+    cipher: Aes256Gcm,
+}
+
+impl FieldCipher<'_> {
+    /// Seals one field value of `subject`, bound to its field name and category.
+    pub fn seal(&self, subject: &str, field: &str, category: &str, plaintext: &[u8]) -> Vec<u8> {
         let aad = binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()]);
-        open::<_, FIELD_NONCE_LEN>(&self.field_cipher(), &aad, sealed)
+        seal::<_, FIELD_NONCE_LEN>(&self.cipher, &aad, plaintext)
+    }
+
+    /// Opens a field value sealed with the same key and binding.
+    pub fn open(&self, subject: &str, field: &str, category: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let aad = binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()]);
+        open::<_, FIELD_NONCE_LEN>(&self.cipher, &aad, sealed)
             // Values sealed by earlier versions used XChaCha20-Poly1305; they still open.
-            .or_else(|_| open::<_, NONCE_LEN>(&self.cipher(), &aad, sealed))
+            .or_else(|_| open::<_, NONCE_LEN>(&self.key.cipher(), &aad, sealed))
+    }
+}
+
+impl std::fmt::Debug for FieldCipher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FieldCipher([redacted])")
     }
 }
 

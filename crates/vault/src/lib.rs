@@ -20,7 +20,7 @@ pub mod personal;
 pub mod signing;
 pub mod stream;
 
-pub use crypto::{BlindIndexer, CryptoError, DataKey, IdentifierKind, KeyWrapper, WrappedKey};
+pub use crypto::{BlindIndexer, CryptoError, DataKey, FieldCipher, IdentifierKind, KeyWrapper, WrappedKey};
 pub use keyfile::{KeyFile, KeyFileError};
 pub use personal::Personal;
 pub use signing::{CheckpointSigner, CheckpointVerifier};

@@ -218,6 +218,8 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     if want(BenchSet::Vault) {
         eprintln!("bench: access decision");
         super::bench_vault::decision_rows(&mut rows);
+    }
+    if want(BenchSet::Vault) || args.only == Some(BenchSet::Http) {
         let sqlite = TestDb::sqlite();
         eprintln!("bench: HTTP reads and collections (SQLite)");
         super::bench_vault::http_rows("SQLite", &sqlite.url, &mut rows).await?;
@@ -226,6 +228,8 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             eprintln!("bench: HTTP reads and collections (PostgreSQL)");
             super::bench_vault::http_rows("PostgreSQL", &pg.url, &mut rows).await?;
         }
+    }
+    if want(BenchSet::Vault) {
         eprintln!("bench: 1 GiB upload");
         super::bench_vault::upload_rows(&mut rows).await?;
     }

@@ -110,10 +110,11 @@ async fn collect(
                 }
             }
         };
+        let cipher = data_key.fields();
         let fields = accepted
             .fields
             .iter()
-            .map(|f| (f.field, f.category, data_key.seal_field(&subject, f.field, f.category, f.value.as_bytes())))
+            .map(|f| (f.field, f.category, cipher.seal(&subject, f.field, f.category, f.value.as_bytes())))
             .collect();
         let write = CollectionWrite {
             subject_id: &subject,

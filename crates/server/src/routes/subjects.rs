@@ -229,10 +229,11 @@ async fn read_subject(
         return Err(ApiError::Denied(Value::Object(denied.into_iter().collect())));
     }
     let data_key = unwrap_key(state, subject)?;
+    let cipher = data_key.fields();
     let mut out = serde_json::Map::new();
     for f in &candidates {
-        let plain = data_key
-            .open_field(&subject.id, &f.field, &f.category, &f.sealed)
+        let plain = cipher
+            .open(&subject.id, &f.field, &f.category, &f.sealed)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("a sealed field did not open: {e}")))?;
         let text =
             String::from_utf8(plain).map_err(|_| ApiError::Internal(anyhow::anyhow!("a sealed field is not UTF-8")))?;
