@@ -58,6 +58,11 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP charter_audit_batches_total Statements the audit writer wrote those entries in (each one commit).\n# TYPE charter_audit_batches_total counter\ncharter_audit_batches_total {}",
+            state.audit.batches()
+        );
+        let _ = writeln!(
+            out,
             "# HELP charter_uptime_seconds Seconds since the process started.\n# TYPE charter_uptime_seconds gauge\ncharter_uptime_seconds {}",
             state.started.elapsed().as_secs_f64()
         );

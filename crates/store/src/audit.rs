@@ -27,6 +27,8 @@ pub const MAX_BATCH: usize = 64;
 const CHECKPOINT_EVERY: i64 = 1024;
 /// …and at least this often while entries arrive.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the SQLite writer waits for more appenders when several are arriving at once.
+const GATHER: Duration = Duration::from_micros(100);
 /// How often a writer retries after losing a race to another process.
 const MAX_RACES: usize = 1000;
 
@@ -53,7 +55,16 @@ enum Command {
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Command>,
-    appended: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+}
+
+/// What the writer has done, for metrics.
+#[derive(Default)]
+struct Counters {
+    /// Entries written.
+    entries: AtomicU64,
+    /// Statements that wrote them (a batch's entries share one statement and one commit).
+    batches: AtomicU64,
 }
 
 impl AuditLog {
@@ -64,7 +75,7 @@ impl AuditLog {
     /// PostgreSQL (and in-memory SQLite) it is a task writing through the pool.
     pub fn start(store: &Store, signer: CheckpointSigner) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
-        let appended = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         let native =
             store.sqlite_audit_file().zip(store.sqlite_file()).zip(store.sqlite_direct()).and_then(|((audit, data), direct)| match crate::native::open_writer(
                 audit,
@@ -82,7 +93,7 @@ impl AuditLog {
             None => Sink::Pool(store.pool().clone()),
         };
         let writer =
-            Writer { sink, signer, head: None, last_checkpoint: (0, Instant::now()), appended: appended.clone() };
+            Writer { sink, signer, head: None, last_checkpoint: (0, Instant::now()), counters: counters.clone() };
         // Checkpoints are due at least every CHECKPOINT_INTERVAL while entries arrive.
         let ticker = tx.downgrade();
         tokio::spawn(async move {
@@ -102,7 +113,7 @@ impl AuditLog {
         } else {
             tokio::spawn(writer.run(rx))
         };
-        (Self { tx, appended }, task)
+        (Self { tx, counters }, task)
     }
 
     /// Appends an event; returns its sequence number once it is durable in the database.
@@ -138,7 +149,12 @@ impl AuditLog {
 
     /// Entries this process has appended, for metrics.
     pub fn appended(&self) -> u64 {
-        self.appended.load(Ordering::Relaxed)
+        self.counters.entries.load(Ordering::Relaxed)
+    }
+
+    /// Batches this process has written those entries in, for metrics.
+    pub fn batches(&self) -> u64 {
+        self.counters.batches.load(Ordering::Relaxed)
     }
 }
 
@@ -222,7 +238,7 @@ struct Writer {
     signer: CheckpointSigner,
     head: Option<(i64, Hash)>,
     last_checkpoint: (i64, Instant),
-    appended: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 }
 
 /// The current time in microseconds since the Unix epoch.
@@ -270,8 +286,16 @@ impl Writer {
 
     /// The loop of a writer with its own SQLite connection, on a thread of its own.
     fn run_blocking(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut last_batch = 0;
         while let Some(first) = rx.blocking_recv() {
+            // Group commit: when the last batch showed several appenders at once, give the
+            // others a moment to arrive, so that they share this batch's commit instead of
+            // each paying for one (a single appender never waits).
+            if last_batch > 1 && rx.len() + 1 < MAX_BATCH {
+                std::thread::sleep(GATHER);
+            }
             let batch = Batch::take(first, &mut || rx.try_recv().ok());
+            last_batch = batch.events.len();
             if !batch.events.is_empty() {
                 let result = self.write_native(&batch.events);
                 self.deliver(batch.replies, batch.events.len(), result);
@@ -294,7 +318,8 @@ impl Writer {
     ) {
         match result {
             Ok(first_seq) => {
-                self.appended.fetch_add(n as u64, Ordering::Relaxed);
+                self.counters.entries.fetch_add(n as u64, Ordering::Relaxed);
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
                 let mut seq = first_seq;
                 for (count, reply) in replies {
                     let _ = reply.send(Ok(seq));
