@@ -125,13 +125,18 @@ fn subject_from_row(r: &sqlx::any::AnyRow) -> Result<SubjectRecord, sqlx::Error>
     ))
 }
 
-/// One subject, its fields, and its latest consent and any objection for one purpose.
+/// One subject, its fields, and its latest consent and any objection for one purpose, in
+/// one round trip (PostgreSQL; SQLite files read through [`read_view_native`]). The
+/// consent and objection are joined laterally to the one subject row, so each is looked
+/// up once rather than once per field row.
 static READ_VIEW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT {SUBJECT_COLUMNS}, f.field, f.category, f.point, f.sealed, f.collected_at_us, \
-         (SELECT c.given FROM consents c WHERE c.subject_id = s.id AND c.purpose = $2 ORDER BY c.at_us DESC LIMIT 1), \
-         (SELECT COUNT(*) FROM objections o WHERE o.subject_id = s.id AND o.purpose = $2) \
-         FROM subjects s LEFT JOIN field_values f ON f.subject_id = s.id WHERE s.id = $1 ORDER BY f.field"
+        "SELECT {SUBJECT_COLUMNS}, f.field, f.category, f.point, f.sealed, f.collected_at_us, c.given, o.n \
+         FROM subjects s \
+         LEFT JOIN LATERAL (SELECT given FROM consents WHERE subject_id = s.id AND purpose = $2 \
+             ORDER BY at_us DESC LIMIT 1) c ON TRUE \
+         CROSS JOIN LATERAL (SELECT COUNT(*) AS n FROM objections WHERE subject_id = s.id AND purpose = $2) o \
+         LEFT JOIN field_values f ON f.subject_id = s.id WHERE s.id = $1 ORDER BY f.field"
     )
 });
 
