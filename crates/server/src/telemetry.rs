@@ -58,7 +58,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP charter_audit_batches_total Statements the audit writer wrote those entries in (each one commit).\n# TYPE charter_audit_batches_total counter\ncharter_audit_batches_total {}",
+            "# HELP charter_audit_batches_total Commits the audit writer wrote those entries in.\n# TYPE charter_audit_batches_total counter\ncharter_audit_batches_total {}",
             state.audit.batches()
         );
         let _ = writeln!(

@@ -27,8 +27,6 @@ pub const MAX_BATCH: usize = 64;
 const CHECKPOINT_EVERY: i64 = 1024;
 /// …and at least this often while entries arrive.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-/// How long the SQLite writer waits for more appenders when several are arriving at once.
-const GATHER: Duration = Duration::from_micros(100);
 /// How often a writer retries after losing a race to another process.
 const MAX_RACES: usize = 1000;
 
@@ -63,8 +61,10 @@ pub struct AuditLog {
 struct Counters {
     /// Entries written.
     entries: AtomicU64,
-    /// Statements that wrote them (a batch's entries share one statement and one commit).
+    /// Commits that wrote them (a batch's appends share one commit).
     batches: AtomicU64,
+    /// Appends (`append`/`append_all` calls) written.
+    appends: AtomicU64,
 }
 
 impl AuditLog {
@@ -72,22 +72,21 @@ impl AuditLog {
     ///
     /// On a SQLite file the writer owns its own connection on a thread of its own:
     /// a batch is one `INSERT` with no hand-off to a pool's worker thread. On
-    /// PostgreSQL (and in-memory SQLite) it is a task writing through the pool.
+    /// PostgreSQL it is a task writing through the pool.
     pub fn start(store: &Store, signer: CheckpointSigner) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let counters = Arc::new(Counters::default());
-        let native =
-            store.sqlite_audit_file().zip(store.sqlite_file()).zip(store.sqlite_direct()).and_then(|((audit, data), direct)| match crate::native::open_writer(
-                audit,
-            )
-            .and_then(|c| Ok((c, crate::native::Checkpointer::start(&[audit, data])?)))
+        let native = store.sqlite_audit_file().zip(store.sqlite_file()).zip(store.sqlite_direct()).and_then(
+            |((audit, data), direct)| match crate::native::open_writer(audit)
+                .and_then(|c| Ok((c, crate::native::Checkpointer::start(&[audit, data])?)))
             {
                 Ok((conn, wal)) => Some((conn, direct.closed(), wal)),
                 Err(e) => {
                     tracing::warn!(error = %e, "audit writer falls back to the pool");
                     None
                 }
-            });
+            },
+        );
         let sink = match native {
             Some((conn, closed, wal)) => Sink::Sqlite { conn: Box::new(conn), closed, _wal: wal },
             None => Sink::Pool(store.pool().clone()),
@@ -152,9 +151,14 @@ impl AuditLog {
         self.counters.entries.load(Ordering::Relaxed)
     }
 
-    /// Batches this process has written those entries in, for metrics.
+    /// Commits this process has written those entries in, for metrics.
     pub fn batches(&self) -> u64 {
         self.counters.batches.load(Ordering::Relaxed)
+    }
+
+    /// Appends (calls, each of one or more entries) this process has written, for metrics.
+    pub fn appends(&self) -> u64 {
+        self.counters.appends.load(Ordering::Relaxed)
     }
 }
 
@@ -168,7 +172,7 @@ enum Sink {
         /// Keeps the WAL short while the writer runs; stops when the writer does.
         _wal: crate::native::Checkpointer,
     },
-    /// PostgreSQL (or in-memory SQLite), through the pool.
+    /// PostgreSQL, through the pool.
     Pool(AnyPool),
 }
 
@@ -286,16 +290,8 @@ impl Writer {
 
     /// The loop of a writer with its own SQLite connection, on a thread of its own.
     fn run_blocking(mut self, mut rx: mpsc::Receiver<Command>) {
-        let mut last_batch = 0;
         while let Some(first) = rx.blocking_recv() {
-            // Group commit: when the last batch showed several appenders at once, give the
-            // others a moment to arrive, so that they share this batch's commit instead of
-            // each paying for one (a single appender never waits).
-            if last_batch > 1 && rx.len() + 1 < MAX_BATCH {
-                std::thread::sleep(GATHER);
-            }
             let batch = Batch::take(first, &mut || rx.try_recv().ok());
-            last_batch = batch.events.len();
             if !batch.events.is_empty() {
                 let result = self.write_native(&batch.events);
                 self.deliver(batch.replies, batch.events.len(), result);
@@ -320,6 +316,7 @@ impl Writer {
             Ok(first_seq) => {
                 self.counters.entries.fetch_add(n as u64, Ordering::Relaxed);
                 self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                self.counters.appends.fetch_add(replies.len() as u64, Ordering::Relaxed);
                 let mut seq = first_seq;
                 for (count, reply) in replies {
                     let _ = reply.send(Ok(seq));

@@ -34,6 +34,9 @@ pub enum StoreError {
     /// An in-memory SQLite URL: the audit chain needs a file of its own beside the database.
     #[error("in-memory SQLite is not supported: give a file, e.g. sqlite:///var/lib/charter/charter.db")]
     InMemory,
+    /// The audit chain's file does not go with the database.
+    #[error("cannot open the audit chain: {0}")]
+    AuditFile(String),
     /// Migrations failed.
     #[error("cannot bring the database schema up to date")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -63,7 +66,7 @@ const SQLITE_PRAGMAS: &[&str] = &[
 ];
 
 /// The audit chain's tables in the attached audit file (SQLite), as the first migration
-/// defines them.
+/// defines them; the audit file's id, and the data file's record of it.
 const AUDIT_FILE_SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS audit.audit_log (
         seq       INTEGER PRIMARY KEY,
@@ -77,6 +80,8 @@ const AUDIT_FILE_SCHEMA: &[&str] = &[
         prev_hash BLOB    NOT NULL,
         hash      BLOB    NOT NULL
     )",
+    "CREATE TABLE IF NOT EXISTS audit.audit_file_id (id TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS main.audit_file_link (id TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS audit.audit_checkpoint (
         seq       INTEGER PRIMARY KEY,
         hash      BLOB    NOT NULL,
@@ -187,36 +192,15 @@ impl Store {
 
     /// On SQLite the audit chain lives in its own file, attached as `audit`: appending to it
     /// then neither takes the data file's write lock nor makes every reader of the data
-    /// file drop its page cache. A database whose chain is still in the data file (as the
-    /// first migration creates it) has it moved: copied in one transaction that writes only
-    /// the audit file, then dropped in one that writes only the data file, so a crash at
-    /// any point loses nothing and the next start finishes the move.
+    /// file drop its page cache. See [`link_audit_file`].
     async fn move_audit_chain(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        for ddl in AUDIT_FILE_SCHEMA {
-            conn.execute(*ddl).await?;
+        let result = link_audit_file(&mut conn).await;
+        if result.is_err() {
+            // Never hand back a connection that may still be inside a transaction.
+            conn.close_on_drop();
         }
-        let in_main = "SELECT COUNT(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'audit_log'";
-        for step in [
-            "INSERT OR IGNORE INTO audit.audit_log SELECT * FROM main.audit_log; \
-             INSERT OR IGNORE INTO audit.audit_checkpoint SELECT * FROM main.audit_checkpoint;",
-            "DROP TABLE main.audit_log; DROP TABLE main.audit_checkpoint;",
-        ] {
-            conn.execute("BEGIN IMMEDIATE").await?;
-            let result = async {
-                let present: i64 = sqlx::query_scalar(in_main).fetch_one(&mut *conn).await?;
-                if present > 0 {
-                    conn.execute(step).await?;
-                }
-                conn.execute("COMMIT").await.map(|_| ())
-            }
-            .await;
-            if result.is_err() {
-                let _ = conn.execute("ROLLBACK").await;
-            }
-            result?;
-        }
-        Ok(())
+        result
     }
 
     /// Whether the database answers and its schema is current.
@@ -263,4 +247,136 @@ impl Store {
         }
         self.pool.close().await;
     }
+}
+
+/// How often the move of an older chain is tried while older processes keep appending to it.
+const MOVE_TRIES: usize = 10;
+
+/// Links the data file to its audit file, and moves a chain still in the data file (as
+/// the first migration creates it, and older versions kept it) into the audit file.
+///
+/// - The audit file has an id; the data file records the id of its audit file. A data
+///   file whose audit file is missing (SQLite would create an empty one) or belongs to
+///   another database is refused, rather than starting a new chain at 1.
+/// - A chain in the data file is first copied, in a transaction that writes only the
+///   audit file and is synced to disk (`synchronous = FULL`), then dropped, in one that
+///   writes only the data file, and only once every entry and checkpoint is in the audit
+///   file unchanged. Entries an older process appended meanwhile are copied on the next
+///   try; a chain that differs is refused. A crash or power loss at any point loses
+///   nothing, and the next start finishes the move.
+async fn link_audit_file(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+    for ddl in AUDIT_FILE_SCHEMA {
+        conn.execute(*ddl).await?;
+    }
+    for _ in 0..MOVE_TRIES {
+        conn.execute("PRAGMA audit.synchronous = FULL").await?;
+        conn.execute("BEGIN IMMEDIATE").await?;
+        let copied = copy_chain(conn).await;
+        let copied = finish(conn, copied).await;
+        conn.execute("PRAGMA audit.synchronous = NORMAL").await?;
+        copied?;
+        conn.execute("BEGIN IMMEDIATE").await?;
+        let dropped = drop_old_chain(conn).await;
+        if finish(conn, dropped).await? {
+            return Ok(());
+        }
+    }
+    Err(StoreError::AuditFile(
+        "entries keep arriving in the data file's old audit chain: stop older charter processes and start again".into(),
+    ))
+}
+
+/// Commits after `result` is `Ok`, rolls back otherwise; returns `result`.
+async fn finish<T>(conn: &mut sqlx::AnyConnection, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    match result {
+        Ok(v) => {
+            conn.execute("COMMIT").await?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute("ROLLBACK").await?;
+            Err(e)
+        }
+    }
+}
+
+async fn chain_in_data_file(conn: &mut sqlx::AnyConnection) -> Result<bool, StoreError> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'audit_log'")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(n > 0)
+}
+
+/// Writes only the audit file: its id when new, and a copy of any chain in the data file.
+async fn copy_chain(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+    let id: Option<String> =
+        sqlx::query_scalar("SELECT id FROM audit.audit_file_id").fetch_optional(&mut *conn).await?;
+    if id.is_none() {
+        sqlx::query("INSERT INTO audit.audit_file_id (id) VALUES ($1)")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    if chain_in_data_file(conn).await? {
+        conn.execute(
+            "INSERT OR IGNORE INTO audit.audit_log SELECT * FROM main.audit_log; \
+             INSERT OR IGNORE INTO audit.audit_checkpoint SELECT * FROM main.audit_checkpoint;",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes only the data file: its link to the audit file, and the old chain dropped once
+/// the audit file holds all of it. `Ok(false)`: entries are missing, copy again.
+async fn drop_old_chain(conn: &mut sqlx::AnyConnection) -> Result<bool, StoreError> {
+    let audit_id: String = sqlx::query_scalar("SELECT id FROM audit.audit_file_id").fetch_one(&mut *conn).await?;
+    let link: Option<String> =
+        sqlx::query_scalar("SELECT id FROM main.audit_file_link").fetch_optional(&mut *conn).await?;
+    match link {
+        Some(l) if l != audit_id => {
+            return Err(StoreError::AuditFile(
+                "the audit chain's file beside the database is missing or belongs to another database; \
+                 restore it from the same backup as the database"
+                    .into(),
+            ))
+        }
+        Some(_) => {}
+        None => {
+            sqlx::query("INSERT INTO main.audit_file_link (id) VALUES ($1)")
+                .bind(&audit_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    if !chain_in_data_file(conn).await? {
+        return Ok(true);
+    }
+    let differing: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM main.audit_log m JOIN audit.audit_log a ON a.seq = m.seq \
+                 WHERE a.hash IS NOT m.hash) \
+              + (SELECT COUNT(*) FROM main.audit_checkpoint m JOIN audit.audit_checkpoint a ON a.seq = m.seq \
+                 WHERE a.hash IS NOT m.hash OR a.signature IS NOT m.signature)",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if differing > 0 {
+        return Err(StoreError::AuditFile(
+            "the audit chain in the database differs from the one in the audit chain's file beside it".into(),
+        ));
+    }
+    let missing: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM main.audit_log m WHERE NOT EXISTS \
+                 (SELECT 1 FROM audit.audit_log a WHERE a.seq = m.seq)) \
+              + (SELECT COUNT(*) FROM main.audit_checkpoint m WHERE NOT EXISTS \
+                 (SELECT 1 FROM audit.audit_checkpoint a WHERE a.seq = m.seq))",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if missing > 0 {
+        return Ok(false);
+    }
+    conn.execute("DROP TABLE main.audit_log; DROP TABLE main.audit_checkpoint;").await?;
+    Ok(true)
 }

@@ -252,7 +252,8 @@ impl Store {
     }
 
     /// The subject with this id, its sealed fields, and its standing on
-    /// `purpose` (latest consent answer, whether it objected), in one round trip.
+    /// `purpose` (latest consent answer, whether it objected): one round trip on PostgreSQL,
+    /// two statements in one snapshot on a SQLite file.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn subject_for_read(&self, id: &str, purpose: &str) -> Result<Option<ReadView>, sqlx::Error> {
         if let Some(readers) = self.sqlite_direct() {

@@ -238,9 +238,20 @@ async fn close_stops_the_writer_with_a_final_checkpoint_while_handles_remain() {
     assert_eq!((report.entries, report.last_checkpoint), (3, Some(3)));
 }
 
+/// The audit file of a SQLite database and its WAL and shared-memory files.
+fn remove_audit_file(audit_file: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut f = audit_file.as_os_str().to_owned();
+        f.push(suffix);
+        let _ = std::fs::remove_file(f);
+    }
+}
+
 /// A SQLite database from before the chain had a file of its own (its chain in the data
-/// file): opening it moves every entry and checkpoint to the audit file, and the chain
-/// still verifies; opening it again changes nothing.
+/// file, no audit file): opening it moves every entry and checkpoint to the audit file,
+/// and the chain still verifies; opening it again changes nothing. A chain that differs
+/// from the audit file's is refused with nothing dropped, and so is a database whose
+/// audit file went missing.
 #[tokio::test]
 async fn an_older_sqlite_chain_moves_to_its_own_file_intact() {
     let db = TestDb::sqlite();
@@ -251,17 +262,41 @@ async fn an_older_sqlite_chain_moves_to_its_own_file_intact() {
     let data = db.path().unwrap().join("charter.db");
     let audit_file = charter_store::db::audit_file_beside(&data);
     assert_eq!(audit_file.file_name().unwrap(), "charter-audit.db");
-    {
-        // Put the chain back where the first migration made it, as an older version kept it.
+    let put_back = |tamper: &str| {
+        // The chain where the first migration made it, as older versions kept it.
         let conn = rusqlite::Connection::open(&data).unwrap();
         conn.execute("ATTACH DATABASE ?1 AS audit", [audit_file.to_str().unwrap()]).unwrap();
+        conn.execute_batch(include_str!("../migrations/sqlite/20261129000001_audit.sql")).unwrap();
         conn.execute_batch(
-            "CREATE TABLE main.audit_log AS SELECT * FROM audit.audit_log;
-             CREATE TABLE main.audit_checkpoint AS SELECT * FROM audit.audit_checkpoint;
-             DROP TABLE audit.audit_log; DROP TABLE audit.audit_checkpoint;",
+            "INSERT INTO main.audit_log SELECT * FROM audit.audit_log;
+             INSERT INTO main.audit_checkpoint SELECT * FROM audit.audit_checkpoint;
+             DROP TABLE IF EXISTS main.audit_file_link;",
+        )
+        .unwrap();
+        conn.execute_batch(tamper).unwrap();
+    };
+    let count_in_main = || {
+        let conn = rusqlite::Connection::open(&data).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM main.audit_log", [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+
+    // A chain in the data file that differs from the audit file's: refused, nothing dropped.
+    put_back("UPDATE main.audit_log SET hash = zeroblob(32) WHERE seq = 5;");
+    let refused = Store::open(&db.url).await.unwrap_err();
+    assert!(matches!(refused, charter_store::StoreError::AuditFile(_)), "{refused}");
+    assert!(refused.to_string().contains("differs"), "{refused}");
+    assert_eq!(count_in_main(), 40, "the data file still holds its chain");
+
+    // The older layout proper: the chain in the data file and no audit file at all.
+    {
+        let conn = rusqlite::Connection::open(&data).unwrap();
+        conn.execute_batch(
+            "DROP TABLE main.audit_log; DROP TABLE main.audit_checkpoint; DROP TABLE IF EXISTS main.audit_file_link;",
         )
         .unwrap();
     }
+    put_back("DETACH DATABASE audit;");
+    remove_audit_file(&audit_file);
     for _ in 0..2 {
         c.store = Store::open(&db.url).await.unwrap();
         let report = verified(&c).await.unwrap();
@@ -278,4 +313,11 @@ async fn an_older_sqlite_chain_moves_to_its_own_file_intact() {
     let conn = rusqlite::Connection::open(&audit_file).unwrap();
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 40, "every entry is in the audit file");
+    drop(conn);
+
+    // The audit file lost: refused, rather than a new chain starting at 1.
+    remove_audit_file(&audit_file);
+    let refused = Store::open(&db.url).await.unwrap_err();
+    assert!(matches!(refused, charter_store::StoreError::AuditFile(_)), "{refused}");
+    assert!(refused.to_string().contains("missing"), "{refused}");
 }

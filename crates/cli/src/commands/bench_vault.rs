@@ -191,20 +191,19 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
     );
 
     let path = format!("/v1/subjects/{id}/data?purpose=legal_disclosures&fields={fields}");
-    let (entries, batches) = (state.audit.appended(), state.audit.batches());
+    let (appends, batches) = (state.audit.appends(), state.audit.batches());
     let charter = closed_loop(&addr, &token, 16, RUN, {
         let path = path.clone();
         move |_| ("GET", path.clone(), Vec::new())
     })
     .await?;
-    let per_batch =
-        (state.audit.appended() - entries) as f64 / (state.audit.batches() - batches).max(1) as f64;
+    let per_batch = (state.audit.appends() - appends) as f64 / (state.audit.batches() - batches).max(1) as f64;
     let bare_path = format!("/bare/{id}");
     let baseline = closed_loop(&bare, "", 16, RUN, move |_| ("GET", bare_path.clone(), Vec::new())).await?;
     out.push(Row {
         what: format!("Purpose-checked read of 10 fields over HTTP, {label}, 16 connections"),
         value: format!(
-            "{:.0} req/s (p50 {:.2} ms, p99 {:.2} ms; {per_batch:.1} audit entries per commit)",
+            "{:.0} req/s (p50 {:.2} ms, p99 {:.2} ms; {per_batch:.1} reads' audit appends per commit)",
             charter.rate,
             charter.p50_us / 1e3,
             charter.p99_us / 1e3
