@@ -149,7 +149,7 @@ fn check_value(name: &str, kind: FieldType, v: &Value) -> Result<String, Refusal
             }
             Ok(s)
         }
-        FieldType::Text => text("a string"),
+        FieldType::Text | FieldType::Password => text("a string"),
         FieldType::Email => {
             text("an email address").and_then(|s| check_email(&s).map(|()| s).map_err(|_| wrong("an email address")))
         }

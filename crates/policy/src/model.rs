@@ -304,6 +304,9 @@ pub enum FieldType {
     Boolean,
     /// An uploaded file.
     File,
+    /// A secret the person chooses, such as a password: kept only as a salted hash
+    /// (argon2id), which no read returns.
+    Password,
 }
 
 /// One field a collection point may collect.

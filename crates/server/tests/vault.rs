@@ -5,6 +5,7 @@ mod common;
 use std::io::{Read as _, Write as _};
 
 use charter_store::testing::TestDb;
+use charter_vault::KeyWrapper as _;
 use common::{backends, Resp, TestApp};
 use serde_json::{json, Value};
 
@@ -251,6 +252,20 @@ async fn collect_then_read_by_purpose() {
         assert_eq!(read.body["fields"]["age_attestation"], true);
         let some = app.read(&site, &id, "purpose=registration&fields=email").await;
         assert_eq!(some.body["fields"].as_object().unwrap().len(), 1);
+        // The password is kept only as a salted argon2id hash: a purpose that covers its
+        // category is told it is hashed, and gets neither it nor its hash.
+        assert!(read.body["fields"]["password"].is_null(), "{}", read.body);
+        assert_eq!(read.body["hashed"], json!(["password"]));
+        let pw = app.read(&site, &id, "purpose=registration&fields=password").await;
+        assert_eq!((pw.status, &pw.body["hashed"], &pw.body["missing"]), (200, &json!(["password"]), &json!([])));
+        assert!(pw.body["fields"].as_object().unwrap().is_empty() && !pw.body.to_string().contains("argon2"));
+        let view = app.state.store.subject_for_read(&id, "registration").await.unwrap().unwrap();
+        let sealed = view.fields.iter().find(|f| f.field == "password").unwrap();
+        let data_key = app.state.keys.unwrap(&id, view.subject.wrapped.as_ref().unwrap()).unwrap();
+        let stored =
+            String::from_utf8(data_key.open_field(&id, "password", &sealed.category, &sealed.sealed).unwrap()).unwrap();
+        assert!(stored.starts_with("$argon2id$") && !stored.contains(PASSWORD), "only a salted hash is stored");
+        assert!(charter_vault::verify_password(PASSWORD, &stored) && !charter_vault::verify_password("guess", &stored));
         // Consent given at signup opens the newsletter; refused direct marketing stays closed.
         assert_eq!(app.read(&site, &id, "purpose=newsletter&fields=email").await.status, 200);
         let dm = app.read(&site, &id, "purpose=direct_marketing&fields=email").await;

@@ -16,11 +16,13 @@
 
 pub mod crypto;
 pub mod keyfile;
+pub mod password;
 pub mod personal;
 pub mod signing;
 pub mod stream;
 
 pub use crypto::{BlindIndexer, CryptoError, DataKey, FieldCipher, IdentifierKind, KeyWrapper, WrappedKey};
 pub use keyfile::{KeyFile, KeyFileError};
+pub use password::{hash_password, verify_password};
 pub use personal::Personal;
 pub use signing::{CheckpointSigner, CheckpointVerifier};

@@ -7,6 +7,7 @@ use axum::routing::post;
 use axum::Router;
 use charter_core::audit::AuditEvent;
 use charter_core::collect::{self, Refusal};
+use charter_policy::model::FieldType;
 use charter_store::vault::{CollectError, CollectionWrite, SubjectRecord};
 use charter_vault::{DataKey, IdentifierKind, KeyWrapper as _};
 use serde::Deserialize;
@@ -76,6 +77,7 @@ async fn collect(
             return Err(ApiError::Unprocessable(code, first.message(), Value::Array(codes)));
         }
     };
+    let values = stored_values(&accepted.fields).await?;
     let identifier = body.subject.identifier()?;
     let blind = match &identifier {
         Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value))),
@@ -114,7 +116,8 @@ async fn collect(
         let fields = accepted
             .fields
             .iter()
-            .map(|f| (f.field, f.category, cipher.seal(&subject, f.field, f.category, f.value.as_bytes())))
+            .zip(&values)
+            .map(|(f, value)| (f.field, f.category, cipher.seal(&subject, f.field, f.category, value.as_bytes())))
             .collect();
         let write = CollectionWrite {
             subject_id: &subject,
@@ -141,6 +144,24 @@ async fn collect(
         }
     }
     Err(ApiError::Internal(anyhow::anyhow!("collection kept racing for the same identifier")))
+}
+
+/// The values to seal, in field order: a password field's is its salted argon2id hash (the
+/// password itself is never stored), computed off the runtime's threads since the hash is
+/// deliberately slow.
+async fn stored_values(fields: &[charter_core::collect::Accepted<'_>]) -> Result<Vec<String>, ApiError> {
+    let values: Vec<(FieldType, String)> = fields.iter().map(|f| (f.kind, f.value.clone())).collect();
+    if !values.iter().any(|(kind, _)| *kind == FieldType::Password) {
+        return Ok(values.into_iter().map(|(_, v)| v).collect());
+    }
+    tokio::task::spawn_blocking(move || {
+        values
+            .into_iter()
+            .map(|(kind, v)| if kind == FieldType::Password { charter_vault::hash_password(&v) } else { v })
+            .collect()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))
 }
 
 /// How the request names its subject.

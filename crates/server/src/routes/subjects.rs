@@ -228,6 +228,10 @@ async fn read_subject(
             .await?;
         return Err(ApiError::Denied(Value::Object(denied.into_iter().collect())));
     }
+    // A password is kept only as a salted hash: no read returns it, or discloses it.
+    let (candidates, hashed): (Vec<_>, Vec<_>) =
+        candidates.into_iter().partition(|f| field_kind(state, &f.point, &f.field) != FieldType::Password);
+    let hashed: Vec<&str> = hashed.iter().map(|f| f.field.as_str()).collect();
     let data_key = unwrap_key(state, subject)?;
     let cipher = data_key.fields();
     let mut out = serde_json::Map::new();
@@ -254,6 +258,9 @@ async fn read_subject(
         }
     }
     audit(state, events).await?;
-    let missing: Vec<&str> = requested.unwrap_or_default().into_iter().filter(|n| !names.contains(n)).collect();
-    Ok(axum::Json(json!({ "subject_id": subject.id, "purpose": purpose, "fields": out, "missing": missing })))
+    let missing: Vec<&str> =
+        requested.unwrap_or_default().into_iter().filter(|n| !names.contains(n) && !hashed.contains(n)).collect();
+    Ok(axum::Json(
+        json!({ "subject_id": subject.id, "purpose": purpose, "fields": out, "missing": missing, "hashed": hashed }),
+    ))
 }
