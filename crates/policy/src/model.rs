@@ -329,6 +329,10 @@ pub struct Field {
     /// For files: scan uploads for personal data, and what to do with what is found.
     #[serde(default)]
     pub scan: Option<ScanAction>,
+    /// For passwords: check the value against the hash the subject already has for the
+    /// same field, and store nothing of it (a sign-in), instead of storing a new hash.
+    #[serde(default)]
+    pub verify: bool,
 }
 
 /// What an upload scan does with the personal data it finds (P07, P08).

@@ -263,6 +263,13 @@ fn collection_points(p: &Policy, rep: &mut Reporter<'_>) {
                     "remove `scan`, or make the field `type = \"file\"`",
                 );
             }
+            if field.verify && field.kind != FieldType::Password {
+                rep.at(
+                    &fpath.key("verify"),
+                    format!("{fowner} is not a password but asks to be verified"),
+                    "remove `verify`, or make the field `type = \"password\"`",
+                );
+            }
             if field.kind != FieldType::File && !field.content_types.is_empty() {
                 rep.at(
                     &fpath.key("content_types"),

@@ -247,6 +247,13 @@ const CASES: &[Case] = &[
         at: "\"reject\"",
         says: "is not a file but asks for an upload scan",
     },
+    Case {
+        what: "verification asked of a field that is not a password",
+        from: "max_bytes = 254",
+        to: "max_bytes = 254\nverify = true # a sign-in",
+        at: "true # a sign-in",
+        says: "is not a password but asks to be verified",
+    },
 ];
 
 fn errors_for(text: &str) -> Vec<Diagnostic> {

@@ -680,3 +680,52 @@ async fn the_same_person_arriving_many_times_at_once_is_one_subject() {
         assert_eq!(app.count("field_values").await, 4);
     }
 }
+
+/// The stored password hash of subject `id`, opened with its data key.
+async fn stored_password_hash(app: &TestApp, id: &str) -> String {
+    let (category, sealed) = app.state.store.field_value(id, "password").await.unwrap().unwrap();
+    let subject = app.state.store.subject(id).await.unwrap().unwrap();
+    let data_key = app.state.keys.unwrap(id, subject.wrapped.as_ref().unwrap()).unwrap();
+    String::from_utf8(data_key.open_field(id, "password", &category, &sealed).unwrap()).unwrap()
+}
+
+/// A sign-in (`login`, whose password is `verify = true`) checks the password against the
+/// stored hash and stores nothing of it; a wrong password, or a person never signed up,
+/// is refused alike, with nothing stored and the refusal in the audit chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_verifies_the_password_and_stores_nothing_of_it() {
+    for db in backends("vault_sign_in").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration"], &["signup", "login"]).await;
+        let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
+        let hash = stored_password_hash(&app, &id).await;
+        let login = |email: &str, password: &str| {
+            json!({ "subject": { "email": email }, "fields": { "email": email, "password": password } })
+        };
+
+        let ok = app.collect(&site, "login", &login(EMAIL, PASSWORD)).await;
+        assert_eq!((ok.status, ok.body["subject_id"].as_str()), (201, Some(id.as_str())), "{}", ok.body);
+        assert_eq!(stored_password_hash(&app, &id).await, hash, "a sign-in does not replace the stored hash");
+
+        let (subjects, fields) = (app.count("subjects").await, app.count("field_values").await);
+        for (email, password) in [(EMAIL, "not-the-password"), ("nobody@analytical.example", PASSWORD)] {
+            let r = app.collect(&site, "login", &login(email, password)).await;
+            assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("verification_failed")), "{}", r.body);
+            assert!(!r.body.to_string().contains(password), "the refusal does not echo the password");
+        }
+        assert_eq!((app.count("subjects").await, app.count("field_values").await), (subjects, fields));
+        assert_eq!(stored_password_hash(&app, &id).await, hash, "a failed sign-in changes nothing");
+
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT result, detail FROM audit_log WHERE action = 'data.collect' ORDER BY seq")
+                .fetch_all(app.state.store.pool())
+                .await
+                .unwrap();
+        let results: Vec<&str> = rows.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(results, ["ok", "ok", "refused", "refused"]);
+        assert!(rows[1].1.contains(r#""verified":["password"]"#), "{}", rows[1].1);
+        assert!(rows[2].1.contains("verification_failed"), "{}", rows[2].1);
+        assert!(rows.iter().all(|(_, d)| !d.contains(PASSWORD) && !d.contains("argon2")));
+        app.stop().await;
+    }
+}

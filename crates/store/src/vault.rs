@@ -281,6 +281,17 @@ impl Store {
         Ok(Some(ReadView { subject, fields, consent: consent.map(|g| g != 0), objected: objected > 0 }))
     }
 
+    /// One stored field of a subject: its category and sealed value.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn field_value(&self, subject_id: &str, field: &str) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
+        let row = sqlx::query("SELECT category, sealed FROM field_values WHERE subject_id = $1 AND field = $2")
+            .bind(subject_id)
+            .bind(field)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
     /// The subject whose identifier of `kind` has blind index `blind`.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn subject_by_identifier(

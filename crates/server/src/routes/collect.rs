@@ -77,7 +77,9 @@ async fn collect(
             return Err(ApiError::Unprocessable(code, first.message(), Value::Array(codes)));
         }
     };
-    let values = stored_values(&accepted.fields).await?;
+    let decls = &policy.collection_points[&point].fields;
+    let verify: Vec<bool> = accepted.fields.iter().map(|f| decls.get(f.field).is_some_and(|d| d.verify)).collect();
+    let values = stored_values(&accepted.fields, &verify).await?;
     let identifier = body.subject.identifier()?;
     let blind = match &identifier {
         Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value))),
@@ -112,12 +114,27 @@ async fn collect(
                 }
             }
         };
+        if let Some(field) =
+            verification_failure(&state, &subject, &data_key, new_wrapped.is_none(), &accepted.fields, &verify).await?
+        {
+            let refusal = json!({ "code": "verification_failed", "field": field });
+            let event = AuditEvent::new(&key.name, "data.collect", "refused")
+                .with_detail(&json!({ "point": point, "refusals": [refusal.clone()] }));
+            state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
+            return Err(ApiError::Unprocessable(
+                "verification_failed",
+                format!("field `{field}` does not match what is stored for this subject"),
+                Value::Array(vec![refusal]),
+            ));
+        }
         let cipher = data_key.fields();
         let fields = accepted
             .fields
             .iter()
             .zip(&values)
-            .map(|(f, value)| (f.field, f.category, cipher.seal(&subject, f.field, f.category, value.as_bytes())))
+            .filter_map(|(f, value)| {
+                value.as_ref().map(|v| (f.field, f.category, cipher.seal(&subject, f.field, f.category, v.as_bytes())))
+            })
             .collect();
         let write = CollectionWrite {
             subject_id: &subject,
@@ -130,11 +147,14 @@ async fn collect(
         };
         match state.store.write_collection(&write).await {
             Ok(()) => {
-                let names: Vec<&str> = accepted.fields.iter().map(|f| f.field).collect();
+                let named = |verified: bool| -> Vec<&str> {
+                    accepted.fields.iter().zip(&verify).filter(|(_, v)| **v == verified).map(|(f, _)| f.field).collect()
+                };
+                let (names, verified) = (named(false), named(true));
                 let consents: Vec<Value> =
                     accepted.consents.iter().map(|(p, g)| json!({ "purpose": p, "given": g })).collect();
                 let mut event = AuditEvent::new(&key.name, "data.collect", "ok")
-                    .with_detail(&json!({ "point": point, "fields": names, "consents": consents, "new_subject": new_wrapped.is_some() }));
+                    .with_detail(&json!({ "point": point, "fields": names, "verified": verified, "consents": consents, "new_subject": new_wrapped.is_some() }));
                 event.subject = Some(subject.clone());
                 state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
                 return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject }))));
@@ -148,20 +168,56 @@ async fn collect(
 
 /// The values to seal, in field order: a password field's is its salted argon2id hash (the
 /// password itself is never stored), computed off the runtime's threads since the hash is
-/// deliberately slow.
-async fn stored_values(fields: &[charter_core::collect::Accepted<'_>]) -> Result<Vec<String>, ApiError> {
-    let values: Vec<(FieldType, String)> = fields.iter().map(|f| (f.kind, f.value.clone())).collect();
-    if !values.iter().any(|(kind, _)| *kind == FieldType::Password) {
-        return Ok(values.into_iter().map(|(_, v)| v).collect());
+/// deliberately slow; a field that is only verified has none.
+async fn stored_values(
+    fields: &[charter_core::collect::Accepted<'_>],
+    verify: &[bool],
+) -> Result<Vec<Option<String>>, ApiError> {
+    let values: Vec<(FieldType, bool, String)> =
+        fields.iter().zip(verify).map(|(f, v)| (f.kind, *v, f.value.clone())).collect();
+    let to_hash = |(kind, verify, v): (FieldType, bool, String)| match (kind, verify) {
+        (_, true) => None,
+        (FieldType::Password, false) => Some(charter_vault::hash_password(&v)),
+        _ => Some(v),
+    };
+    if !values.iter().any(|(kind, verify, _)| *kind == FieldType::Password && !verify) {
+        return Ok(values.into_iter().map(to_hash).collect());
     }
-    tokio::task::spawn_blocking(move || {
-        values
-            .into_iter()
-            .map(|(kind, v)| if kind == FieldType::Password { charter_vault::hash_password(&v) } else { v })
-            .collect()
-    })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))
+    tokio::task::spawn_blocking(move || values.into_iter().map(to_hash).collect())
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))
+}
+
+/// The first verified field (a sign-in's password) that does not match the subject's stored
+/// hash, if any. A subject that does not exist yet matches nothing, and is told the same.
+async fn verification_failure<'f>(
+    state: &AppState,
+    subject: &str,
+    data_key: &DataKey,
+    exists: bool,
+    fields: &[charter_core::collect::Accepted<'f>],
+    verify: &[bool],
+) -> Result<Option<&'f str>, ApiError> {
+    for (f, _) in fields.iter().zip(verify).filter(|(_, v)| **v) {
+        let stored = if exists {
+            state.store.field_value(subject, f.field).await.map_err(|e| ApiError::Internal(e.into()))?
+        } else {
+            None
+        };
+        let Some((category, sealed)) = stored else { return Ok(Some(f.field)) };
+        let hash = data_key
+            .open_field(subject, f.field, &category, &sealed)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a sealed field did not open: {e}")))?;
+        let hash = String::from_utf8(hash).unwrap_or_default();
+        let given = f.value.clone();
+        let matches = tokio::task::spawn_blocking(move || charter_vault::verify_password(&given, &hash))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("password verification failed: {e}")))?;
+        if !matches {
+            return Ok(Some(f.field));
+        }
+    }
+    Ok(None)
 }
 
 /// How the request names its subject.
