@@ -699,9 +699,7 @@ async fn sign_in_verifies_the_password_and_stores_nothing_of_it() {
         let site = app.key("site", &["registration"], &["signup", "login"]).await;
         let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
         let hash = stored_password_hash(&app, &id).await;
-        let login = |email: &str, password: &str| {
-            json!({ "subject": { "email": email }, "fields": { "email": email, "password": password } })
-        };
+        let login = |email: &str, password: &str| json!({ "subject": { "email": email }, "fields": { "email": email, "password": password } });
 
         let ok = app.collect(&site, "login", &login(EMAIL, PASSWORD)).await;
         assert_eq!((ok.status, ok.body["subject_id"].as_str()), (201, Some(id.as_str())), "{}", ok.body);

@@ -183,9 +183,24 @@ async fn stored_values(
     if !values.iter().any(|(kind, verify, _)| *kind == FieldType::Password && !verify) {
         return Ok(values.into_iter().map(to_hash).collect());
     }
+    let _permit = hashing_permit().await?;
     tokio::task::spawn_blocking(move || values.into_iter().map(to_hash).collect())
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))
+}
+
+/// A turn to hash or verify a password. argon2id takes about 20 ms of one core and 19 MiB
+/// of memory per password by design: at most one per core runs at once, and the rest
+/// wait their turn rather than pile threads and memory onto the blocking pool.
+async fn hashing_permit() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS
+        .get_or_init(|| {
+            tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+        })
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing is closed: {e}")))
 }
 
 /// The first verified field (a sign-in's password) that does not match the subject's stored
@@ -210,6 +225,7 @@ async fn verification_failure<'f>(
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("a sealed field did not open: {e}")))?;
         let hash = String::from_utf8(hash).unwrap_or_default();
         let given = f.value.clone();
+        let _permit = hashing_permit().await?;
         let matches = tokio::task::spawn_blocking(move || charter_vault::verify_password(&given, &hash))
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("password verification failed: {e}")))?;
