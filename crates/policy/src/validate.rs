@@ -270,6 +270,28 @@ fn collection_points(p: &Policy, rep: &mut Reporter<'_>) {
                     "remove `verify`, or make the field `type = \"password\"`",
                 );
             }
+            if field.verify && field.kind == FieldType::Password && !field.required {
+                rep.at(
+                    &fpath.key("verify"),
+                    format!("{fowner} is verified but not required, so leaving it out would skip the check"),
+                    "add `required = true`",
+                );
+            }
+            let elsewhere = p
+                .collection_points
+                .iter()
+                .flat_map(|(other, pt)| pt.fields.get(name).filter(|f| f.kind != field.kind).map(|f| (other, f.kind)));
+            if field.kind == FieldType::Password {
+                for (other, kind) in elsewhere {
+                    let kind =
+                        serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                    rep.at(
+                        &fpath.key("type"),
+                        format!("{fowner} is a password, but collection point `{other}` collects `{name}` as `{kind}`"),
+                        "a subject keeps one value per field name: declare it `type = \"password\"` at every point, or rename one",
+                    );
+                }
+            }
             if field.kind != FieldType::File && !field.content_types.is_empty() {
                 rep.at(
                     &fpath.key("content_types"),

@@ -254,6 +254,13 @@ const CASES: &[Case] = &[
         at: "true # a sign-in",
         says: "is not a password but asks to be verified",
     },
+    Case {
+        what: "a field name that is a password at one point and text at another",
+        from: "max_bytes = 254",
+        to: "max_bytes = 254\n\n[collection_points.login]\ndescription = \"Signing in\"\npurposes = [\"registration\"]\n\n[collection_points.login.fields.email]\ncategory = \"user.contact.email\"\ntype = \"password\" # here",
+        at: "\"password\" # here",
+        says: "is a password, but collection point",
+    },
 ];
 
 fn errors_for(text: &str) -> Vec<Diagnostic> {

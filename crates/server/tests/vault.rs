@@ -714,15 +714,27 @@ async fn sign_in_verifies_the_password_and_stores_nothing_of_it() {
         assert_eq!((app.count("subjects").await, app.count("field_values").await), (subjects, fields));
         assert_eq!(stored_password_hash(&app, &id).await, hash, "a failed sign-in changes nothing");
 
+        // Signing up again: the same password leaves the hash as it is; another is refused,
+        // so a collection cannot take over someone's password.
+        let again = app.collect(&site, "signup", &signup(EMAIL)).await;
+        assert_eq!((again.status, again.body["subject_id"].as_str()), (201, Some(id.as_str())), "{}", again.body);
+        let mut takeover = signup(EMAIL);
+        takeover["fields"]["password"] = json!("someone-else's-password");
+        let r = app.collect(&site, "signup", &takeover).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("password_already_set")), "{}", r.body);
+        assert_eq!(stored_password_hash(&app, &id).await, hash, "the stored hash is untouched");
+        assert_eq!(app.collect(&site, "login", &login(EMAIL, PASSWORD)).await.status, 201);
+
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT result, detail FROM audit_log WHERE action = 'data.collect' ORDER BY seq")
                 .fetch_all(app.state.store.pool())
                 .await
                 .unwrap();
         let results: Vec<&str> = rows.iter().map(|(r, _)| r.as_str()).collect();
-        assert_eq!(results, ["ok", "ok", "refused", "refused"]);
+        assert_eq!(results, ["ok", "ok", "refused", "refused", "ok", "refused", "ok"]);
         assert!(rows[1].1.contains(r#""verified":["password"]"#), "{}", rows[1].1);
         assert!(rows[2].1.contains("verification_failed"), "{}", rows[2].1);
+        assert!(rows[5].1.contains("password_already_set"), "{}", rows[5].1);
         assert!(rows.iter().all(|(_, d)| !d.contains(PASSWORD) && !d.contains("argon2")));
         app.stop().await;
     }

@@ -286,7 +286,16 @@ async fn link_audit_file(conn: &mut sqlx::AnyConnection) -> Result<(), StoreErro
     ))
 }
 
-/// Commits after `result` is `Ok`, rolls back otherwise; returns `result`.
+fn missing_audit_file() -> StoreError {
+    StoreError::AuditFile(
+        "the audit chain's file beside the database is missing or belongs to another database; \
+         restore it from the same backup as the database"
+            .into(),
+    )
+}
+
+/// Commits after `result` is `Ok`, rolls back otherwise; returns `result` (a failed
+/// rollback leaves the connection to be closed by the caller, and the first error stands).
 async fn finish<T>(conn: &mut sqlx::AnyConnection, result: Result<T, StoreError>) -> Result<T, StoreError> {
     match result {
         Ok(v) => {
@@ -294,7 +303,7 @@ async fn finish<T>(conn: &mut sqlx::AnyConnection, result: Result<T, StoreError>
             Ok(v)
         }
         Err(e) => {
-            conn.execute("ROLLBACK").await?;
+            let _ = conn.execute("ROLLBACK").await;
             Err(e)
         }
     }
@@ -313,6 +322,11 @@ async fn copy_chain(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
     let id: Option<String> =
         sqlx::query_scalar("SELECT id FROM audit.audit_file_id").fetch_optional(&mut *conn).await?;
     if id.is_none() {
+        let link: Option<String> =
+            sqlx::query_scalar("SELECT id FROM main.audit_file_link").fetch_optional(&mut *conn).await?;
+        if link.is_some() {
+            return Err(missing_audit_file());
+        }
         sqlx::query("INSERT INTO audit.audit_file_id (id) VALUES ($1)")
             .bind(uuid::Uuid::new_v4().to_string())
             .execute(&mut *conn)
@@ -335,13 +349,7 @@ async fn drop_old_chain(conn: &mut sqlx::AnyConnection) -> Result<bool, StoreErr
     let link: Option<String> =
         sqlx::query_scalar("SELECT id FROM main.audit_file_link").fetch_optional(&mut *conn).await?;
     match link {
-        Some(l) if l != audit_id => {
-            return Err(StoreError::AuditFile(
-                "the audit chain's file beside the database is missing or belongs to another database; \
-                 restore it from the same backup as the database"
-                    .into(),
-            ))
-        }
+        Some(l) if l != audit_id => return Err(missing_audit_file()),
         Some(_) => {}
         None => {
             sqlx::query("INSERT INTO main.audit_file_link (id) VALUES ($1)")

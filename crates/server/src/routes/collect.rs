@@ -79,7 +79,6 @@ async fn collect(
     };
     let decls = &policy.collection_points[&point].fields;
     let verify: Vec<bool> = accepted.fields.iter().map(|f| decls.get(f.field).is_some_and(|d| d.verify)).collect();
-    let values = stored_values(&accepted.fields, &verify).await?;
     let identifier = body.subject.identifier()?;
     let blind = match &identifier {
         Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value))),
@@ -114,19 +113,23 @@ async fn collect(
                 }
             }
         };
-        if let Some(field) =
-            verification_failure(&state, &subject, &data_key, new_wrapped.is_none(), &accepted.fields, &verify).await?
-        {
-            let refusal = json!({ "code": "verification_failed", "field": field });
-            let event = AuditEvent::new(&key.name, "data.collect", "refused")
-                .with_detail(&json!({ "point": point, "refusals": [refusal.clone()] }));
-            state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
-            return Err(ApiError::Unprocessable(
-                "verification_failed",
-                format!("field `{field}` does not match what is stored for this subject"),
-                Value::Array(vec![refusal]),
-            ));
-        }
+        let exists = new_wrapped.is_none();
+        let values = match settle_passwords(&state, &subject, &data_key, exists, &accepted.fields, &verify).await? {
+            Ok(values) => values,
+            Err((code, field)) => {
+                let refusal = json!({ "code": code, "field": field });
+                let mut event = AuditEvent::new(&key.name, "data.collect", "refused")
+                    .with_detail(&json!({ "point": point, "refusals": [refusal.clone()] }));
+                // A refused sign-in names the subject it was for, so guessing shows in the chain.
+                event.subject = exists.then(|| subject.clone());
+                state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
+                let message = match code {
+                    "verification_failed" => format!("field `{field}` does not match what is stored for this subject"),
+                    _ => format!("field `{field}` is already set for this subject, to another value; change it where the current one is verified"),
+                };
+                return Err(ApiError::Unprocessable(code, message, Value::Array(vec![refusal])));
+            }
+        };
         let cipher = data_key.fields();
         let fields = accepted
             .fields
@@ -166,74 +169,101 @@ async fn collect(
     Err(ApiError::Internal(anyhow::anyhow!("collection kept racing for the same identifier")))
 }
 
-/// The values to seal, in field order: a password field's is its salted argon2id hash (the
-/// password itself is never stored), computed off the runtime's threads since the hash is
-/// deliberately slow; a field that is only verified has none.
-async fn stored_values(
-    fields: &[charter_core::collect::Accepted<'_>],
-    verify: &[bool],
-) -> Result<Vec<Option<String>>, ApiError> {
-    let values: Vec<(FieldType, bool, String)> =
-        fields.iter().zip(verify).map(|(f, v)| (f.kind, *v, f.value.clone())).collect();
-    let to_hash = |(kind, verify, v): (FieldType, bool, String)| match (kind, verify) {
-        (_, true) => None,
-        (FieldType::Password, false) => Some(charter_vault::hash_password(&v)),
-        _ => Some(v),
-    };
-    if !values.iter().any(|(kind, verify, _)| *kind == FieldType::Password && !verify) {
-        return Ok(values.into_iter().map(to_hash).collect());
-    }
-    let _permit = hashing_permit().await?;
-    tokio::task::spawn_blocking(move || values.into_iter().map(to_hash).collect())
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))
-}
-
-/// A turn to hash or verify a password. argon2id takes about 20 ms of one core and 19 MiB
-/// of memory per password by design: at most one per core runs at once, and the rest
-/// wait their turn rather than pile threads and memory onto the blocking pool.
-async fn hashing_permit() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    PERMITS
-        .get_or_init(|| {
-            tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
-        })
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing is closed: {e}")))
-}
-
-/// The first verified field (a sign-in's password) that does not match the subject's stored
-/// hash, if any. A subject that does not exist yet matches nothing, and is told the same.
-async fn verification_failure<'f>(
+/// The values to seal, in field order, once the subject is known; `None` stores nothing.
+/// A password is kept only as its salted argon2id hash:
+/// - a verified one (`verify = true`, a sign-in) must match the stored hash and is never
+///   stored;
+/// - one being set is hashed when the subject has none; when it has one, the same
+///   password leaves it as it is (a repeated sign-up) and another is refused, so a
+///   collection cannot take over someone's password.
+///
+/// Every check runs argon2 (against a fixed hash when nothing is stored), so how long a
+/// refusal takes does not tell whether the person exists. `Err((code, field))` refuses.
+async fn settle_passwords<'f>(
     state: &AppState,
     subject: &str,
     data_key: &DataKey,
     exists: bool,
     fields: &[charter_core::collect::Accepted<'f>],
     verify: &[bool],
-) -> Result<Option<&'f str>, ApiError> {
-    for (f, _) in fields.iter().zip(verify).filter(|(_, v)| **v) {
-        let stored = if exists {
-            state.store.field_value(subject, f.field).await.map_err(|e| ApiError::Internal(e.into()))?
-        } else {
-            None
-        };
-        let Some((category, sealed)) = stored else { return Ok(Some(f.field)) };
-        let hash = data_key
-            .open_field(subject, f.field, &category, &sealed)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a sealed field did not open: {e}")))?;
-        let hash = String::from_utf8(hash).unwrap_or_default();
-        let given = f.value.clone();
-        let _permit = hashing_permit().await?;
-        let matches = tokio::task::spawn_blocking(move || charter_vault::verify_password(&given, &hash))
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("password verification failed: {e}")))?;
-        if !matches {
-            return Ok(Some(f.field));
+) -> Result<Result<Vec<Option<String>>, (&'static str, &'f str)>, ApiError> {
+    let mut values = Vec::with_capacity(fields.len());
+    for (f, verify) in fields.iter().zip(verify) {
+        if f.kind != FieldType::Password {
+            values.push(Some(f.value.clone()));
+            continue;
         }
+        let stored = if exists { stored_hash(state, subject, data_key, f.field).await? } else { None };
+        let given = f.value.clone();
+        let value = match (*verify, stored) {
+            // Setting a password the subject does not have yet.
+            (false, None) => Some(on_hashing_thread(move || charter_vault::hash_password(&given)).await?),
+            // Checking one (a sign-in, or setting it again): against a fixed hash when
+            // none is stored, so the refusal takes as long either way.
+            (verify, stored) => {
+                let had_one = stored.is_some();
+                let matches = on_hashing_thread(move || {
+                    let against = stored.as_deref().unwrap_or(&NO_HASH);
+                    charter_vault::verify_password(&given, against) && had_one
+                })
+                .await?;
+                match (verify, matches) {
+                    (_, true) => None,
+                    (true, false) => return Ok(Err(("verification_failed", f.field))),
+                    (false, false) => return Ok(Err(("password_already_set", f.field))),
+                }
+            }
+        };
+        values.push(value);
     }
-    Ok(None)
+    Ok(Ok(values))
+}
+
+/// A fixed hash, with the same settings as real ones, to check against when nothing is stored.
+static NO_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| charter_vault::hash_password("charter: no password is stored"));
+
+/// The subject's stored hash for password field `field`, if any.
+async fn stored_hash(
+    state: &AppState,
+    subject: &str,
+    data_key: &DataKey,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some((category, sealed)) =
+        state.store.field_value(subject, field).await.map_err(|e| ApiError::Internal(e.into()))?
+    else {
+        return Ok(None);
+    };
+    let hash = data_key
+        .open_field(subject, field, &category, &sealed)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("a sealed field did not open: {e}")))?;
+    Ok(Some(String::from_utf8(hash).unwrap_or_default()))
+}
+
+/// Runs password hashing or verification on a blocking thread, holding one of one-per-core
+/// turns until it is done. argon2id takes about 20 ms of one core and 19 MiB of memory per
+/// password by design; the rest wait their turn rather than pile threads and memory onto
+/// the blocking pool. The turn moves with the work, so a caller that goes away does not
+/// free it early.
+async fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    static PERMITS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        std::sync::Arc::new(tokio::sync::Semaphore::new(cores))
+    });
+    let permit = permits
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing is closed: {e}")))?;
+    tokio::task::spawn_blocking(move || {
+        let out = work();
+        drop(permit);
+        out
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))
 }
 
 /// How the request names its subject.
