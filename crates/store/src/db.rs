@@ -67,29 +67,12 @@ const SQLITE_PRAGMAS: &[&str] = &[
 
 /// The audit chain's tables in the attached audit file (SQLite), as the first migration
 /// defines them; the audit file's id, and the data file's record of it.
-const AUDIT_FILE_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS audit.audit_log (
-        seq       INTEGER PRIMARY KEY,
-        at_us     INTEGER NOT NULL,
-        actor     TEXT    NOT NULL,
-        action    TEXT    NOT NULL,
-        subject   TEXT,
-        purpose   TEXT,
-        result    TEXT    NOT NULL,
-        detail    TEXT    NOT NULL,
-        prev_hash BLOB    NOT NULL,
-        hash      BLOB    NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS audit.audit_file_id (id TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS main.audit_file_link (id TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS audit.audit_checkpoint (
-        seq       INTEGER PRIMARY KEY,
-        hash      BLOB    NOT NULL,
-        at_us     INTEGER NOT NULL,
-        key_id    TEXT    NOT NULL,
-        signature BLOB    NOT NULL
-    )",
-];
+static AUDIT_FILE_SCHEMA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    include_str!("../migrations/sqlite/20261129000001_audit.sql")
+        .replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS audit.")
+        + "CREATE TABLE IF NOT EXISTS audit.audit_file_id (id TEXT NOT NULL);\n\
+           CREATE TABLE IF NOT EXISTS main.audit_file_link (id TEXT NOT NULL);\n"
+});
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -265,9 +248,7 @@ const MOVE_TRIES: usize = 10;
 ///   try; a chain that differs is refused. A crash or power loss at any point loses
 ///   nothing, and the next start finishes the move.
 async fn link_audit_file(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
-    for ddl in AUDIT_FILE_SCHEMA {
-        conn.execute(*ddl).await?;
-    }
+    conn.execute(AUDIT_FILE_SCHEMA.as_str()).await?;
     for _ in 0..MOVE_TRIES {
         conn.execute("PRAGMA audit.synchronous = FULL").await?;
         conn.execute("BEGIN IMMEDIATE").await?;
