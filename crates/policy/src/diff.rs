@@ -214,6 +214,9 @@ fn materiality(c: &Change) -> Option<String> {
         }
         (["collection_points", k], Added) => format!("personal data is collected at a new point: `{k}`"),
         (["collection_points", k, "fields", f], Added) => format!("point `{k}` collects a new field `{f}`"),
+        (["collection_points", k, "fields", f, "type"], Changed) if text(&c.old) == Some("password") => {
+            format!("field `{f}` of point `{k}` is no longer kept only as a salted hash")
+        }
         (["collection_points", k, "purposes"], Added) => format!("point `{k}` collects for more purposes"),
         (["cookies", name], Added) => {
             let necessary =

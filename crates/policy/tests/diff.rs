@@ -77,3 +77,15 @@ fn material_changes_say_why() {
     assert_eq!(c.path, vec!["categories", "user.device.ip_address", "retention"]);
     assert!(c.to_string().contains("kept longer"), "{c}");
 }
+
+#[test]
+fn a_password_no_longer_hashed_is_material() {
+    let hashed = MINIMAL.replacen("type = \"email\"", "type = \"password\"", 1);
+    let (with_hash, plain) = (load("a.toml", &hashed).unwrap().policy, load("b.toml", MINIMAL).unwrap().policy);
+    let d = diff(&with_hash, &plain);
+    assert_eq!(d.outcome(), Outcome::Material, "{:?}", d.changes);
+    let c = d.changes.iter().find(|c| c.material.is_some()).unwrap();
+    assert!(c.to_string().contains("no longer kept only as a salted hash"), "{c}");
+    // Starting to hash is not.
+    assert_eq!(diff(&plain, &with_hash).outcome(), Outcome::Immaterial);
+}
