@@ -105,6 +105,16 @@ pub struct LoadedPolicy {
     pub policy: Policy,
     /// SHA-256 of the file's bytes, hex: what the audit chain records.
     pub sha256: String,
+    /// Names of the fields declared `type = "password"` (validation makes a name a
+    /// password at every point or at none), worked out once for every read.
+    pub password_fields: std::collections::BTreeSet<String>,
+}
+
+impl LoadedPolicy {
+    /// Whether field `name` is a password, kept only as a hash.
+    pub fn is_password(&self, name: &str) -> bool {
+        self.password_fields.contains(name)
+    }
 }
 
 /// Collects diagnostics, turning paths and byte offsets into lines and columns.
@@ -298,7 +308,14 @@ pub fn load(file: &str, text: &str) -> Result<LoadedPolicy, PolicyErrors> {
     validate::check(&policy, &mut rep);
     if rep.found.is_empty() {
         let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
-        Ok(LoadedPolicy { policy, sha256 })
+        let password_fields = policy
+            .collection_points
+            .values()
+            .flat_map(|p| p.fields.iter())
+            .filter(|(_, f)| f.kind == crate::model::FieldType::Password)
+            .map(|(name, _)| name.clone())
+            .collect();
+        Ok(LoadedPolicy { policy, sha256, password_fields })
     } else {
         rep.found.sort_by_key(|d| (d.line, d.column));
         Err(PolicyErrors(rep.found))

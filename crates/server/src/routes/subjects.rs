@@ -229,11 +229,8 @@ async fn read_subject(
         return Err(ApiError::Denied(Value::Object(denied.into_iter().collect())));
     }
     // A password is kept only as a salted hash: no read returns it, or discloses it.
-    // (A field name that is a password at any point is one everywhere: the policy check sees to it.)
-    let password = |name: &str| {
-        policy.collection_points.values().any(|p| p.fields.get(name).is_some_and(|d| d.kind == FieldType::Password))
-    };
-    let (candidates, hashed): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|f| !password(&f.field));
+    let (candidates, hashed): (Vec<_>, Vec<_>) =
+        candidates.into_iter().partition(|f| !state.policy.is_password(&f.field));
     let hashed: Vec<&str> = hashed.iter().map(|f| f.field.as_str()).collect();
     let data_key = unwrap_key(state, subject)?;
     let cipher = data_key.fields();
