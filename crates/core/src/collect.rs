@@ -100,6 +100,8 @@ pub struct Accepted<'p> {
     pub category: &'p str,
     /// Its type.
     pub kind: FieldType,
+    /// Checked against what is stored instead of stored (a sign-in's password).
+    pub verify: bool,
     /// The value as text (numbers and booleans in their JSON spelling).
     pub value: String,
 }
@@ -201,7 +203,13 @@ pub fn check<'p>(
                     FieldType::AgeAttestation => under_age |= text != "true",
                     _ => {}
                 }
-                accepted.push(Accepted { field: decl_name, category: &decl.category, kind: decl.kind, value: text });
+                accepted.push(Accepted {
+                    field: decl_name,
+                    category: &decl.category,
+                    kind: decl.kind,
+                    verify: decl.verify,
+                    value: text,
+                });
             }
             Err(r) => refusals.push(r),
         }

@@ -77,8 +77,6 @@ async fn collect(
             return Err(ApiError::Unprocessable(code, first.message(), Value::Array(codes)));
         }
     };
-    let decls = &policy.collection_points[&point].fields;
-    let verify: Vec<bool> = accepted.fields.iter().map(|f| decls.get(f.field).is_some_and(|d| d.verify)).collect();
     let identifier = body.subject.identifier()?;
     let blind = match &identifier {
         Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value))),
@@ -114,7 +112,7 @@ async fn collect(
             }
         };
         let exists = new_wrapped.is_none();
-        let values = match settle_passwords(&state, &subject, &data_key, exists, &accepted.fields, &verify).await? {
+        let values = match settle_passwords(&state, &subject, &data_key, exists, &accepted.fields).await? {
             Ok(values) => values,
             Err((code, field)) => {
                 let refusal = json!({ "code": code, "field": field });
@@ -135,8 +133,13 @@ async fn collect(
             .fields
             .iter()
             .zip(&values)
-            .filter_map(|(f, value)| {
-                value.as_ref().map(|v| (f.field, f.category, cipher.seal(&subject, f.field, f.category, v.as_bytes())))
+            .filter_map(|(f, stored)| {
+                let value = match stored {
+                    Stored::AsGiven => &f.value,
+                    Stored::Hash(hash) => hash,
+                    Stored::Nothing => return None,
+                };
+                Some((f.field, f.category, cipher.seal(&subject, f.field, f.category, value.as_bytes())))
             })
             .collect();
         let write = CollectionWrite {
@@ -151,7 +154,7 @@ async fn collect(
         match state.store.write_collection(&write).await {
             Ok(()) => {
                 let named = |verified: bool| -> Vec<&str> {
-                    accepted.fields.iter().zip(&verify).filter(|(_, v)| **v == verified).map(|(f, _)| f.field).collect()
+                    accepted.fields.iter().filter(|f| f.verify == verified).map(|f| f.field).collect()
                 };
                 let (names, verified) = (named(false), named(true));
                 let consents: Vec<Value> =
@@ -169,8 +172,18 @@ async fn collect(
     Err(ApiError::Internal(anyhow::anyhow!("collection kept racing for the same identifier")))
 }
 
-/// The values to seal, in field order, once the subject is known; `None` stores nothing.
-/// A password is kept only as its salted argon2id hash:
+/// What a collection stores of one field.
+enum Stored {
+    /// The value as given.
+    AsGiven,
+    /// A password's salted hash.
+    Hash(String),
+    /// Nothing: a verified password.
+    Nothing,
+}
+
+/// What to store of each field, in field order, once the subject is known. A password is
+/// kept only as its salted argon2id hash:
 /// - a verified one (`verify = true`, a sign-in) must match the stored hash and is never
 ///   stored;
 /// - one being set is hashed when the subject has none; when it has one, the same
@@ -185,19 +198,18 @@ async fn settle_passwords<'f>(
     data_key: &DataKey,
     exists: bool,
     fields: &[charter_core::collect::Accepted<'f>],
-    verify: &[bool],
-) -> Result<Result<Vec<Option<String>>, (&'static str, &'f str)>, ApiError> {
+) -> Result<Result<Vec<Stored>, (&'static str, &'f str)>, ApiError> {
     let mut values = Vec::with_capacity(fields.len());
-    for (f, verify) in fields.iter().zip(verify) {
+    for f in fields {
         if f.kind != FieldType::Password {
-            values.push(Some(f.value.clone()));
+            values.push(Stored::AsGiven);
             continue;
         }
         let stored = if exists { stored_hash(state, subject, data_key, f.field).await? } else { None };
         let given = f.value.clone();
-        let value = match (*verify, stored) {
+        let value = match (f.verify, stored) {
             // Setting a password the subject does not have yet.
-            (false, None) => Some(on_hashing_thread(move || charter_vault::hash_password(&given)).await?),
+            (false, None) => Stored::Hash(on_hashing_thread(move || charter_vault::hash_password(&given)).await?),
             // Checking one (a sign-in, or setting it again): against a fixed hash when
             // none is stored, so the refusal takes as long either way.
             (verify, stored) => {
@@ -208,7 +220,7 @@ async fn settle_passwords<'f>(
                 })
                 .await?;
                 match (verify, matches) {
-                    (_, true) => None,
+                    (_, true) => Stored::Nothing,
                     (true, false) => return Ok(Err(("verification_failed", f.field))),
                     (false, false) => return Ok(Err(("password_already_set", f.field))),
                 }
