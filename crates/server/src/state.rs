@@ -31,3 +31,16 @@ pub struct AppState {
     /// When the process started.
     pub started: Instant,
 }
+
+/// A process-wide semaphore of `per_core` permits per core, made on first use in `cell`:
+/// the bound on blocking work (scans beside uploads, password hashing) that would
+/// otherwise pile threads and memory onto the runtime's blocking pool.
+pub(crate) fn per_core_permits(
+    cell: &'static std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
+    per_core: usize,
+) -> &'static Arc<tokio::sync::Semaphore> {
+    cell.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Arc::new(tokio::sync::Semaphore::new(cores * per_core))
+    })
+}

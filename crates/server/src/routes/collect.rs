@@ -260,11 +260,7 @@ async fn stored_hash(
 /// free it early.
 async fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     static PERMITS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
-    let permits = PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        std::sync::Arc::new(tokio::sync::Semaphore::new(cores))
-    });
-    let permit = permits
+    let permit = crate::state::per_core_permits(&PERMITS, 1)
         .clone()
         .acquire_owned()
         .await

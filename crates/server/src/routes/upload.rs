@@ -268,10 +268,7 @@ enum Scan {
 /// every thread of the runtime's blocking pool, which object storage needs too.
 fn scan_threads() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
     static PERMITS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        std::sync::Arc::new(tokio::sync::Semaphore::new(cores * 4))
-    })
+    crate::state::per_core_permits(&PERMITS, 4)
 }
 
 /// A scan on a blocking thread fed with the upload's pieces through a bounded
