@@ -1,15 +1,22 @@
 //! Writing and verifying the audit chain.
 //!
-//! One writer task per process owns the chain's head. Callers hand it events
-//! over a channel; it takes everything waiting (up to [`MAX_BATCH`]), chains
-//! the events in memory and writes them with one multi-row `INSERT`. The
-//! primary key on `seq` is what keeps several processes on one database from
-//! forking the chain: a writer whose head went stale gets a unique violation,
-//! reloads the head and chains its batch again.
+//! One writer per process owns the chain's head. It takes everything waiting
+//! (up to [`MAX_BATCH`] events), chains the events in memory and writes them
+//! with one multi-row `INSERT`. The primary key on `seq` is what keeps several
+//! processes on one database from forking the chain: a writer whose head went
+//! stale gets a unique violation, reloads the head and chains its batch again.
+//!
+//! On PostgreSQL the writer is a task and callers hand it events over a
+//! channel. On a SQLite file the appenders write themselves: each puts its
+//! events in a shared queue, and the one that finds the writer free writes the
+//! whole queue on its own thread (group commit), then wakes the others. No
+//! event crosses to another thread and the first appender never waits for a
+//! wake-up. A thread of its own still signs the periodic checkpoints and
+//! writes whatever an appender left queued.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use charter_core::audit::{self, AuditEvent, ChainBreak, ChainVerifier, Entry, Hash};
@@ -54,6 +61,126 @@ enum Command {
 pub struct AuditLog {
     tx: mpsc::Sender<Command>,
     counters: Arc<Counters>,
+    /// On a SQLite file: the writer the appenders share.
+    shared: Option<Arc<Shared>>,
+}
+
+/// An append waiting in the shared queue: its events and whom to tell.
+type Waiting = (Vec<AuditEvent>, oneshot::Sender<Result<i64, AuditError>>);
+
+/// Batches one holder of the writer writes before leaving the rest to the writer's thread.
+const MAX_ROUNDS: usize = 8;
+
+/// The SQLite writer, shared by the appenders (see the module's notes).
+struct Shared {
+    queue: Mutex<Vec<Waiting>>,
+    writer: Mutex<Writer>,
+    /// Set once the writer has closed: later appends fail with [`AuditError::Stopped`].
+    stopped: AtomicBool,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Takes what is queued: whole appends, up to [`MAX_BATCH`] events (at least one append).
+    fn take(&self) -> Batch {
+        let mut q = locked(&self.queue);
+        let mut b = Batch::default();
+        let mut n = 0;
+        while n < q.len() && (n == 0 || b.events.len() + q[n].0.len() <= MAX_BATCH) {
+            b.events.extend(q[n].0.iter().cloned());
+            n += 1;
+        }
+        for (evs, reply) in q.drain(..n) {
+            b.replies.push((evs.len(), reply));
+        }
+        b
+    }
+
+    /// With the writer held: writes queued batches until the queue is empty (true)
+    /// or `rounds` batches are written (false).
+    fn write_queued(&self, w: &mut Writer, rounds: usize) -> bool {
+        for _ in 0..rounds {
+            let batch = self.take();
+            if batch.replies.is_empty() {
+                return true;
+            }
+            if self.stopped.load(Ordering::Acquire) {
+                for (_, reply) in batch.replies {
+                    let _ = reply.send(Err(AuditError::Stopped));
+                }
+                continue;
+            }
+            let result = w.write_native(&batch.events);
+            w.deliver(batch.replies, batch.events.len(), result);
+            if let Err(e) = w.checkpoint_native(false) {
+                tracing::warn!(error = %e, "audit checkpoint failed");
+            }
+        }
+        locked(&self.queue).is_empty()
+    }
+
+    /// Writes the queue if the writer is free. Whoever holds the writer looks at the
+    /// queue again after letting go, so nothing queued meanwhile is left behind.
+    /// False when the queue is not empty after [`MAX_ROUNDS`]: the caller hands the
+    /// rest to the writer's thread.
+    fn try_write(&self) -> bool {
+        loop {
+            let mut w = match self.writer.try_lock() {
+                Ok(w) => w,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return true,
+            };
+            let emptied = self.write_queued(&mut w, MAX_ROUNDS);
+            drop(w);
+            if !emptied {
+                return false;
+            }
+            if locked(&self.queue).is_empty() {
+                return true;
+            }
+        }
+    }
+
+    /// The writer's thread: signs checkpoints as they fall due, answers checkpoint and
+    /// close requests, and writes whatever an appender left queued.
+    fn run(self: Arc<Self>, mut rx: mpsc::Receiver<Command>) {
+        while let Some(cmd) = rx.blocking_recv() {
+            let control = match cmd {
+                Command::Tick => None,
+                Command::Append(evs, reply) => {
+                    locked(&self.queue).push((evs, reply));
+                    None
+                }
+                c => Some(c),
+            };
+            let mut w = locked(&self.writer);
+            while !self.write_queued(&mut w, usize::MAX) {}
+            let stop = matches!(control, Some(Command::Close(_)));
+            let signed = w.checkpoint_native(control.is_some());
+            if stop {
+                self.stopped.store(true, Ordering::Release);
+            }
+            w.answer(control, signed);
+            drop(w);
+            if stop {
+                // Anything queued after the last write is refused, not left waiting.
+                let mut w = locked(&self.writer);
+                self.write_queued(&mut w, usize::MAX);
+                return;
+            }
+            if !locked(&self.queue).is_empty() {
+                self.try_write();
+            }
+        }
+        let mut w = locked(&self.writer);
+        while !self.write_queued(&mut w, usize::MAX) {}
+        let signed = w.checkpoint_native(true);
+        self.stopped.store(true, Ordering::Release);
+        w.answer(None, signed);
+    }
 }
 
 /// What the writer has done, for metrics.
@@ -107,12 +234,18 @@ impl AuditLog {
                 }
             }
         });
-        let task = if matches!(writer.sink, Sink::Sqlite { .. }) {
-            tokio::task::spawn_blocking(move || writer.run_blocking(rx))
+        let (task, shared) = if matches!(writer.sink, Sink::Sqlite { .. }) {
+            let shared = Arc::new(Shared {
+                queue: Mutex::new(Vec::new()),
+                writer: Mutex::new(writer),
+                stopped: AtomicBool::new(false),
+            });
+            let s = shared.clone();
+            (tokio::task::spawn_blocking(move || s.run(rx)), Some(shared))
         } else {
-            tokio::spawn(writer.run(rx))
+            (tokio::spawn(writer.run(rx)), None)
         };
-        (Self { tx, counters }, task)
+        (Self { tx, counters, shared }, task)
     }
 
     /// Appends an event; returns its sequence number once it is durable in the database.
@@ -127,7 +260,19 @@ impl AuditLog {
             return Err(AuditError::Write("nothing to append".into()));
         }
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Append(events, reply)).await.map_err(|_| AuditError::Stopped)?;
+        match &self.shared {
+            Some(shared) => {
+                if shared.stopped.load(Ordering::Acquire) {
+                    return Err(AuditError::Stopped);
+                }
+                locked(&shared.queue).push((events, reply));
+                if !shared.try_write() {
+                    // Busy: the writer's thread takes over the rest of the queue.
+                    self.tx.send(Command::Tick).await.map_err(|_| AuditError::Stopped)?;
+                }
+            }
+            None => self.tx.send(Command::Append(events, reply)).await.map_err(|_| AuditError::Stopped)?,
+        }
         rx.await.map_err(|_| AuditError::Stopped)?
     }
 
@@ -285,23 +430,6 @@ impl Writer {
             }
         }
         let signed = self.checkpoint_pool(&pool, true).await;
-        self.answer(None, signed);
-    }
-
-    /// The loop of a writer with its own SQLite connection, on a thread of its own.
-    fn run_blocking(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(first) = rx.blocking_recv() {
-            let batch = Batch::take(first, &mut || rx.try_recv().ok());
-            if !batch.events.is_empty() {
-                let result = self.write_native(&batch.events);
-                self.deliver(batch.replies, batch.events.len(), result);
-            }
-            let signed = self.checkpoint_native(batch.control.is_some());
-            if self.answer(batch.control, signed) {
-                return;
-            }
-        }
-        let signed = self.checkpoint_native(true);
         self.answer(None, signed);
     }
 
