@@ -13,7 +13,7 @@ use serde_json::json;
 use sqlx::Row as _;
 
 use super::bench::Row;
-use super::loadgen::{closed_loop, open_loop, Conn};
+use super::loadgen::{alternating, closed_loop, open_loop, Conn, Target};
 
 const RUN: Duration = Duration::from_secs(5);
 
@@ -204,14 +204,19 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
 
     let path = format!("/v1/subjects/{id}/data?purpose=legal_disclosures&fields={fields}");
     let (appends, batches) = (state.audit.appends(), state.audit.batches());
-    let charter = closed_loop(&addr, &token, 16, RUN, {
-        let path = path.clone();
-        move |_| ("GET", path.clone(), Vec::new())
-    })
-    .await?;
+    // charter and its baselines take turns, a second each, so the machine's noise falls on all alike.
+    let mut targets = vec![
+        Target { addr: addr.clone(), token: token.clone(), path: path.clone() },
+        Target { addr: bare.clone(), token: String::new(), path: format!("/bare/{id}") },
+    ];
+    if store.sqlite_direct().is_some() {
+        // A second baseline: the bare handler reading through the async pool instead.
+        targets.push(Target { addr: bare.clone(), token: String::new(), path: format!("/bare-pool/{id}") });
+    }
+    let rounds = (RUN.as_secs() as usize).max(1);
+    let summaries = alternating(&targets, 16, rounds, Duration::from_secs(1)).await?;
+    let (charter, baseline) = (&summaries[0], &summaries[1]);
     let per_batch = (state.audit.appends() - appends) as f64 / (state.audit.batches() - batches).max(1) as f64;
-    let bare_path = format!("/bare/{id}");
-    let baseline = closed_loop(&bare, "", 16, RUN, move |_| ("GET", bare_path.clone(), Vec::new())).await?;
     out.push(Row {
         what: format!(
             "Purpose-checked read of 10 fields (9 values, the password hashed) over HTTP, {label}, 16 connections"
@@ -228,10 +233,7 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
         ),
         ratio: format!("{:.2}×", charter.rate / baseline.rate),
     });
-    if store.sqlite_direct().is_some() {
-        // A second baseline: the bare handler reading through the async pool instead.
-        let pool_path = format!("/bare-pool/{id}");
-        let pooled = closed_loop(&bare, "", 16, RUN, move |_| ("GET", pool_path.clone(), Vec::new())).await?;
+    if let Some(pooled) = summaries.get(2) {
         out.push(Row {
             what: format!("Same read, against a bare handler that reads through the sqlx pool, {label}"),
             value: format!("{:.0} req/s", charter.rate),

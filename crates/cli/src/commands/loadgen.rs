@@ -136,6 +136,21 @@ pub async fn closed_loop<F>(
 where
     F: Fn(usize) -> (&'static str, String, Vec<u8>) + Send + Sync + Clone + 'static,
 {
+    let (lat, elapsed) = closed_loop_latencies(addr, token, conns, duration, request).await?;
+    Ok(summarise(lat, elapsed))
+}
+
+/// [`closed_loop`]'s latencies and how long it ran.
+async fn closed_loop_latencies<F>(
+    addr: &str,
+    token: &str,
+    conns: usize,
+    duration: Duration,
+    request: F,
+) -> anyhow::Result<(Vec<u64>, Duration)>
+where
+    F: Fn(usize) -> (&'static str, String, Vec<u8>) + Send + Sync + Clone + 'static,
+{
     let start = Instant::now();
     let all = per_connection(conns, |c| {
         let (addr, token, request) = (addr.to_owned(), token.to_owned(), request.clone());
@@ -157,7 +172,37 @@ where
         }
     })
     .await?;
-    Ok(summarise(all, start.elapsed()))
+    Ok((all, start.elapsed()))
+}
+
+/// A GET that [`alternating`] repeats: (address, bearer token, path).
+pub struct Target {
+    pub addr: String,
+    pub token: String,
+    pub path: String,
+}
+
+/// Closed loops of GETs against several targets taking turns, `slice` each, for
+/// `rounds` rounds, so that a noisy machine's slow and fast moments fall on all of them
+/// alike. One summary per target, over all its turns.
+pub async fn alternating(
+    targets: &[Target],
+    conns: usize,
+    rounds: usize,
+    slice: Duration,
+) -> anyhow::Result<Vec<Summary>> {
+    let mut runs: Vec<(Vec<u64>, Duration)> = targets.iter().map(|_| (Vec::new(), Duration::ZERO)).collect();
+    for _ in 0..rounds {
+        for (t, run) in targets.iter().zip(runs.iter_mut()) {
+            let path = t.path.clone();
+            let (lat, took) =
+                closed_loop_latencies(&t.addr, &t.token, conns, slice, move |_| ("GET", path.clone(), Vec::new()))
+                    .await?;
+            run.0.extend(lat);
+            run.1 += took;
+        }
+    }
+    Ok(runs.into_iter().map(|(lat, took)| summarise(lat, took)).collect())
 }
 
 /// Open loop at `rate` requests per second spread over `conns` connections;
