@@ -8,10 +8,10 @@
 //!
 //! On PostgreSQL the writer is a task and callers hand it events over a
 //! channel. On a SQLite file the appenders write themselves: each puts its
-//! events in a shared queue, and the one that finds the writer free writes the
-//! whole queue on its own thread (group commit), then wakes the others. No
-//! event crosses to another thread and the first appender never waits for a
-//! wake-up. A thread of its own still signs the periodic checkpoints and
+//! events in a shared queue; the first lets the other tasks ready on its
+//! worker run up to their appends (one `yield_now`), then writes the whole
+//! queue on its own thread (group commit) and wakes the others. No event
+//! crosses to another thread to be written. A thread of its own still signs the periodic checkpoints and
 //! writes whatever an appender left queued.
 
 use std::collections::BTreeMap;
@@ -71,12 +71,34 @@ type Waiting = (Vec<AuditEvent>, oneshot::Sender<Result<i64, AuditError>>);
 /// Batches one holder of the writer writes before leaving the rest to the writer's thread.
 const MAX_ROUNDS: usize = 8;
 
+/// The appender about to write the queue. On drop (after its yield, or if it is
+/// cancelled) it lets later appenders lead again and writes the queue; what it
+/// cannot finish goes to the writer's thread.
+struct Lead<'a> {
+    shared: &'a Shared,
+    tx: &'a mpsc::Sender<Command>,
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        self.shared.leading.store(false, Ordering::SeqCst);
+        if !self.shared.try_write() {
+            // If the channel is full the thread has ticks waiting already (and one comes every second).
+            let _ = self.tx.try_send(Command::Tick);
+        }
+    }
+}
+
 /// The SQLite writer, shared by the appenders (see the module's notes).
 struct Shared {
     queue: Mutex<Vec<Waiting>>,
     writer: Mutex<Writer>,
     /// Set once the writer has closed: later appends fail with [`AuditError::Stopped`].
     stopped: AtomicBool,
+    /// Set while an appender is about to write the queue: later appenders only wait.
+    /// It is cleared before that appender takes the queue, so an appender that found it
+    /// set has its events in the queue in time.
+    leading: AtomicBool,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -239,6 +261,7 @@ impl AuditLog {
                 queue: Mutex::new(Vec::new()),
                 writer: Mutex::new(writer),
                 stopped: AtomicBool::new(false),
+                leading: AtomicBool::new(false),
             });
             let s = shared.clone();
             (tokio::task::spawn_blocking(move || s.run(rx)), Some(shared))
@@ -266,9 +289,12 @@ impl AuditLog {
                     return Err(AuditError::Stopped);
                 }
                 locked(&shared.queue).push((events, reply));
-                if !shared.try_write() {
-                    // Busy: the writer's thread takes over the rest of the queue.
-                    self.tx.send(Command::Tick).await.map_err(|_| AuditError::Stopped)?;
+                // The first appender lets the other tasks ready on this worker reach their
+                // appends before it writes, so that one commit carries them all.
+                if !shared.leading.swap(true, Ordering::SeqCst) {
+                    // Dropped after the yield, or if this append is cancelled during it.
+                    let _lead = Lead { shared, tx: &self.tx };
+                    tokio::task::yield_now().await;
                 }
             }
             None => self.tx.send(Command::Append(events, reply)).await.map_err(|_| AuditError::Stopped)?,
