@@ -57,6 +57,9 @@ pub enum StoreError {
 /// never block the writer (on both files), `synchronous = NORMAL` (durable at each WAL
 /// checkpoint, safe with WAL), and a busy timeout so concurrent processes wait for the
 /// write lock instead of failing.
+/// A pooled connection idle this long is checked (pinged) before it is used again.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
+
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
     "PRAGMA main.synchronous = NORMAL",
@@ -127,6 +130,18 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 20 })
             .acquire_timeout(Duration::from_secs(10))
+            // A connection is checked with a round trip only when it has been idle a while (the
+            // server may have closed it meanwhile), not before every query: on PostgreSQL that
+            // check was a second round trip for each statement.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_IDLE_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _meta| {
                 let attach = attach.clone();
                 Box::pin(async move {
