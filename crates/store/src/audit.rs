@@ -109,14 +109,15 @@ impl Shared {
     /// Takes what is queued: whole appends, up to [`MAX_BATCH`] events (at least one append).
     fn take(&self) -> Batch {
         let mut q = locked(&self.queue);
-        let mut b = Batch::default();
-        let mut n = 0;
-        while n < q.len() && (n == 0 || b.events.len() + q[n].0.len() <= MAX_BATCH) {
-            b.events.extend(q[n].0.iter().cloned());
+        let (mut n, mut events) = (0, 0);
+        while n < q.len() && (n == 0 || events + q[n].0.len() <= MAX_BATCH) {
+            events += q[n].0.len();
             n += 1;
         }
+        let mut b = Batch { events: Vec::with_capacity(events), ..Batch::default() };
         for (evs, reply) in q.drain(..n) {
             b.replies.push((evs.len(), reply));
+            b.events.extend(evs);
         }
         b
     }
@@ -193,9 +194,8 @@ impl Shared {
                 self.write_queued(&mut w, usize::MAX);
                 return;
             }
-            if !locked(&self.queue).is_empty() {
-                self.try_write();
-            }
+            // Appends queued while this thread held the writer.
+            while !self.try_write() {}
         }
         let mut w = locked(&self.writer);
         while !self.write_queued(&mut w, usize::MAX) {}
