@@ -11,8 +11,8 @@
 //! events in a shared queue; the first lets the other tasks ready on its
 //! worker run up to their appends (one `yield_now`), then writes the whole
 //! queue on its own thread (group commit) and wakes the others. No event
-//! crosses to another thread to be written. A thread of its own still signs the periodic checkpoints and
-//! writes whatever an appender left queued.
+//! crosses to another thread to be written. A thread of its own still signs
+//! the periodic checkpoints and writes whatever an appender left queued.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -123,7 +123,7 @@ impl Shared {
     }
 
     /// With the writer held: writes queued batches until the queue is empty (true)
-    /// or `rounds` batches are written (false).
+    /// or `rounds` batches are written (false); after a close, refuses them instead.
     fn write_queued(&self, w: &mut Writer, rounds: usize) -> bool {
         for _ in 0..rounds {
             let batch = self.take();
@@ -180,7 +180,7 @@ impl Shared {
                 c => Some(c),
             };
             let mut w = locked(&self.writer);
-            while !self.write_queued(&mut w, usize::MAX) {}
+            self.write_queued(&mut w, usize::MAX);
             let stop = matches!(control, Some(Command::Close(_)));
             let signed = w.checkpoint_native(control.is_some());
             if stop {
@@ -188,17 +188,15 @@ impl Shared {
             }
             w.answer(control, signed);
             drop(w);
+            // Appends queued while this thread held the writer: written, or after a
+            // close refused, rather than left waiting.
+            while !self.try_write() {}
             if stop {
-                // Anything queued after the last write is refused, not left waiting.
-                let mut w = locked(&self.writer);
-                self.write_queued(&mut w, usize::MAX);
                 return;
             }
-            // Appends queued while this thread held the writer.
-            while !self.try_write() {}
         }
         let mut w = locked(&self.writer);
-        while !self.write_queued(&mut w, usize::MAX) {}
+        self.write_queued(&mut w, usize::MAX);
         let signed = w.checkpoint_native(true);
         self.stopped.store(true, Ordering::Release);
         w.answer(None, signed);
@@ -219,9 +217,9 @@ struct Counters {
 impl AuditLog {
     /// Starts the writer. It runs until every handle is dropped, then signs a final checkpoint.
     ///
-    /// On a SQLite file the writer owns its own connection on a thread of its own:
-    /// a batch is one `INSERT` with no hand-off to a pool's worker thread. On
-    /// PostgreSQL it is a task writing through the pool.
+    /// On a SQLite file the writer is a connection of its own that the appenders
+    /// share, with a thread for checkpoints and leftovers (see the module's notes).
+    /// On PostgreSQL it is a task writing through the pool.
     pub fn start(store: &Store, signer: CheckpointSigner) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let counters = Arc::new(Counters::default());

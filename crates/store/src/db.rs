@@ -53,13 +53,13 @@ pub enum StoreError {
     },
 }
 
+/// A pooled connection idle this long is checked (pinged) before it is used again.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
+
 /// Set on every SQLite pool connection, after the audit file is attached: WAL so readers
 /// never block the writer (on both files), `synchronous = NORMAL` (durable at each WAL
 /// checkpoint, safe with WAL), and a busy timeout so concurrent processes wait for the
 /// write lock instead of failing.
-/// A pooled connection idle this long is checked (pinged) before it is used again.
-const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
-
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
     "PRAGMA main.synchronous = NORMAL",

@@ -134,16 +134,20 @@ pub struct FieldCipher<'a> {
     cipher: Aes256Gcm,
 }
 
+/// What a field value is bound to: its subject, field name and category.
+fn field_binding(subject: &str, field: &str, category: &str) -> Vec<u8> {
+    binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()])
+}
+
 impl FieldCipher<'_> {
     /// Seals one field value of `subject`, bound to its field name and category.
     pub fn seal(&self, subject: &str, field: &str, category: &str, plaintext: &[u8]) -> Vec<u8> {
-        let aad = binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()]);
-        seal::<_, FIELD_NONCE_LEN>(&self.cipher, &aad, plaintext)
+        seal::<_, FIELD_NONCE_LEN>(&self.cipher, &field_binding(subject, field, category), plaintext)
     }
 
     /// Opens a field value sealed with the same key and binding.
     pub fn open(&self, subject: &str, field: &str, category: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let aad = binding(b"charter.field.v1", &[subject.as_bytes(), field.as_bytes(), category.as_bytes()]);
+        let aad = field_binding(subject, field, category);
         open::<_, FIELD_NONCE_LEN>(&self.cipher, &aad, sealed)
             // Values sealed by earlier versions used XChaCha20-Poly1305; they still open.
             .or_else(|_| open::<_, NONCE_LEN>(&self.key.cipher(), &aad, sealed))
