@@ -6,13 +6,14 @@
 //! processes on one database from forking the chain: a writer whose head went
 //! stale gets a unique violation, reloads the head and chains its batch again.
 //!
-//! On PostgreSQL the writer is a task and callers hand it events over a
-//! channel. On a SQLite file the appenders write themselves: each puts its
-//! events in a shared queue; the first lets the other tasks ready on its
-//! worker run up to their appends (one `yield_now`), then writes the whole
-//! queue on its own thread (group commit) and wakes the others. No event
-//! crosses to another thread to be written. A thread of its own still signs
-//! the periodic checkpoints and writes whatever an appender left queued.
+//! On PostgreSQL the writer is a task with a connection of its own, and callers
+//! hand it events over a channel. On a SQLite file the appenders write
+//! themselves: each puts its events in a shared queue; the first lets the
+//! other tasks ready on its worker run up to their appends (one `yield_now`),
+//! then writes the whole queue on its own thread (group commit) and wakes the
+//! others. No event crosses to another thread to be written. A thread of its
+//! own still signs the periodic checkpoints and writes whatever an appender
+//! left queued.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -219,7 +220,7 @@ impl AuditLog {
     ///
     /// On a SQLite file the writer is a connection of its own that the appenders
     /// share, with a thread for checkpoints and leftovers (see the module's notes).
-    /// On PostgreSQL it is a task writing through the pool.
+    /// On PostgreSQL it is a task with a connection of its own, taken from the pool.
     pub fn start(store: &Store, signer: CheckpointSigner) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let counters = Arc::new(Counters::default());
@@ -236,7 +237,7 @@ impl AuditLog {
         );
         let sink = match native {
             Some((conn, closed, wal)) => Sink::Sqlite { conn: Box::new(conn), closed, _wal: wal },
-            None => Sink::Pool(store.pool().clone()),
+            None => Sink::Pool(Held { pool: store.pool().clone(), conn: None }),
         };
         let writer =
             Writer { sink, signer, head: None, last_checkpoint: (0, Instant::now()), counters: counters.clone() };
@@ -341,8 +342,40 @@ enum Sink {
         /// Keeps the WAL short while the writer runs; stops when the writer does.
         _wal: crate::native::Checkpointer,
     },
-    /// PostgreSQL, through the pool.
-    Pool(AnyPool),
+    /// PostgreSQL (or a SQLite file the native writer could not open): a connection
+    /// of the writer's own, taken from the pool and kept.
+    Pool(Held),
+}
+
+/// The pool writer's connection. It is taken out of the pool once and kept, so a
+/// batch neither waits for a pooled connection behind the reads nor pays the round
+/// trip with which the pool checks every connection given back to it. A connection
+/// that fails a write is dropped and a new one taken for the next; once the store
+/// is closed, the connection is closed too and nothing more is written.
+struct Held {
+    pool: AnyPool,
+    conn: Option<sqlx::AnyConnection>,
+}
+
+impl Held {
+    async fn get(&mut self) -> Result<&mut sqlx::AnyConnection, sqlx::Error> {
+        // A closed store writes nothing, as with a pooled connection.
+        if self.pool.is_closed() {
+            self.close().await;
+            return Err(sqlx::Error::PoolClosed);
+        }
+        if self.conn.is_none() {
+            self.conn = Some(self.pool.acquire().await?.detach());
+        }
+        Ok(self.conn.as_mut().expect("a connection was just taken"))
+    }
+
+    /// Closes the connection, if any (when the writer stops).
+    async fn close(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
 }
 
 /// Why a write failed.
@@ -438,23 +471,31 @@ fn chain_all(head: Option<(i64, Hash)>, events: &[AuditEvent]) -> (Vec<Entry>, O
 }
 
 impl Writer {
-    /// The loop of a writer that writes through the pool.
+    /// The loop of a writer that writes through its own connection (PostgreSQL).
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let Sink::Pool(pool) = &self.sink else { unreachable!("a pool writer has a pool") };
-        let pool = pool.clone();
         while let Some(first) = rx.recv().await {
             let batch = Batch::take(first, &mut || rx.try_recv().ok());
             if !batch.events.is_empty() {
-                let result = self.write_pool(&pool, &batch.events).await;
+                let result = self.write_pool(&batch.events).await;
                 self.deliver(batch.replies, batch.events.len(), result);
             }
-            let signed = self.checkpoint_pool(&pool, batch.control.is_some()).await;
+            let signed = self.checkpoint_pool(batch.control.is_some()).await;
+            let stop = matches!(batch.control, Some(Command::Close(_)));
+            if stop {
+                self.held().close().await;
+            }
             if self.answer(batch.control, signed) {
                 return;
             }
         }
-        let signed = self.checkpoint_pool(&pool, true).await;
+        let signed = self.checkpoint_pool(true).await;
+        self.held().close().await;
         self.answer(None, signed);
+    }
+
+    fn held(&mut self) -> &mut Held {
+        let Sink::Pool(held) = &mut self.sink else { unreachable!("a pool writer has a pool") };
+        held
     }
 
     /// Tells each caller of a batch its first sequence number, or the error.
@@ -517,14 +558,25 @@ impl Writer {
         (seq > last_seq && (force || due)).then_some((seq, hash))
     }
 
-    async fn write_pool(&mut self, pool: &AnyPool, events: &[AuditEvent]) -> Result<i64, WriteError> {
+    async fn write_pool(&mut self, events: &[AuditEvent]) -> Result<i64, WriteError> {
+        let Sink::Pool(held) = &mut self.sink else { unreachable!("a pool writer has a pool") };
         for _ in 0..MAX_RACES {
+            let conn = match held.get().await {
+                Ok(conn) => conn,
+                Err(e) => return Err(e.into()),
+            };
             let head = match self.head {
                 Some(h) => Some(h),
-                None => load_head(pool).await?,
+                None => match load_head(conn).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        held.conn = None;
+                        return Err(e.into());
+                    }
+                },
             };
             let (entries, h) = chain_all(head, events);
-            match insert(pool, &entries).await.map_err(WriteError::from) {
+            match insert(conn, &entries).await.map_err(WriteError::from) {
                 Ok(()) => {
                     self.head = h;
                     return Ok(entries[0].seq);
@@ -536,6 +588,7 @@ impl Writer {
                 }
                 Err(e) => {
                     self.head = None;
+                    held.conn = None;
                     return Err(e);
                 }
             }
@@ -571,18 +624,24 @@ impl Writer {
         Err(WriteError::Race)
     }
 
-    async fn checkpoint_pool(&mut self, pool: &AnyPool, force: bool) -> Result<(), AuditError> {
+    async fn checkpoint_pool(&mut self, force: bool) -> Result<(), AuditError> {
         let Some((seq, hash)) = self.checkpoint_due(force) else { return Ok(()) };
         let signature = self.signer.sign(&audit::checkpoint_message(seq, &hash));
-        sqlx::query(INSERT_CHECKPOINT)
+        let key_id = self.signer.public_key_hex();
+        let Sink::Pool(held) = &mut self.sink else { unreachable!("a pool writer has a pool") };
+        let conn = held.get().await.map_err(|e| AuditError::Write(e.to_string()))?;
+        let written = sqlx::query(INSERT_CHECKPOINT)
             .bind(seq)
             .bind(hash.to_vec())
             .bind(now_us())
-            .bind(self.signer.public_key_hex())
+            .bind(key_id)
             .bind(signature.to_vec())
-            .execute(pool)
-            .await
-            .map_err(|e| AuditError::Write(e.to_string()))?;
+            .execute(&mut *conn)
+            .await;
+        if let Err(e) = written {
+            held.conn = None;
+            return Err(AuditError::Write(e.to_string()));
+        }
         self.last_checkpoint = (seq, Instant::now());
         Ok(())
     }
@@ -610,8 +669,8 @@ const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoint (seq, hash, at_us,
 /// The chain's last entry.
 pub(crate) const SELECT_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
 
-async fn load_head(pool: &AnyPool) -> Result<Option<(i64, Hash)>, sqlx::Error> {
-    let row = sqlx::query(SELECT_HEAD).fetch_optional(pool).await?;
+async fn load_head(conn: &mut sqlx::AnyConnection) -> Result<Option<(i64, Hash)>, sqlx::Error> {
+    let row = sqlx::query(SELECT_HEAD).fetch_optional(&mut *conn).await?;
     Ok(match row {
         Some(r) => Some((r.try_get::<i64, _>(0)?, to_hash(r.try_get::<Vec<u8>, _>(1)?)?)),
         None => None,
@@ -623,12 +682,12 @@ const COLUMNS: &str =
 
 /// Inserts entries: one multi-row statement per [`MAX_BATCH`] entries, in one
 /// transaction when there is more than one statement.
-async fn insert(pool: &AnyPool, entries: &[Entry]) -> Result<(), sqlx::Error> {
+async fn insert(conn: &mut sqlx::AnyConnection, entries: &[Entry]) -> Result<(), sqlx::Error> {
     if entries.len() <= MAX_BATCH {
         let sql = insert_sql(entries.len());
-        return bind_entries(sqlx::query(&sql), entries).execute(pool).await.map(|_| ());
+        return bind_entries(sqlx::query(&sql), entries).execute(&mut *conn).await.map(|_| ());
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     for chunk in entries.chunks(MAX_BATCH) {
         let sql = insert_sql(chunk.len());
         bind_entries(sqlx::query(&sql), chunk).execute(&mut *tx).await?;

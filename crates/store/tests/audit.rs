@@ -274,6 +274,44 @@ async fn appends_racing_a_close_are_written_or_refused_never_lost() {
 }
 
 #[tokio::test]
+async fn the_postgres_writer_takes_a_new_connection_after_losing_its_own() {
+    let Some(db) = TestDb::postgres("writer_reconnects").await else { return };
+    let c = open(&db).await;
+    let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
+    for i in 0..5 {
+        log.append(event(i)).await.unwrap();
+    }
+    // The server ends the writer's session (an administrator, a failover, a restart).
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'INSERT INTO audit_%') t",
+    )
+    .fetch_one(c.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(killed, 1, "the writer has one connection of its own");
+    // The append on the lost connection may fail; the writer then takes another.
+    let mut written: i64 = 5;
+    let mut failures = 0;
+    for i in 5..15 {
+        match log.append(event(i)).await {
+            Ok(seq) => {
+                written += 1;
+                assert_eq!(seq, written, "the chain goes on from its head in the database");
+            }
+            Err(charter_store::AuditError::Write(_)) => failures += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert!(failures <= 1, "only the write on the lost connection fails, not {failures}");
+    log.close().await.unwrap();
+    task.await.unwrap();
+    let report = verified(&c).await.unwrap();
+    assert_eq!(report.entries, written);
+    assert_eq!(report.last_checkpoint, Some(written));
+}
+
+#[tokio::test]
 async fn an_append_cancelled_while_it_waits_to_write_leaves_no_one_waiting() {
     for db in backends("append_cancelled").await {
         let c = open(&db).await;
