@@ -534,12 +534,58 @@ pub fn scan(text: &[u8]) -> Vec<Finding> {
         Ok(_) => scan_text(text),
         Err(e) if e.error_len().is_none() => scan_text(text),
         // Text in a legacy 8-bit encoding (Latin-1, Windows-1252) is still text.
-        Err(_) if mostly_printable(text) => scan_text(text),
-        Err(_) => scan_text(&text_runs(text)),
+        Err(_) => {
+            let masks = printable_masks(text);
+            let printable: u32 = masks.iter().map(|m| m.count_ones()).sum();
+            // Text in a legacy 8-bit encoding (Latin-1, Windows-1252), at least 90 %
+            // printable ASCII or whitespace, is still text.
+            if printable as usize * 10 >= text.len() * 9 {
+                scan_text(text)
+            } else {
+                TextRuns::of(text, &masks).scan()
+            }
+        }
     }
 }
 
-/// Printable ASCII and the usual whitespace: all ones; anything else: zero.
+/// One bit per byte of `data` (bit `i % 64` of word `i / 64`), set where the byte is
+/// printable ASCII or the usual whitespace, as in [`PRINTABLE`]; eight bytes at a time.
+fn printable_masks(data: &[u8]) -> Vec<u64> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let each = |b: u8| u64::from(b) * 0x0101_0101_0101_0101;
+    // Bit 7 of each byte of the result: whether that byte of `w` is printable.
+    let classify = |w: u64| {
+        let x = w & LOW7;
+        // No carry leaves a byte: x is at most 0x7f.
+        let at_least_space = (x + each(0x60)) & HIGH;
+        let delete = (x + each(0x01)) & HIGH;
+        let equals = |c: u8| !((x ^ each(c)) + LOW7) & HIGH;
+        let whitespace = equals(b'\t') | equals(b'\n') | equals(b'\r');
+        ((at_least_space & !delete) | whitespace) & !(w & HIGH)
+    };
+    // Bit 7 of byte j to bit j (no two partial products meet, so nothing carries).
+    let gather = |high: u64| ((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+    let mut masks = vec![0u64; data.len().div_ceil(64)];
+    let mut eights = data.chunks_exact(8);
+    for (i, eight) in eights.by_ref().enumerate() {
+        let word = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+        masks[i / 8] |= u64::from(gather(classify(word))) << (8 * (i % 8));
+    }
+    let rest = eights.remainder();
+    if !rest.is_empty() {
+        // Padded with zero bytes, which are not printable.
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        let i = data.len() / 8;
+        masks[i / 8] |= u64::from(gather(classify(u64::from_le_bytes(word)))) << (8 * (i % 8));
+    }
+    masks
+}
+
+/// Printable ASCII and the usual whitespace: all ones; anything else: zero. (What
+/// [`printable_masks`] computes eight bytes at a time, checked against this table.)
+#[cfg(test)]
 const PRINTABLE: [usize; 256] = {
     let mut t = [0usize; 256];
     let mut b = 0x20;
@@ -553,27 +599,89 @@ const PRINTABLE: [usize; 256] = {
     t
 };
 
-/// Whether at least 90 % of `data` is printable ASCII or whitespace.
-fn mostly_printable(data: &[u8]) -> bool {
-    let printable: usize = data.iter().map(|b| PRINTABLE[usize::from(*b)] & 1).sum();
-    printable * 10 >= data.len() * 9
+/// The runs of at least [`MIN_RUN`] printable ASCII bytes in binary data, packed
+/// one after another with a space between them, and where each came from. Only
+/// the runs are read, not the noise around them (in random bytes, about one
+/// byte in a hundred is in a run). (Non-ASCII text inside binary data breaks a
+/// run: what binary formats embed as text is overwhelmingly ASCII, and random
+/// bytes would otherwise pass for it.)
+struct TextRuns {
+    packed: Vec<u8>,
+    /// Each run's offset in `packed` and in the data, in order.
+    runs: Vec<(usize, usize)>,
 }
 
-/// A copy of binary `data` with everything but its runs of at least [`MIN_RUN`]
-/// printable ASCII bytes blanked to spaces. (Non-ASCII text inside binary data
-/// breaks a run: what binary formats embed as text is overwhelmingly ASCII, and
-/// random bytes would otherwise pass for it.)
-fn text_runs(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![b' '; data.len()];
-    let mut run = 0usize;
-    for (i, &b) in data.iter().enumerate() {
-        run = (run + 1) & PRINTABLE[usize::from(b)];
-        out[i] = if run >= MIN_RUN { b } else { b' ' };
-        if run == MIN_RUN {
-            out[i + 1 - MIN_RUN..i].copy_from_slice(&data[i + 1 - MIN_RUN..i]);
+impl TextRuns {
+    /// The runs in `data`, found from its [`printable_masks`]: a word of 64 bytes in
+    /// which no run of [`MIN_RUN`] starts (most of them, in binary data) is passed over whole.
+    fn of(data: &[u8], masks: &[u64]) -> Self {
+        let mut packed = Vec::new();
+        let mut runs = Vec::new();
+        let mut keep = |start: usize, end: usize| {
+            if end - start >= MIN_RUN {
+                runs.push((packed.len(), start));
+                packed.extend_from_slice(&data[start..end]);
+                packed.push(b' ');
+            }
+        };
+        let mut open: Option<usize> = None;
+        for (w, &bits) in masks.iter().enumerate() {
+            if open.is_none() {
+                // Bit k of `starts`: bytes k..k + MIN_RUN are all printable (looking into the next word).
+                let both = u128::from(bits) | u128::from(masks.get(w + 1).copied().unwrap_or(0)) << 64;
+                let starts = (1..MIN_RUN).fold(both, |acc, k| acc & both >> k) as u64;
+                if starts == 0 {
+                    continue;
+                }
+            }
+            let base = w * 64;
+            let mut pos = 0u32;
+            while pos < 64 {
+                let start = match open {
+                    Some(start) => start,
+                    None => {
+                        let rest = bits >> pos;
+                        if rest == 0 {
+                            break;
+                        }
+                        pos += rest.trailing_zeros();
+                        base + pos as usize
+                    }
+                };
+                let gap = !bits >> pos;
+                if gap == 0 {
+                    // The run goes on into the next word.
+                    open = Some(start);
+                    break;
+                }
+                pos += gap.trailing_zeros();
+                open = None;
+                keep(start, base + pos as usize);
+            }
         }
+        if let Some(start) = open {
+            keep(start, data.len());
+        }
+        Self { packed, runs }
     }
-    out
+
+    /// The findings in the runs, at their offsets in the data; one that would join two
+    /// runs across the bytes between them is noise and is dropped.
+    fn scan(&self) -> Vec<Finding> {
+        let mut found = scan_text(&self.packed);
+        found.retain_mut(|f| {
+            let r = self.runs.partition_point(|&(p, _)| p <= f.start).saturating_sub(1);
+            let Some(&(p, o)) = self.runs.get(r) else { return false };
+            // The run ends where the space before the next one (or the last space) is.
+            let end = self.runs.get(r + 1).map_or(self.packed.len(), |&(next, _)| next) - 1;
+            if f.start < p || f.end > end {
+                return false;
+            }
+            (f.start, f.end) = (f.start - p + o, f.end - p + o);
+            true
+        });
+        found
+    }
 }
 
 fn scan_text(text: &[u8]) -> Vec<Finding> {
@@ -760,6 +868,63 @@ mod tests {
         // A character cut by a window edge does not make text binary.
         let text = "José Lovelace wrote to ada@example.com".as_bytes();
         assert_eq!(scan(&text[4..]).len(), scan(&text[5..]).len());
+    }
+
+    #[test]
+    fn printable_masks_agree_with_the_table() {
+        for len in [1, 7, 8, 9, 63, 64, 65, 130] {
+            for b in 0..=255u8 {
+                for at in [0, len / 2, len - 1] {
+                    let mut data = vec![b'a'; len];
+                    data[at] = b;
+                    let masks = printable_masks(&data);
+                    assert_eq!(masks.len(), len.div_ceil(64));
+                    for (i, &byte) in data.iter().enumerate() {
+                        let bit = masks[i / 64] >> (i % 64) & 1 == 1;
+                        assert_eq!(bit, PRINTABLE[usize::from(byte)] != 0, "byte {byte:#04x} at {i} of {len}");
+                    }
+                    // Nothing is set past the end.
+                    if len % 64 != 0 {
+                        assert_eq!(masks[len / 64] >> (len % 64), 0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The runs as a byte-by-byte walk finds them.
+    fn runs_one_byte_at_a_time(data: &[u8]) -> Vec<(usize, usize)> {
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for i in 0..=data.len() {
+            if i == data.len() || PRINTABLE[usize::from(data[i])] == 0 {
+                if i - start >= MIN_RUN {
+                    runs.push((start, i));
+                }
+                start = i + 1;
+            }
+        }
+        runs
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn text_runs_are_those_a_byte_by_byte_walk_finds(
+            data in proptest::collection::vec(
+                proptest::prop_oneof![proptest::num::u8::ANY, 0x20u8..0x7f, 0x20u8..0x7f], 0..400)
+        ) {
+            let found = TextRuns::of(&data, &printable_masks(&data));
+            let expected = runs_one_byte_at_a_time(&data);
+            let mut packed = Vec::new();
+            let mut runs = Vec::new();
+            for &(start, end) in &expected {
+                runs.push((packed.len(), start));
+                packed.extend_from_slice(&data[start..end]);
+                packed.push(b' ');
+            }
+            proptest::prop_assert_eq!(found.runs, runs);
+            proptest::prop_assert_eq!(found.packed, packed);
+        }
     }
 
     #[test]
