@@ -350,11 +350,15 @@ enum Sink {
 /// The pool writer's connection. It is taken out of the pool once and kept, so a
 /// batch neither waits for a pooled connection behind the reads nor pays the round
 /// trip with which the pool checks every connection given back to it. A connection
-/// that fails a write is dropped and a new one taken for the next; once the store
-/// is closed, the connection is closed too and nothing more is written.
+/// that fails a write is dropped and a new one taken for the next; one idle for
+/// 10 s or more is checked first, as the pool does. It is outside the pool's count
+/// (the server sees one more connection than the pool's maximum), and it is closed
+/// when the writer stops or, once the store is closed, at the writer's next write,
+/// which fails.
 struct Held {
     pool: AnyPool,
-    conn: Option<sqlx::AnyConnection>,
+    /// The connection and when it was last handed out.
+    conn: Option<(sqlx::AnyConnection, Instant)>,
 }
 
 impl Held {
@@ -364,15 +368,23 @@ impl Held {
             self.close().await;
             return Err(sqlx::Error::PoolClosed);
         }
-        if self.conn.is_none() {
-            self.conn = Some(self.pool.acquire().await?.detach());
+        // As the pool does, a connection idle for a while is checked first: the server
+        // (or something between) may have closed it meanwhile.
+        if let Some((conn, used)) = &mut self.conn {
+            if used.elapsed() >= crate::db::CHECK_IDLE_AFTER && sqlx::Connection::ping(conn).await.is_err() {
+                self.conn = None;
+            }
         }
-        Ok(self.conn.as_mut().expect("a connection was just taken"))
+        let conn = match self.conn.take() {
+            Some((conn, _)) => conn,
+            None => self.pool.acquire().await?.detach(),
+        };
+        Ok(&mut self.conn.insert((conn, Instant::now())).0)
     }
 
     /// Closes the connection, if any (when the writer stops).
     async fn close(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        if let Some((conn, _)) = self.conn.take() {
             let _ = sqlx::Connection::close(conn).await;
         }
     }

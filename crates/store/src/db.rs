@@ -54,7 +54,7 @@ pub enum StoreError {
 }
 
 /// A pooled connection idle this long is checked (pinged) before it is used again.
-const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
+pub(crate) const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
 
 /// Set on every SQLite pool connection, after the audit file is attached: WAL so readers
 /// never block the writer (on both files), `synchronous = NORMAL` (durable at each WAL

@@ -127,10 +127,11 @@ fn subject_from_row(r: &sqlx::any::AnyRow) -> Result<SubjectRecord, sqlx::Error>
 
 /// One subject, its fields, and its latest consent and any objection for one purpose, in
 /// one round trip (PostgreSQL; SQLite files read through [`read_view_native`]): the
-/// subject's row (with its consent and objection) first, then one row per field, so the
-/// subject's columns are sent once rather than on every field row. The rows are put in
-/// field order here rather than by the server, whose sort was a third of the statement's
-/// time.
+/// subject's row (with its consent and objection, and no field) and one row per field
+/// (with no subject id), so the subject's columns are sent once rather than on every
+/// field row. The rows come in no set order: the reader tells them apart by the subject
+/// id and puts the fields in order itself, rather than the server, whose sort was a
+/// third of the statement's time.
 static READ_VIEW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {SUBJECT_COLUMNS}, \
