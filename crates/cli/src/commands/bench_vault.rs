@@ -88,14 +88,18 @@ fn bare_router(store: Store) -> axum::Router {
     /// charter's own read statements (the subject with its consent and objection, then its
     /// fields), through charter's own store code, answering the sealed values as they are:
     /// the same rows as a purpose-checked read, without decision, decryption or audit.
-    async fn read_same(State(store): State<Store>, Path(id): Path<String>) -> axum::Json<serde_json::Value> {
-        let view = store.subject_for_read(&id, "legal_disclosures").await.ok().flatten();
-        let map: serde_json::Map<String, serde_json::Value> = view
-            .iter()
-            .flat_map(|v| &v.fields)
-            .map(|f| (f.field.clone(), serde_json::Value::String(hex::encode(&f.sealed))))
-            .collect();
-        axum::Json(json!({ "fields": map }))
+    async fn read_same(
+        State(store): State<Store>,
+        Path(id): Path<String>,
+    ) -> Result<axum::Json<serde_json::Value>, axum::http::StatusCode> {
+        let view = store
+            .subject_for_read(&id, "legal_disclosures")
+            .await
+            .map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)?
+            .ok_or(axum::http::StatusCode::NOT_FOUND)?;
+        let map: serde_json::Map<String, serde_json::Value> =
+            view.fields.iter().map(|f| (f.field.clone(), serde_json::Value::String(hex::encode(&f.sealed)))).collect();
+        Ok(axum::Json(json!({ "fields": map })))
     }
     async fn collect(State(store): State<Store>, body: axum::body::Bytes) -> axum::http::StatusCode {
         let r = sqlx::query("INSERT INTO bench_collect (id, body) VALUES ($1, $2)")
@@ -215,6 +219,13 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
         "setup read: {status} {read}"
     );
 
+    // Each baseline answers the subject's 10 rows, so none is fast for answering less.
+    let mut b = Conn::open(&bare).await?;
+    for baseline in ["bare-same", "bare", "bare-pool"] {
+        let (status, body) = b.send("GET", &format!("/{baseline}/{id}"), "", b"", "application/json").await?;
+        let rows = serde_json::from_slice::<serde_json::Value>(&body)?["fields"].as_object().map(|m| m.len());
+        anyhow::ensure!(status == 200 && rows == Some(10), "baseline /{baseline}: {status}, {rows:?} rows");
+    }
     let path = format!("/v1/subjects/{id}/data?purpose=legal_disclosures&fields={fields}");
     let (appends, batches) = (state.audit.appends(), state.audit.batches());
     // charter and its baselines take turns, a second each, so the machine's noise falls on all alike.
