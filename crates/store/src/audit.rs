@@ -573,25 +573,10 @@ impl Writer {
     async fn write_pool(&mut self, events: &[AuditEvent]) -> Result<i64, WriteError> {
         let Sink::Pool(held) = &mut self.sink else { unreachable!("a pool writer has a pool") };
         for _ in 0..MAX_RACES {
-            let conn = match held.get().await {
-                Ok(conn) => conn,
-                Err(e) => return Err(e.into()),
-            };
-            let head = match self.head {
-                Some(h) => Some(h),
-                None => match load_head(conn).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        held.conn = None;
-                        return Err(e.into());
-                    }
-                },
-            };
-            let (entries, h) = chain_all(head, events);
-            match insert(conn, &entries).await.map_err(WriteError::from) {
-                Ok(()) => {
-                    self.head = h;
-                    return Ok(entries[0].seq);
+            match write_once(held, self.head, events).await {
+                Ok((first_seq, head)) => {
+                    self.head = head;
+                    return Ok(first_seq);
                 }
                 Err(WriteError::Race) => {
                     // Another process appended first: start again from its head.
@@ -599,6 +584,7 @@ impl Writer {
                     tokio::task::yield_now().await;
                 }
                 Err(e) => {
+                    // The connection may be what failed: the next write takes another.
                     self.head = None;
                     held.conn = None;
                     return Err(e);
@@ -677,6 +663,23 @@ impl Writer {
 }
 
 const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoint (seq, hash, at_us, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING";
+
+/// Chains `events` onto `head` (read from the database when not known) and inserts them
+/// on the writer's connection: the first entry's sequence number, and the new head.
+async fn write_once(
+    held: &mut Held,
+    head: Option<(i64, Hash)>,
+    events: &[AuditEvent],
+) -> Result<(i64, Option<(i64, Hash)>), WriteError> {
+    let conn = held.get().await?;
+    let head = match head {
+        Some(h) => Some(h),
+        None => load_head(conn).await?,
+    };
+    let (entries, h) = chain_all(head, events);
+    insert(conn, &entries).await?;
+    Ok((entries[0].seq, h))
+}
 
 /// The chain's last entry.
 pub(crate) const SELECT_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
