@@ -40,7 +40,9 @@ pub(crate) fn next_in_range(text: &[u8], mut from: usize, lo: u8, hi: u8) -> Opt
     text.get(from..)?.iter().position(|b| (lo..=hi).contains(b)).map(|p| from + p)
 }
 
-/// The furthest any detector looks before or after a value for its context.
+/// The furthest [`context_before`] looks back for context words. No detector looks
+/// further past a value, except over blanks alone (as `names::word_before` does),
+/// which any number of blanks passes the same.
 const MAX_CONTEXT: usize = 64;
 
 /// Whether one of `words` occurs (case-insensitively) in the `window` bytes before `at`
@@ -602,9 +604,7 @@ const PRINTABLE: [usize; 256] = {
     t
 };
 
-/// Blanks kept on each side of a run: no detector looks further than this past a
-/// word for context, except through blanks alone, which any number of them
-/// passes the same.
+/// Blanks kept on each side of a run (see [`MAX_CONTEXT`]).
 const KEPT_BLANKS: usize = MAX_CONTEXT;
 
 /// Binary data as the detectors read it: its runs of at least [`MIN_RUN`]

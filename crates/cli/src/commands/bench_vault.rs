@@ -235,7 +235,7 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
         Target { addr: bare.clone(), token: String::new(), path: format!("/bare/{id}") },
     ];
     if store.sqlite_direct().is_some() {
-        // A second baseline: the bare handler reading through the async pool instead.
+        // On SQLite, one more: the field rows read through the async pool instead.
         targets.push(Target { addr: bare.clone(), token: String::new(), path: format!("/bare-pool/{id}") });
     }
     let rounds = (RUN.as_secs() as usize).max(1);
