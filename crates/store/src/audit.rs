@@ -9,8 +9,8 @@
 //! On PostgreSQL the writer is a task with a connection of its own, and callers
 //! hand it events over a channel. On a SQLite file the appenders write
 //! themselves: each puts its events in a shared queue; the first lets the
-//! other tasks ready on its worker run up to their appends (one `yield_now`),
-//! then writes the whole queue on its own thread (group commit) and wakes the
+//! other tasks ready on its worker run up to their appends (`yield_now`, again
+//! while more appends arrive, at most [`MAX_YIELDS`] times), then writes the whole queue on its own thread (group commit) and wakes the
 //! others. No event crosses to another thread to be written. A thread of its
 //! own still signs the periodic checkpoints and writes whatever an appender
 //! left queued.
@@ -68,6 +68,9 @@ pub struct AuditLog {
 
 /// An append waiting in the shared queue: its events and whom to tell.
 type Waiting = (Vec<AuditEvent>, oneshot::Sender<Result<i64, AuditError>>);
+
+/// Most times the first appender yields while more appends keep arriving.
+const MAX_YIELDS: usize = 4;
 
 /// Batches one holder of the writer writes before leaving the rest to the writer's thread.
 const MAX_ROUNDS: usize = 8;
@@ -137,8 +140,9 @@ impl Shared {
                 }
                 continue;
             }
-            let result = w.write_native(&batch.events);
-            w.deliver(batch.replies, batch.events.len(), result);
+            let n = batch.events.len();
+            let result = w.write_native(&mut unplaced(batch.events));
+            w.deliver(batch.replies, n, result);
             if let Err(e) = w.checkpoint_native(false) {
                 tracing::warn!(error = %e, "audit checkpoint failed");
             }
@@ -291,9 +295,19 @@ impl AuditLog {
                 // The first appender lets the other tasks ready on this worker reach their
                 // appends before it writes, so that one commit carries them all.
                 if !shared.leading.swap(true, Ordering::SeqCst) {
-                    // Dropped after the yield, or if this append is cancelled during it.
+                    // Dropped after the yields, or if this append is cancelled during one.
                     let _lead = Lead { shared, tx: &self.tx };
-                    tokio::task::yield_now().await;
+                    // While appends keep arriving, it yields again: the more one commit carries, the
+                    // less each read pays for it. Under light load that is a single yield.
+                    let mut queued = locked(&shared.queue).len();
+                    for _ in 0..MAX_YIELDS {
+                        tokio::task::yield_now().await;
+                        let now = locked(&shared.queue).len();
+                        if now == queued {
+                            break;
+                        }
+                        queued = now;
+                    }
                 }
             }
             None => self.tx.send(Command::Append(events, reply)).await.map_err(|_| AuditError::Stopped)?,
@@ -469,17 +483,24 @@ fn is_race(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
-/// Chains `events` after `head`, all stamped `at`.
-fn chain_all(head: Option<(i64, Hash)>, events: &[AuditEvent]) -> (Vec<Entry>, Option<(i64, Hash)>) {
+/// Entries for `events`, to be placed in the chain by [`place`].
+fn unplaced(events: Vec<AuditEvent>) -> Vec<Entry> {
+    events
+        .into_iter()
+        .map(|event| Entry { seq: 0, at_us: 0, event, prev_hash: audit::GENESIS, hash: audit::GENESIS })
+        .collect()
+}
+
+/// Places `entries` after `head`, all stamped now (again, after a lost race): the new head.
+fn place(head: Option<(i64, Hash)>, entries: &mut [Entry]) -> Option<(i64, Hash)> {
     let at = now_us();
-    let mut entries = Vec::with_capacity(events.len());
-    let mut h = head;
-    for ev in events {
-        let e = audit::chain(h, at, ev.clone());
-        h = Some((e.seq, e.hash));
-        entries.push(e);
+    let (mut seq, mut prev) = head.map_or((1, audit::GENESIS), |(s, h)| (s + 1, h));
+    for e in entries.iter_mut() {
+        (e.seq, e.at_us, e.prev_hash) = (seq, at, prev);
+        e.hash = audit::entry_hash(seq, at, &e.event, &prev);
+        (seq, prev) = (seq + 1, e.hash);
     }
-    (entries, h)
+    entries.last().map_or(head, |e| Some((e.seq, e.hash)))
 }
 
 impl Writer {
@@ -488,8 +509,9 @@ impl Writer {
         while let Some(first) = rx.recv().await {
             let batch = Batch::take(first, &mut || rx.try_recv().ok());
             if !batch.events.is_empty() {
-                let result = self.write_pool(&batch.events).await;
-                self.deliver(batch.replies, batch.events.len(), result);
+                let n = batch.events.len();
+                let result = self.write_pool(&mut unplaced(batch.events)).await;
+                self.deliver(batch.replies, n, result);
             }
             let signed = self.checkpoint_pool(batch.control.is_some()).await;
             let stop = matches!(batch.control, Some(Command::Close(_)));
@@ -570,10 +592,10 @@ impl Writer {
         (seq > last_seq && (force || due)).then_some((seq, hash))
     }
 
-    async fn write_pool(&mut self, events: &[AuditEvent]) -> Result<i64, WriteError> {
+    async fn write_pool(&mut self, entries: &mut [Entry]) -> Result<i64, WriteError> {
         let Sink::Pool(held) = &mut self.sink else { unreachable!("a pool writer has a pool") };
         for _ in 0..MAX_RACES {
-            match write_once(held, self.head, events).await {
+            match write_once(held, self.head, entries).await {
                 Ok((first_seq, head)) => {
                     self.head = head;
                     return Ok(first_seq);
@@ -594,7 +616,7 @@ impl Writer {
         Err(WriteError::Race)
     }
 
-    fn write_native(&mut self, events: &[AuditEvent]) -> Result<i64, WriteError> {
+    fn write_native(&mut self, entries: &mut [Entry]) -> Result<i64, WriteError> {
         let Sink::Sqlite { conn, closed, .. } = &mut self.sink else {
             unreachable!("a native writer has a connection")
         };
@@ -603,8 +625,8 @@ impl Writer {
                 Some(h) => Some(h),
                 None => crate::native::load_head(conn)?,
             };
-            let (entries, h) = chain_all(head, events);
-            match crate::native::insert(conn, closed, &entries).map_err(WriteError::from) {
+            let h = place(head, entries);
+            match crate::native::insert(conn, closed, entries).map_err(WriteError::from) {
                 Ok(()) => {
                     self.head = h;
                     return Ok(entries[0].seq);
@@ -669,15 +691,15 @@ const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoint (seq, hash, at_us,
 async fn write_once(
     held: &mut Held,
     head: Option<(i64, Hash)>,
-    events: &[AuditEvent],
+    entries: &mut [Entry],
 ) -> Result<(i64, Option<(i64, Hash)>), WriteError> {
     let conn = held.get().await?;
     let head = match head {
         Some(h) => Some(h),
         None => load_head(conn).await?,
     };
-    let (entries, h) = chain_all(head, events);
-    insert(conn, &entries).await?;
+    let h = place(head, entries);
+    insert(conn, entries).await?;
     Ok((entries[0].seq, h))
 }
 
@@ -700,32 +722,31 @@ const COLUMNS: &str =
 async fn insert(conn: &mut sqlx::AnyConnection, entries: &[Entry]) -> Result<(), sqlx::Error> {
     if entries.len() <= MAX_BATCH {
         let sql = insert_sql(entries.len());
-        return bind_entries(sqlx::query(&sql), entries).execute(&mut *conn).await.map(|_| ());
+        return bind_entries(sqlx::query(sql), entries).execute(&mut *conn).await.map(|_| ());
     }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     for chunk in entries.chunks(MAX_BATCH) {
         let sql = insert_sql(chunk.len());
-        bind_entries(sqlx::query(&sql), chunk).execute(&mut *tx).await?;
+        bind_entries(sqlx::query(sql), chunk).execute(&mut *tx).await?;
     }
     tx.commit().await
 }
 
-/// `INSERT ... VALUES (...), (...)` for `rows` entries.
-pub(crate) fn insert_sql(rows: usize) -> String {
+/// `INSERT ... VALUES (...), (...)` for `rows` entries (1 to [`MAX_BATCH`]), written once.
+pub(crate) fn insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (0..=MAX_BATCH).map(write_insert_sql).collect());
+    &SQL[rows]
+}
+
+fn write_insert_sql(rows: usize) -> String {
+    use std::fmt::Write as _;
     let mut sql = String::with_capacity(COLUMNS.len() + rows * 64);
     sql.push_str(COLUMNS);
     for i in 0..rows {
-        let b = i * 10;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
+        sql.push_str(if i > 0 { ",(" } else { "(" });
         for j in 1..=10 {
-            if j > 1 {
-                sql.push(',');
-            }
-            sql.push('$');
-            sql.push_str(&(b + j).to_string());
+            let _ = write!(sql, "{}${}", if j > 1 { "," } else { "" }, i * 10 + j);
         }
         sql.push(')');
     }

@@ -210,7 +210,7 @@ pub(crate) fn insert(conn: &Connection, closed: &Closed, entries: &[Entry]) -> r
         conn.execute_batch("BEGIN IMMEDIATE")?;
     }
     let result = chunks.iter().try_for_each(|chunk| {
-        let mut st = conn.prepare_cached(&crate::audit::insert_sql(chunk.len()))?;
+        let mut st = conn.prepare_cached(crate::audit::insert_sql(chunk.len()))?;
         let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 10);
         for e in *chunk {
             values.extend_from_slice(&[
