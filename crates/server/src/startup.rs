@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 use crate::telemetry::Metrics;
 
 /// What the application needs to start.
@@ -62,7 +62,7 @@ impl Application {
             .context("cannot record the start in the audit chain")?;
         let objects = crate::objects::open(settings.object_store.as_deref(), &settings.data_dir.join("objects"))?;
         let notice_html: Arc<str> = charter_policy::render::notice::html(&policy.policy).into();
-        let state = AppState {
+        let state = AppState::new(Services {
             store: data.store,
             audit,
             keys: Arc::new(data.keys),
@@ -72,7 +72,7 @@ impl Application {
             notice_html,
             metrics: Arc::new(Metrics::default()),
             started: Instant::now(),
-        };
+        });
         Ok(Self { listener, addr, state, audit_task })
     }
 

@@ -9,9 +9,28 @@ use charter_vault::KeyFile;
 
 use crate::telemetry::Metrics;
 
-/// Everything a handler may need; cheap to clone.
+/// Everything a handler may need, behind one reference count: every request clones
+/// it, so a clone is one atomic increment rather than one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// The state over `services`.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Services {
     /// The database.
     pub store: Store,
     /// The audit chain writer.
