@@ -7,26 +7,36 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::state::AppState;
 
-/// (method, route template, status).
-type RequestKey = (String, String, u16);
+/// Per route template: (method, status, requests, seconds).
+type ByRoute = BTreeMap<String, Vec<(Method, u16, u64, f64)>>;
 
 /// Counts requests by method, route template and status, with the time spent.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<RequestKey, (u64, f64)>>,
+    requests: Mutex<ByRoute>,
 }
 
 impl Metrics {
-    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// Counts one request; allocates only for a route, method and status not seen before.
+    fn record(&self, method: &Method, route: &str, status: u16, seconds: f64) {
         let mut m = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let e = m.entry((method.to_owned(), route.to_owned(), status)).or_default();
-        e.0 += 1;
-        e.1 += seconds;
+        if !m.contains_key(route) {
+            m.insert(route.to_owned(), Vec::new());
+        }
+        let Some(list) = m.get_mut(route) else { return };
+        match list.iter_mut().find(|e| e.0 == method && e.1 == status) {
+            Some(e) => {
+                e.2 += 1;
+                e.3 += seconds;
+            }
+            None => list.push((method.clone(), status, 1, seconds)),
+        }
     }
 
     /// The counters in Prometheus text format.
@@ -37,14 +47,14 @@ impl Metrics {
             "# HELP charter_http_requests_total HTTP requests answered.\n# TYPE charter_http_requests_total counter\n",
         );
         let m = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for ((method, route, status), (n, _)) in m.iter() {
+        for (route, (method, status, n, _)) in m.iter().flat_map(|(r, l)| l.iter().map(move |e| (r, e))) {
             let _ = writeln!(
                 out,
                 "charter_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
             );
         }
         out.push_str("# HELP charter_http_request_seconds_sum Time spent answering HTTP requests.\n# TYPE charter_http_request_seconds_sum counter\n");
-        for ((method, route, status), (_, s)) in m.iter() {
+        for (route, (method, status, _, s)) in m.iter().flat_map(|(r, l)| l.iter().map(move |e| (r, e))) {
             let _ = writeln!(
                 out,
                 "charter_http_request_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {s}"
@@ -80,12 +90,13 @@ impl Metrics {
 /// Records and logs every request by its route template.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let seconds = start.elapsed().as_secs_f64();
-    state.metrics.record(&method, &route, status, seconds);
+    state.metrics.record(&method, route, status, seconds);
     tracing::debug!(%method, %route, status, ms = seconds * 1000.0, "request");
     response
 }
