@@ -1,5 +1,7 @@
 //! Extractors: JSON bodies in charter's error shape, and API-key authentication.
 
+use std::sync::Arc;
+
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -75,8 +77,9 @@ where
     }
 }
 
-/// The authenticated caller: a live API key.
-pub struct Caller(pub ApiKey);
+/// The authenticated caller: a live API key (shared with the key cache, so a request
+/// does not copy its names and grants).
+pub struct Caller(pub Arc<ApiKey>);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -96,6 +99,7 @@ impl FromRequestParts<AppState> for Caller {
             Some(k) => Some(k),
             None => {
                 let k = state.store.api_key_by_token(token).await.map_err(|e| ApiError::Internal(e.into()))?;
+                let k = k.map(Arc::new);
                 if let Some(k) = &k {
                     state.api_keys.put(token, k.clone());
                 }
@@ -115,19 +119,19 @@ impl FromRequestParts<AppState> for Caller {
 /// by another process takes effect within that time.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (ApiKey, std::time::Instant)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Arc<ApiKey>, std::time::Instant)>>,
 }
 
 /// How long a cached key lookup is trusted.
 pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl KeyCache {
-    fn get(&self, token: &str) -> Option<ApiKey> {
+    fn get(&self, token: &str) -> Option<Arc<ApiKey>> {
         let map = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(token).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(k, _)| k.clone())
     }
 
-    fn put(&self, token: &str, key: ApiKey) {
+    fn put(&self, token: &str, key: Arc<ApiKey>) {
         let mut map = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= 10_000 {
             map.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
