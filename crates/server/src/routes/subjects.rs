@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use axum::Router;
 use charter_core::access::{self, Denial, FieldRef};
@@ -14,7 +16,7 @@ use charter_policy::model::FieldType;
 use charter_store::api_keys::ApiKey;
 use charter_store::vault::{ReadView, SubjectRecord};
 use charter_vault::IdentifierKind;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -93,7 +95,7 @@ async fn read(
     Caller(key): Caller,
     Path(id): Path<String>,
     Query(q): Query<ReadQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let purpose = require_purpose(&state, q.purpose)?;
     let view = read_view(&state, &id, &purpose).await?;
     read_subject(&state, &key, view, purpose, q.fields).await
@@ -149,7 +151,7 @@ async fn lookup(
     State(state): State<AppState>,
     Caller(key): Caller,
     Query(q): Query<LookupQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, None);
     let Identifier::Raw(kind, value) = selector.identifier()? else { unreachable!("no id in a lookup") };
     let subject = subject_by_identifier(&state, kind, &value).await?;
@@ -159,7 +161,20 @@ async fn lookup(
 }
 
 fn event(key: &ApiKey, subject: &str, purpose: &str, action: &str, result: &str, detail: Value) -> AuditEvent {
-    let mut e = AuditEvent::new(&key.name, action, result).with_detail(&detail);
+    event_with(key, subject, purpose, action, result, &detail)
+}
+
+/// An event whose detail is serialised straight from `detail`.
+fn event_with(
+    key: &ApiKey,
+    subject: &str,
+    purpose: &str,
+    action: &str,
+    result: &str,
+    detail: &impl Serialize,
+) -> AuditEvent {
+    let mut e = AuditEvent::new(&key.name, action, result);
+    e.detail = serde_json::to_string(detail).unwrap_or_else(|_| "{}".to_owned());
     e.subject = Some(subject.to_owned());
     e.purpose = Some(purpose.to_owned());
     e
@@ -194,7 +209,7 @@ async fn read_subject(
     view: ReadView,
     purpose: String,
     fields: Option<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let policy = &state.policy.policy;
     let p = &policy.purposes[&purpose];
     let (subject, stored) = (&view.subject, &view.fields);
@@ -234,17 +249,18 @@ async fn read_subject(
     let hashed: Vec<&str> = hashed.iter().map(|f| f.field.as_str()).collect();
     let data_key = unwrap_key(state, subject)?;
     let cipher = data_key.fields();
-    let mut out = serde_json::Map::new();
+    let mut out = Vec::with_capacity(candidates.len());
     for f in &candidates {
         let plain = cipher
             .open(&subject.id, &f.field, &f.category, &f.sealed)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("a sealed field did not open: {e}")))?;
         let text =
             String::from_utf8(plain).map_err(|_| ApiError::Internal(anyhow::anyhow!("a sealed field is not UTF-8")))?;
-        out.insert(f.field.clone(), typed(field_kind(state, &f.point, &f.field), text));
+        out.push((f.field.as_str(), typed(field_kind(state, &f.point, &f.field), text)));
     }
+    out.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let names: Vec<&str> = candidates.iter().map(|f| f.field.as_str()).collect();
-    let mut events = vec![event(key, &subject.id, &purpose, "data.read", "ok", json!({ "fields": names }))];
+    let mut events = vec![event_with(key, &subject.id, &purpose, "data.read", "ok", &FieldsDetail { fields: &names })];
     // Reading for a purpose the policy shares with a recipient discloses the shared categories to it.
     for (rkey, r) in &policy.recipients {
         if !r.purposes.contains(&purpose) {
@@ -260,7 +276,32 @@ async fn read_subject(
     audit(state, events).await?;
     let missing: Vec<&str> =
         requested.unwrap_or_default().into_iter().filter(|n| !names.contains(n) && !hashed.contains(n)).collect();
-    Ok(axum::Json(
-        json!({ "subject_id": subject.id, "purpose": purpose, "fields": out, "missing": missing, "hashed": hashed }),
-    ))
+    let answer = ReadAnswer { subject_id: &subject.id, purpose: &purpose, fields: Fields(&out), missing, hashed };
+    let body = serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A read's answer, serialised from what the read holds rather than copied into a JSON tree.
+#[derive(Serialize)]
+struct ReadAnswer<'a> {
+    subject_id: &'a str,
+    purpose: &'a str,
+    fields: Fields<'a>,
+    missing: Vec<&'a str>,
+    hashed: Vec<&'a str>,
+}
+
+/// The opened values by field name, as a JSON object.
+struct Fields<'a>(&'a [(&'a str, Value)]);
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// An audit detail naming the fields a read returned.
+#[derive(Serialize)]
+struct FieldsDetail<'a> {
+    fields: &'a [&'a str],
 }
