@@ -174,7 +174,8 @@ fn event_with(
     detail: &impl Serialize,
 ) -> AuditEvent {
     let mut e = AuditEvent::new(&key.name, action, result);
-    e.detail = serde_json::to_string(detail).unwrap_or_else(|_| "{}".to_owned());
+    // Names and codes only: serialising them cannot fail.
+    e.detail = serde_json::to_string(detail).unwrap_or_else(|_| "{\"detail\":\"unserialisable\"}".to_owned());
     e.subject = Some(subject.to_owned());
     e.purpose = Some(purpose.to_owned());
     e
@@ -276,22 +277,24 @@ async fn read_subject(
     audit(state, events).await?;
     let missing: Vec<&str> =
         requested.unwrap_or_default().into_iter().filter(|n| !names.contains(n) && !hashed.contains(n)).collect();
-    let answer = ReadAnswer { subject_id: &subject.id, purpose: &purpose, fields: Fields(&out), missing, hashed };
+    let answer = ReadAnswer { fields: Fields(&out), hashed, missing, purpose: &purpose, subject_id: &subject.id };
     let body = serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// A read's answer, serialised from what the read holds rather than copied into a JSON tree.
+/// Its keys are declared in alphabetical order, the order the answer has always had.
 #[derive(Serialize)]
 struct ReadAnswer<'a> {
-    subject_id: &'a str,
-    purpose: &'a str,
     fields: Fields<'a>,
-    missing: Vec<&'a str>,
     hashed: Vec<&'a str>,
+    missing: Vec<&'a str>,
+    purpose: &'a str,
+    subject_id: &'a str,
 }
 
-/// The opened values by field name, as a JSON object.
+/// The opened values by field name, as a JSON object (field names are unique per
+/// subject: they are the stored rows' key).
 struct Fields<'a>(&'a [(&'a str, Value)]);
 
 impl Serialize for Fields<'_> {
