@@ -26,16 +26,17 @@ impl Metrics {
     /// Counts one request; allocates only for a route, method and status not seen before.
     fn record(&self, method: &Method, route: &str, status: u16, seconds: f64) {
         let mut m = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !m.contains_key(route) {
-            m.insert(route.to_owned(), Vec::new());
-        }
-        let Some(list) = m.get_mut(route) else { return };
-        match list.iter_mut().find(|e| e.0 == method && e.1 == status) {
-            Some(e) => {
-                e.2 += 1;
-                e.3 += seconds;
+        match m.get_mut(route) {
+            Some(list) => match list.iter_mut().find(|e| e.0 == method && e.1 == status) {
+                Some(e) => {
+                    e.2 += 1;
+                    e.3 += seconds;
+                }
+                None => list.push((method.clone(), status, 1, seconds)),
+            },
+            None => {
+                m.insert(route.to_owned(), vec![(method.clone(), status, 1, seconds)]);
             }
-            None => list.push((method.clone(), status, 1, seconds)),
         }
     }
 
@@ -46,21 +47,29 @@ impl Metrics {
         out.push_str(
             "# HELP charter_http_requests_total HTTP requests answered.\n# TYPE charter_http_requests_total counter\n",
         );
-        let m = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (route, (method, status, n, _)) in m.iter().flat_map(|(r, l)| l.iter().map(move |e| (r, e))) {
+        // Sorted by method, route and status, so the text is the same whatever order requests came in.
+        let mut rows: Vec<(String, String, u16, u64, f64)> = {
+            let m = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            m.iter()
+                .flat_map(|(route, l)| {
+                    l.iter().map(move |(method, status, n, s)| (method.to_string(), route.clone(), *status, *n, *s))
+                })
+                .collect()
+        };
+        rows.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
+        for (method, route, status, n, _) in &rows {
             let _ = writeln!(
                 out,
                 "charter_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
             );
         }
         out.push_str("# HELP charter_http_request_seconds_sum Time spent answering HTTP requests.\n# TYPE charter_http_request_seconds_sum counter\n");
-        for (route, (method, status, _, s)) in m.iter().flat_map(|(r, l)| l.iter().map(move |e| (r, e))) {
+        for (method, route, status, _, s) in &rows {
             let _ = writeln!(
                 out,
                 "charter_http_request_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {s}"
             );
         }
-        drop(m);
         let _ = writeln!(
             out,
             "# HELP charter_audit_entries_appended_total Audit entries appended by this process.\n# TYPE charter_audit_entries_appended_total counter\ncharter_audit_entries_appended_total {}",
