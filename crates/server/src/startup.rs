@@ -67,10 +67,10 @@ impl Application {
             audit,
             keys: Arc::new(data.keys),
             objects,
-            api_keys: Arc::default(),
+            api_keys: crate::extract::KeyCache::default(),
             policy: Arc::new(policy),
             notice_html,
-            metrics: Arc::new(Metrics::default()),
+            metrics: Metrics::default(),
             started: Instant::now(),
         });
         Ok(Self { listener, addr, state, audit_task })

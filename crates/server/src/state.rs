@@ -40,13 +40,13 @@ pub struct Services {
     /// The policy in force.
     pub policy: Arc<LoadedPolicy>,
     /// Recently looked-up API keys.
-    pub api_keys: Arc<crate::extract::KeyCache>,
+    pub api_keys: crate::extract::KeyCache,
     /// Object storage for uploads.
     pub objects: Arc<dyn object_store::ObjectStore>,
     /// The notice rendered once at start-up.
     pub notice_html: Arc<str>,
     /// Request counters.
-    pub metrics: Arc<Metrics>,
+    pub metrics: Metrics,
     /// When the process started.
     pub started: Instant,
 }
