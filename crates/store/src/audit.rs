@@ -9,9 +9,9 @@
 //! On PostgreSQL the writer is a task with a connection of its own, and callers
 //! hand it events over a channel. On a SQLite file the appenders write
 //! themselves: each puts its events in a shared queue; the first lets the
-//! other tasks ready on its worker run up to their appends (`yield_now`, again
-//! while more appends arrive, at most [`MAX_YIELDS`] times), then writes the whole queue on its own thread (group commit) and wakes the
-//! others. No event crosses to another thread to be written. A thread of its
+//! other tasks ready on its worker run up to their appends (`yield_now`, and
+//! again while more appends arrive, at most 4 times), then writes the whole
+//! queue on its own thread (group commit) and wakes the others. No event crosses to another thread to be written. A thread of its
 //! own still signs the periodic checkpoints and writes whatever an appender
 //! left queued.
 
@@ -75,8 +75,8 @@ const MAX_YIELDS: usize = 4;
 /// Batches one holder of the writer writes before leaving the rest to the writer's thread.
 const MAX_ROUNDS: usize = 8;
 
-/// The appender about to write the queue. On drop (after its yield, or if it is
-/// cancelled) it lets later appenders lead again and writes the queue; what it
+/// The appender about to write the queue. On drop (after its yields, or if it is
+/// cancelled during one) it lets later appenders lead again and writes the queue; what it
 /// cannot finish goes to the writer's thread.
 struct Lead<'a> {
     shared: &'a Shared,
@@ -686,7 +686,7 @@ impl Writer {
 
 const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoint (seq, hash, at_us, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING";
 
-/// Chains `events` onto `head` (read from the database when not known) and inserts them
+/// Places `entries` after `head` (read from the database when not known) and inserts them
 /// on the writer's connection: the first entry's sequence number, and the new head.
 async fn write_once(
     held: &mut Held,
@@ -732,7 +732,8 @@ async fn insert(conn: &mut sqlx::AnyConnection, entries: &[Entry]) -> Result<(),
     tx.commit().await
 }
 
-/// `INSERT ... VALUES (...), (...)` for `rows` entries (1 to [`MAX_BATCH`]), written once.
+/// `INSERT ... VALUES (...), (...)` for `rows` entries (at most [`MAX_BATCH`]: callers
+/// insert in chunks of that size), each text written once.
 pub(crate) fn insert_sql(rows: usize) -> &'static str {
     static SQL: std::sync::LazyLock<Vec<String>> =
         std::sync::LazyLock::new(|| (0..=MAX_BATCH).map(write_insert_sql).collect());
