@@ -126,7 +126,7 @@ fn subject_from_row(r: &sqlx::any::AnyRow) -> Result<SubjectRecord, sqlx::Error>
 }
 
 /// One subject, its fields, and its latest consent and any objection for one purpose, in
-/// one round trip (PostgreSQL; SQLite files read through [`read_view_native`]): the
+/// one statement (one round trip on PostgreSQL, one snapshot on SQLite): the
 /// subject's row (with its consent and objection, and no field) and one row per field
 /// (with no subject id), so the subject's columns are sent once rather than on every
 /// field row. The rows come in no set order: the reader tells them apart by the subject
@@ -146,44 +146,31 @@ static READ_VIEW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
     )
 });
 
-/// The subject with its latest consent and any objection for one purpose (direct SQLite reads).
-static READ_SUBJECT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {SUBJECT_COLUMNS}, \
-         (SELECT c.given FROM consents c WHERE c.subject_id = s.id AND c.purpose = $2 ORDER BY c.at_us DESC LIMIT 1), \
-         (SELECT COUNT(*) FROM objections o WHERE o.subject_id = s.id AND o.purpose = $2) \
-         FROM subjects s WHERE s.id = $1"
-    )
-});
-
-/// A subject's sealed fields, in field order (direct SQLite reads).
-const READ_FIELDS_SQL: &str =
-    "SELECT field, category, point, sealed, collected_at_us FROM field_values WHERE subject_id = $1 ORDER BY field";
-
-/// [`Store::subject_for_read`] on a direct SQLite connection: the subject row, then its
-/// fields. The first statement stays open until the second is done, so both read one
-/// snapshot, and the subject's columns are not repeated on every field row.
+/// [`Store::subject_for_read`] on a direct SQLite connection, by [`READ_VIEW_SQL`]: one
+/// statement (and so one snapshot) rather than one for the subject and one for its fields.
 fn read_view_native(conn: &rusqlite::Connection, id: &str, purpose: &str) -> rusqlite::Result<Option<ReadView>> {
-    let mut subject_st = conn.prepare_cached(&READ_SUBJECT_SQL)?;
+    let mut st = conn.prepare_cached(&READ_VIEW_SQL)?;
     // Bound by name: SQLite numbers parameters in order of appearance, and `$2` comes first.
-    let mut subject_rows = subject_st.query(rusqlite::named_params! { "$1": id, "$2": purpose })?;
-    let Some(r) = subject_rows.next()? else { return Ok(None) };
-    let subject = SubjectRecord::from_columns(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
-    let consent: Option<i64> = r.get(6)?;
-    let objected: i64 = r.get(7)?;
-    let mut fields_st = conn.prepare_cached(READ_FIELDS_SQL)?;
-    let fields = fields_st
-        .query_map([id], |r| {
-            Ok(StoredField {
-                field: r.get(0)?,
-                category: r.get(1)?,
-                point: r.get(2)?,
-                sealed: r.get(3)?,
-                collected_at_us: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    drop(subject_rows);
+    let mut rows = st.query(rusqlite::named_params! { "$1": id, "$2": purpose })?;
+    let mut head = None;
+    let mut fields = Vec::with_capacity(16);
+    while let Some(r) = rows.next()? {
+        match r.get::<_, Option<String>>(0)? {
+            Some(sid) => {
+                let subject = SubjectRecord::from_columns(sid, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+                head = Some((subject, r.get::<_, Option<i64>>(6)?, r.get::<_, i64>(7)?));
+            }
+            None => fields.push(StoredField {
+                field: r.get(8)?,
+                category: r.get(9)?,
+                point: r.get(10)?,
+                sealed: r.get(11)?,
+                collected_at_us: r.get(12)?,
+            }),
+        }
+    }
+    let Some((subject, consent, objected)) = head else { return Ok(None) };
+    fields.sort_unstable_by(|a, b| a.field.cmp(&b.field));
     Ok(Some(ReadView { subject, fields, consent: consent.map(|g| g != 0), objected: objected > 0 }))
 }
 
@@ -259,7 +246,7 @@ impl Store {
 
     /// The subject with this id, its sealed fields, and its standing on
     /// `purpose` (latest consent answer, whether it objected): one round trip on PostgreSQL,
-    /// two statements in one snapshot on a SQLite file.
+    /// one statement on both backends.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn subject_for_read(&self, id: &str, purpose: &str) -> Result<Option<ReadView>, sqlx::Error> {
         if let Some(readers) = self.sqlite_direct() {
