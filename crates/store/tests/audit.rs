@@ -342,6 +342,45 @@ async fn an_append_cancelled_while_it_waits_to_write_leaves_no_one_waiting() {
     }
 }
 
+/// The first of several appends, cancelled while it yields for more to arrive, still has
+/// what queued behind it written: the append waiting on it is answered, and later appends
+/// write at once.
+#[tokio::test]
+async fn appends_queued_behind_a_cancelled_first_appender_are_written() {
+    for db in backends("first_cancelled").await {
+        let c = open(&db).await;
+        let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
+        let first = tokio::spawn({
+            let log = log.clone();
+            async move { log.append(event(1)).await }
+        });
+        let behind = tokio::spawn({
+            let log = log.clone();
+            async move { log.append(event(2)).await }
+        });
+        // On this one-thread runtime the first append yields, the second queues behind it, and
+        // the first, seeing the queue grow, yields again: there it is cancelled.
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        first.abort();
+        let _ = first.await;
+        let seq = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+            let mut seq = behind.await.unwrap().unwrap();
+            // Were the cancelled append still counted as the one about to write, each of these
+            // would wait for the writer's once-a-second tick.
+            for i in 3..33 {
+                seq = log.append(event(i)).await.unwrap();
+            }
+            seq
+        })
+        .await
+        .expect("appends behind a cancelled one are not left waiting");
+        drop(log);
+        task.await.unwrap();
+        assert_eq!(verified(&c).await.unwrap().entries, seq);
+    }
+}
+
 /// The audit file of a SQLite database and its WAL and shared-memory files.
 fn remove_audit_file(audit_file: &std::path::Path) {
     for suffix in ["", "-wal", "-shm"] {
