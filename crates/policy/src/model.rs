@@ -4,9 +4,13 @@
 //! as strings here and checked in [`crate::validate`], so that every problem in a
 //! file is reported in one run with its location instead of stopping at the first.
 
-use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// The policy's keyed sections, in file order. Looked up on every decision with keys
+/// the policy itself defines, so a fast fixed hash serves (no keys from outside are
+/// ever inserted, so there is nothing to flood).
+pub type Map<V> = indexmap::IndexMap<String, V, foldhash::fast::FixedState>;
 
 /// A whole privacy policy: the single source of truth for notice, RoPA,
 /// CCPA disclosures and every runtime decision.
@@ -23,25 +27,25 @@ pub struct Policy {
     pub scope: Scope,
     /// Data categories, keyed by fideslang-style key (`user.contact.email`).
     #[serde(default)]
-    pub categories: IndexMap<String, Category>,
+    pub categories: Map<Category>,
     /// Processing purposes, keyed by a short identifier.
     #[serde(default)]
-    pub purposes: IndexMap<String, Purpose>,
+    pub purposes: Map<Purpose>,
     /// The places where personal data enters, keyed by point name.
     #[serde(default)]
-    pub collection_points: IndexMap<String, CollectionPoint>,
+    pub collection_points: Map<CollectionPoint>,
     /// Pages of the privacy center that let people act on their choices.
     #[serde(default)]
-    pub pages: IndexMap<String, Page>,
+    pub pages: Map<Page>,
     /// Processors, service providers, third parties and affiliates.
     #[serde(default)]
-    pub recipients: IndexMap<String, Recipient>,
+    pub recipients: Map<Recipient>,
     /// Cookies and similar technologies, keyed by cookie name.
     #[serde(default)]
-    pub cookies: IndexMap<String, Cookie>,
+    pub cookies: Map<Cookie>,
     /// Services and the GDPR role charter's controller plays in each (P20).
     #[serde(default)]
-    pub services: IndexMap<String, Service>,
+    pub services: Map<Service>,
     /// When personal data may be disclosed without the person's request (P18).
     #[serde(default)]
     pub legal_disclosures: Vec<LegalDisclosure>,
@@ -356,7 +360,7 @@ pub struct CollectionPoint {
     pub purposes: Vec<String>,
     /// The fields it may collect; anything else is refused.
     #[serde(default)]
-    pub fields: IndexMap<String, Field>,
+    pub fields: Map<Field>,
     /// Consent purposes this point asks for.
     #[serde(default)]
     pub consents: Vec<String>,
