@@ -311,6 +311,21 @@ async fn the_postgres_writer_takes_a_new_connection_after_losing_its_own() {
     assert_eq!(report.last_checkpoint, Some(written));
 }
 
+/// Appends 30 events numbered from `from` and answers the last one's sequence number. Were
+/// a cancelled append still counted as the one about to write, each would wait for the
+/// writer's once-a-second tick, and the 30 would take 30 s: they must take less than 15.
+async fn thirty_more_write_at_once(log: &AuditLog, from: usize) -> i64 {
+    tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        let mut seq = 0;
+        for i in from..from + 30 {
+            seq = log.append(event(i)).await.unwrap();
+        }
+        seq
+    })
+    .await
+    .expect("later appends are not left waiting")
+}
+
 #[tokio::test]
 async fn an_append_cancelled_while_it_waits_to_write_leaves_no_one_waiting() {
     for db in backends("append_cancelled").await {
@@ -324,17 +339,7 @@ async fn an_append_cancelled_while_it_waits_to_write_leaves_no_one_waiting() {
         tokio::task::yield_now().await;
         cancelled.abort();
         assert!(cancelled.await.unwrap_err().is_cancelled());
-        // Later appends write at once. Were the cancelled append still counted as the one about to
-        // write, each would wait for the writer's once-a-second tick: 30 of them would take 30 s.
-        let seq = tokio::time::timeout(std::time::Duration::from_secs(15), async {
-            let mut seq = 0;
-            for i in 2..32 {
-                seq = log.append(event(i)).await.unwrap();
-            }
-            seq
-        })
-        .await
-        .expect("later appends are not left waiting");
+        let seq = thirty_more_write_at_once(&log, 2).await;
         drop(log);
         task.await.unwrap();
         // Whether the cancelled append's event was written first depends on the backend; the chain holds up either way.
@@ -364,17 +369,9 @@ async fn appends_queued_behind_a_cancelled_first_appender_are_written() {
         tokio::task::yield_now().await;
         first.abort();
         let _ = first.await;
-        let seq = tokio::time::timeout(std::time::Duration::from_secs(15), async {
-            let mut seq = behind.await.unwrap().unwrap();
-            // Were the cancelled append still counted as the one about to write, each of these
-            // would wait for the writer's once-a-second tick.
-            for i in 3..33 {
-                seq = log.append(event(i)).await.unwrap();
-            }
-            seq
-        })
-        .await
-        .expect("appends behind a cancelled one are not left waiting");
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(15), behind).await;
+        assert!(waited.expect("the append behind the cancelled one is answered").unwrap().is_ok());
+        let seq = thirty_more_write_at_once(&log, 3).await;
         drop(log);
         task.await.unwrap();
         assert_eq!(verified(&c).await.unwrap().entries, seq);
