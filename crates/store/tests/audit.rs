@@ -326,15 +326,18 @@ async fn thirty_more_write_at_once(log: &AuditLog, from: usize) -> i64 {
     .expect("later appends are not left waiting")
 }
 
+/// `event(i)` appended on a task of its own.
+fn spawn_append(log: &AuditLog, i: usize) -> tokio::task::JoinHandle<Result<i64, charter_store::audit::AuditError>> {
+    let log = log.clone();
+    tokio::spawn(async move { log.append(event(i)).await })
+}
+
 #[tokio::test]
 async fn an_append_cancelled_while_it_waits_to_write_leaves_no_one_waiting() {
     for db in backends("append_cancelled").await {
         let c = open(&db).await;
         let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
-        let cancelled = tokio::spawn({
-            let log = log.clone();
-            async move { log.append(event(1)).await }
-        });
+        let cancelled = spawn_append(&log, 1);
         // On this one-thread runtime the spawned append runs up to where it waits, then is cancelled.
         tokio::task::yield_now().await;
         cancelled.abort();
@@ -355,14 +358,7 @@ async fn appends_queued_behind_a_cancelled_first_appender_are_written() {
     for db in backends("first_cancelled").await {
         let c = open(&db).await;
         let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
-        let first = tokio::spawn({
-            let log = log.clone();
-            async move { log.append(event(1)).await }
-        });
-        let behind = tokio::spawn({
-            let log = log.clone();
-            async move { log.append(event(2)).await }
-        });
+        let (first, behind) = (spawn_append(&log, 1), spawn_append(&log, 2));
         // On this one-thread runtime the first append yields, the second queues behind it, and
         // the first, seeing the queue grow, yields again: there it is cancelled.
         tokio::task::yield_now().await;
