@@ -98,9 +98,22 @@ pub fn entry_hash(seq: i64, at_us: i64, event: &AuditEvent, prev_hash: &Hash) ->
 
 /// Places `event` after the entry `(seq, hash)` (or first, when `head` is `None`).
 pub fn chain(head: Option<(i64, Hash)>, at_us: i64, event: AuditEvent) -> Entry {
-    let (seq, prev_hash) = head.map_or((1, GENESIS), |(s, h)| (s + 1, h));
-    let hash = entry_hash(seq, at_us, &event, &prev_hash);
-    Entry { seq, at_us, event, prev_hash, hash }
+    let mut entry = Entry { seq: 0, at_us, event, prev_hash: GENESIS, hash: GENESIS };
+    place(head, at_us, std::slice::from_mut(&mut entry));
+    entry
+}
+
+/// Places `entries`, in order, after the entry `(seq, hash)` (or first, when `head` is
+/// `None`), all stamped `at_us`: sets each one's sequence number, time, predecessor's
+/// hash and hash, whatever they held. Returns the new head (`head` when there are none).
+pub fn place(head: Option<(i64, Hash)>, at_us: i64, entries: &mut [Entry]) -> Option<(i64, Hash)> {
+    let (mut seq, mut prev_hash) = head.map_or((1, GENESIS), |(s, h)| (s + 1, h));
+    for e in entries.iter_mut() {
+        (e.seq, e.at_us, e.prev_hash) = (seq, at_us, prev_hash);
+        e.hash = entry_hash(seq, at_us, &e.event, &prev_hash);
+        (seq, prev_hash) = (seq + 1, e.hash);
+    }
+    entries.last().map_or(head, |e| Some((e.seq, e.hash)))
 }
 
 /// The bytes a checkpoint's signature covers.

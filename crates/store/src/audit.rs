@@ -11,9 +11,9 @@
 //! themselves: each puts its events in a shared queue; the first lets the
 //! other tasks ready on its worker run up to their appends (`yield_now`, and
 //! again while more appends arrive, at most 4 times), then writes the whole
-//! queue on its own thread (group commit) and wakes the others. No event crosses to another thread to be written. A thread of its
-//! own still signs the periodic checkpoints and writes whatever an appender
-//! left queued.
+//! queue on its own thread (group commit) and wakes the others. No event
+//! crosses to another thread to be written. A thread of its own still signs the
+//! periodic checkpoints and writes whatever an appender left queued.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -483,24 +483,12 @@ fn is_race(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
-/// Entries for `events`, to be placed in the chain by [`place`].
+/// Entries for `events`, to be placed in the chain by [`audit::place`] (again, after a lost race).
 fn unplaced(events: Vec<AuditEvent>) -> Vec<Entry> {
     events
         .into_iter()
         .map(|event| Entry { seq: 0, at_us: 0, event, prev_hash: audit::GENESIS, hash: audit::GENESIS })
         .collect()
-}
-
-/// Places `entries` after `head`, all stamped now (again, after a lost race): the new head.
-fn place(head: Option<(i64, Hash)>, entries: &mut [Entry]) -> Option<(i64, Hash)> {
-    let at = now_us();
-    let (mut seq, mut prev) = head.map_or((1, audit::GENESIS), |(s, h)| (s + 1, h));
-    for e in entries.iter_mut() {
-        (e.seq, e.at_us, e.prev_hash) = (seq, at, prev);
-        e.hash = audit::entry_hash(seq, at, &e.event, &prev);
-        (seq, prev) = (seq + 1, e.hash);
-    }
-    entries.last().map_or(head, |e| Some((e.seq, e.hash)))
 }
 
 impl Writer {
@@ -625,7 +613,7 @@ impl Writer {
                 Some(h) => Some(h),
                 None => crate::native::load_head(conn)?,
             };
-            let h = place(head, entries);
+            let h = audit::place(head, now_us(), entries);
             match crate::native::insert(conn, closed, entries).map_err(WriteError::from) {
                 Ok(()) => {
                     self.head = h;
@@ -698,7 +686,7 @@ async fn write_once(
         Some(h) => Some(h),
         None => load_head(conn).await?,
     };
-    let h = place(head, entries);
+    let h = audit::place(head, now_us(), entries);
     insert(conn, entries).await?;
     Ok((entries[0].seq, h))
 }
