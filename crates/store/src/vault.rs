@@ -53,7 +53,19 @@ pub struct ReadView {
     pub objected: bool,
 }
 
+/// The subject's row of [`READ_VIEW_SQL`]: the subject, its latest consent answer (as
+/// stored, 1 or 0), and how many objections it made.
+type ViewHead = (SubjectRecord, Option<i64>, i64);
+
 impl ReadView {
+    /// The view from the rows of [`READ_VIEW_SQL`], on either backend: `None` without the
+    /// subject's row; the fields put in order by name.
+    fn assemble(head: Option<ViewHead>, mut fields: Vec<StoredField>) -> Option<Self> {
+        let (subject, consent, objected) = head?;
+        fields.sort_unstable_by(|a, b| a.field.cmp(&b.field));
+        Some(Self { subject, fields, consent: consent.map(|g| g != 0), objected: objected > 0 })
+    }
+
     /// The subject's standing for the decision on `purpose`.
     pub fn state(&self, purpose: &str) -> charter_core::access::SubjectState {
         charter_core::access::SubjectState {
@@ -169,9 +181,7 @@ fn read_view_native(conn: &rusqlite::Connection, id: &str, purpose: &str) -> rus
             }),
         }
     }
-    let Some((subject, consent, objected)) = head else { return Ok(None) };
-    fields.sort_unstable_by(|a, b| a.field.cmp(&b.field));
-    Ok(Some(ReadView { subject, fields, consent: consent.map(|g| g != 0), objected: objected > 0 }))
+    Ok(ReadView::assemble(head, fields))
 }
 
 /// Runs `f`, which may block, telling a multi-threaded runtime first so that its other
@@ -271,9 +281,7 @@ impl Store {
                 });
             }
         }
-        let Some((subject, consent, objected)) = head else { return Ok(None) };
-        fields.sort_unstable_by(|a, b| a.field.cmp(&b.field));
-        Ok(Some(ReadView { subject, fields, consent: consent.map(|g| g != 0), objected: objected > 0 }))
+        Ok(ReadView::assemble(head, fields))
     }
 
     /// One stored field of a subject: its category and sealed value.
