@@ -85,7 +85,7 @@ fn bare_router(store: Store) -> axum::Router {
             .collect();
         axum::Json(json!({ "fields": map }))
     }
-    /// charter's own read statements (the subject with its consent and objection, then its
+    /// charter's own read statement (the subject with its consent and objection, and its
     /// fields), through charter's own store code, answering the sealed values as they are:
     /// the same rows as a purpose-checked read, without decision, decryption or audit.
     async fn read_same(
@@ -253,7 +253,7 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
             charter.p99_us / 1e3
         ),
         baseline: format!(
-            "{:.0} req/s bare axum running charter's read statements (subject, consent, objection, fields), no decision/decryption/audit",
+            "{:.0} req/s bare axum running charter's read statement (subject, consent, objection, fields), no decision/decryption/audit",
             same.rate
         ),
         ratio: format!("{:.2}×", charter.rate / same.rate),
