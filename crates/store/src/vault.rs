@@ -45,7 +45,7 @@ pub struct StoredField {
 pub struct ReadView {
     /// The subject.
     pub subject: SubjectRecord,
-    /// Its sealed fields.
+    /// Its sealed fields, in order by name.
     pub fields: Vec<StoredField>,
     /// The latest consent answer for the purpose, if any.
     pub consent: Option<bool>,

@@ -250,6 +250,7 @@ async fn read_subject(
     let hashed: Vec<&str> = hashed.iter().map(|f| f.field.as_str()).collect();
     let data_key = unwrap_key(state, subject)?;
     let cipher = data_key.fields();
+    // In field order, as the store gives the fields.
     let mut out = Vec::with_capacity(candidates.len());
     for f in &candidates {
         let plain = cipher
@@ -259,7 +260,6 @@ async fn read_subject(
             String::from_utf8(plain).map_err(|_| ApiError::Internal(anyhow::anyhow!("a sealed field is not UTF-8")))?;
         out.push((f.field.as_str(), typed(field_kind(state, &f.point, &f.field), text)));
     }
-    out.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let names: Vec<&str> = candidates.iter().map(|f| f.field.as_str()).collect();
     let mut events = vec![event_with(key, &subject.id, &purpose, "data.read", "ok", &FieldsDetail { fields: &names })];
     // Reading for a purpose the policy shares with a recipient discloses the shared categories to it.
