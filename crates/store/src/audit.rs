@@ -8,10 +8,12 @@
 //!
 //! On PostgreSQL the writer is a task with a connection of its own, and callers
 //! hand it events over a channel. On a SQLite file the appenders write
-//! themselves: each puts its events in a shared queue; the first lets the
-//! other tasks ready on its worker run up to their appends (`yield_now`, and
-//! again while more appends arrive, at most 4 times), then writes the whole
-//! queue on its own thread (group commit) and wakes the others. No event
+//! themselves: each puts its events in a shared queue; the first on each thread
+//! lets the other tasks ready on that thread run up to their appends (`yield_now`,
+//! and again while more appends arrive, at most 4 times), then writes the whole
+//! queue on its own thread (group commit) and wakes the others. Each thread has
+//! its own first appender, so a thread whose tasks all wait for their entries
+//! writes the queue itself instead of waiting, idle, for another thread's. No event
 //! crosses to another thread to be written. A thread of its own still signs the
 //! periodic checkpoints and writes whatever an appender left queued.
 
@@ -80,12 +82,13 @@ const MAX_ROUNDS: usize = 8;
 /// cannot finish goes to the writer's thread.
 struct Lead<'a> {
     shared: &'a Shared,
+    slot: usize,
     tx: &'a mpsc::Sender<Command>,
 }
 
 impl Drop for Lead<'_> {
     fn drop(&mut self) {
-        self.shared.leading.store(false, Ordering::SeqCst);
+        self.shared.leading[self.slot].store(false, Ordering::SeqCst);
         if !self.shared.try_write() {
             // If the channel is full the thread has ticks waiting already (and one comes every second).
             let _ = self.tx.try_send(Command::Tick);
@@ -99,10 +102,21 @@ struct Shared {
     writer: Mutex<Writer>,
     /// Set once the writer has closed: later appends fail with [`AuditError::Stopped`].
     stopped: AtomicBool,
-    /// Set while an appender is about to write the queue: later appenders only wait.
-    /// It is cleared before that appender takes the queue, so an appender that found it
+    /// Per thread slot ([`lead_slot`]): set while an appender that started on such a
+    /// thread is about to write the queue; later appenders on that thread only wait. It
+    /// is cleared before that appender takes the queue, so an appender that found it
     /// set has its events in the queue in time.
-    leading: AtomicBool,
+    leading: [AtomicBool; LEAD_SLOTS],
+}
+
+/// Leader slots; threads beyond this many share slots (they then share a leader, which is only slower).
+const LEAD_SLOTS: usize = 16;
+
+/// The calling thread's leader slot: threads are numbered as they first append.
+fn lead_slot() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local!(static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % LEAD_SLOTS);
+    SLOT.with(|s| *s)
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -264,7 +278,7 @@ impl AuditLog {
                 queue: Mutex::new(Vec::new()),
                 writer: Mutex::new(writer),
                 stopped: AtomicBool::new(false),
-                leading: AtomicBool::new(false),
+                leading: std::array::from_fn(|_| AtomicBool::new(false)),
             });
             let s = shared.clone();
             (tokio::task::spawn_blocking(move || s.run(rx)), Some(shared))
@@ -292,11 +306,12 @@ impl AuditLog {
                     return Err(AuditError::Stopped);
                 }
                 locked(&shared.queue).push((events, reply));
-                // The first appender lets the other tasks ready on this worker reach their
-                // appends before it writes, so that one commit carries them all.
-                if !shared.leading.swap(true, Ordering::SeqCst) {
+                // The first appender on this thread lets the other tasks ready on it reach
+                // their appends before it writes, so that one commit carries them all.
+                let slot = lead_slot();
+                if !shared.leading[slot].swap(true, Ordering::SeqCst) {
                     // Dropped after the yields, or if this append is cancelled during one.
-                    let _lead = Lead { shared, tx: &self.tx };
+                    let _lead = Lead { shared, slot, tx: &self.tx };
                     // While appends keep arriving, it yields again: the more one commit carries, the
                     // less each read pays for it. Under light load that is a single yield.
                     let mut queued = locked(&shared.queue).len();
