@@ -6,11 +6,16 @@
 //! with the subject, field and category as associated data, so a ciphertext
 //! moved to another subject or field fails to open. Data keys are stored only
 //! wrapped by a key-encryption key (KEK) that lives outside the database, with
-//! XChaCha20-Poly1305, whose 192-bit random nonces stay safe however many keys
-//! one KEK wraps; destroying a subject's wrapped key (shredding) leaves nothing
-//! that opens its data. Uploads are sealed in chunks by [`crate::stream`].
+//! AES-256-GCM-SIV (RFC 8452) bound to the subject and KEK version: it is
+//! nonce-misuse resistant, so however many keys one KEK wraps under random 96-bit
+//! nonces, a repeated nonce reveals at most that the same key was wrapped twice for
+//! the same subject. Keys wrapped by earlier versions with XChaCha20-Poly1305 still
+//! unwrap (the two forms differ in length). Destroying a subject's wrapped key
+//! (shredding) leaves nothing that opens its data. Uploads are sealed in chunks by
+//! [`crate::stream`].
 
 use aes_gcm::Aes256Gcm;
+use aes_gcm_siv::Aes256GcmSiv;
 use chacha20poly1305::aead::{Aead, KeyInit, Nonce, Payload};
 use chacha20poly1305::XChaCha20Poly1305;
 use hmac::{Hmac, Mac};
@@ -20,8 +25,11 @@ use sha2::Sha256;
 
 /// Nonce length of XChaCha20-Poly1305 (wrapped keys, upload chunks).
 pub const NONCE_LEN: usize = 24;
-/// Nonce length of AES-256-GCM (field values).
+/// Nonce length of AES-256-GCM (field values) and AES-256-GCM-SIV (wrapped keys).
 const FIELD_NONCE_LEN: usize = 12;
+/// Length of a data key wrapped with AES-256-GCM-SIV: nonce, key, tag. Keys wrapped
+/// with XChaCha20-Poly1305 by earlier versions are 72 bytes.
+const WRAPPED_LEN: usize = FIELD_NONCE_LEN + 32 + 16;
 
 /// Why something could not be opened. Deliberately says nothing about content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,16 +187,25 @@ pub trait KeyWrapper: Send + Sync {
     fn current_version(&self) -> u32;
 }
 
+/// What a wrapped data key is bound to: its subject and the KEK version.
+fn key_binding(subject: &str, version: u32) -> Vec<u8> {
+    binding(b"charter.dek.v1", &[subject.as_bytes(), &version.to_be_bytes()])
+}
+
 pub(crate) fn wrap_with(kek: &[u8; 32], version: u32, subject: &str, key: &DataKey) -> WrappedKey {
-    let cipher = XChaCha20Poly1305::new(kek.into());
-    let aad = binding(b"charter.dek.v1", &[subject.as_bytes(), &version.to_be_bytes()]);
-    WrappedKey { kek_version: version, sealed: seal::<_, NONCE_LEN>(&cipher, &aad, key.0.expose_secret()) }
+    let cipher = Aes256GcmSiv::new(kek.into());
+    let aad = key_binding(subject, version);
+    WrappedKey { kek_version: version, sealed: seal::<_, FIELD_NONCE_LEN>(&cipher, &aad, key.0.expose_secret()) }
 }
 
 pub(crate) fn unwrap_with(kek: &[u8; 32], subject: &str, wrapped: &WrappedKey) -> Result<DataKey, CryptoError> {
-    let cipher = XChaCha20Poly1305::new(kek.into());
-    let aad = binding(b"charter.dek.v1", &[subject.as_bytes(), &wrapped.kek_version.to_be_bytes()]);
-    let raw = open::<_, NONCE_LEN>(&cipher, &aad, &wrapped.sealed)?;
+    let aad = key_binding(subject, wrapped.kek_version);
+    let raw = if wrapped.sealed.len() == WRAPPED_LEN {
+        open::<_, FIELD_NONCE_LEN>(&Aes256GcmSiv::new(kek.into()), &aad, &wrapped.sealed)?
+    } else {
+        // Wrapped by an earlier version.
+        open::<_, NONCE_LEN>(&XChaCha20Poly1305::new(kek.into()), &aad, &wrapped.sealed)?
+    };
     let bytes: [u8; 32] = raw.try_into().map_err(|_| CryptoError::Open)?;
     Ok(DataKey::from_bytes(bytes))
 }
@@ -296,8 +313,33 @@ mod tests {
         assert_eq!(back.open_field("s1", "f", "c", &sealed).unwrap(), b"x");
         assert!(unwrap_with(&kek, "s2", &w).is_err());
         assert!(unwrap_with(&[8u8; 32], "s1", &w).is_err());
-        let relabelled = WrappedKey { kek_version: 2, ..w };
+        assert_eq!(w.sealed.len(), WRAPPED_LEN);
+        let relabelled = WrappedKey { kek_version: 2, ..w.clone() };
         assert!(unwrap_with(&kek, "s1", &relabelled).is_err());
+        let mut tampered = w;
+        tampered.sealed[20] ^= 1;
+        assert!(unwrap_with(&kek, "s1", &tampered).is_err());
+        let truncated = WrappedKey { kek_version: 1, sealed: vec![0; 20] };
+        assert_eq!(unwrap_with(&kek, "s1", &truncated).unwrap_err(), CryptoError::Truncated);
+    }
+
+    #[test]
+    fn keys_wrapped_by_earlier_versions_still_unwrap() {
+        let kek = [9u8; 32];
+        let k = DataKey::generate();
+        let legacy = WrappedKey {
+            kek_version: 1,
+            sealed: seal::<_, NONCE_LEN>(
+                &XChaCha20Poly1305::new(&kek.into()),
+                &key_binding("s1", 1),
+                k.0.expose_secret(),
+            ),
+        };
+        assert_eq!(legacy.sealed.len(), 72);
+        let back = unwrap_with(&kek, "s1", &legacy).unwrap();
+        assert_eq!(back.0.expose_secret(), k.0.expose_secret());
+        assert!(unwrap_with(&kek, "s2", &legacy).is_err(), "still bound to its subject");
+        assert!(unwrap_with(&[8u8; 32], "s1", &legacy).is_err());
     }
 
     #[test]
