@@ -16,6 +16,8 @@ use super::bench::Row;
 use super::loadgen::{alternating, closed_loop, open_loop, Conn, Target};
 
 const RUN: Duration = Duration::from_secs(5);
+/// Rounds of one-second turns in which charter's reads and their baselines take turns.
+const READ_ROUNDS: usize = 10;
 
 fn policy() -> charter_policy::LoadedPolicy {
     charter_policy::load(charter_policy::TENSOROPERA_NAME, charter_policy::TENSOROPERA).expect("embedded policy")
@@ -238,9 +240,9 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
         // On SQLite, one more: the field rows read through the async pool instead.
         targets.push(Target { addr: bare.clone(), token: String::new(), path: format!("/bare-pool/{id}") });
     }
-    let rounds = (RUN.as_secs() as usize).max(1);
-    let summaries = alternating(&targets, 16, rounds, Duration::from_secs(1)).await?;
-    let (charter, same, fields_only) = (&summaries[0], &summaries[1], &summaries[2]);
+    // Ten rounds: the ratio reported is the median of the ten, each from turns a few seconds apart.
+    let turns = alternating(&targets, 16, READ_ROUNDS, Duration::from_secs(1)).await?;
+    let (charter, same, fields_only) = (&turns[0].whole, &turns[1].whole, &turns[2].whole);
     let per_batch = (state.audit.appends() - appends) as f64 / (state.audit.batches() - batches).max(1) as f64;
     out.push(Row {
         what: format!(
@@ -256,7 +258,7 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
             "{:.0} req/s bare axum running charter's read statement (subject, consent, objection, fields), no decision/decryption/audit",
             same.rate
         ),
-        ratio: format!("{:.2}×", charter.rate / same.rate),
+        ratio: turns[0].against(&turns[1]).to_string(),
     });
     out.push(Row {
         what: format!("Same read, against a bare handler that reads only the field rows, {label}"),
@@ -265,14 +267,14 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
             "{:.0} req/s bare axum, the subject's field rows (name, sealed value) by the same access path",
             fields_only.rate
         ),
-        ratio: format!("{:.2}×", charter.rate / fields_only.rate),
+        ratio: turns[0].against(&turns[2]).to_string(),
     });
-    if let Some(pooled) = summaries.get(3) {
+    if let Some(pooled) = turns.get(3) {
         out.push(Row {
             what: format!("Same read, against a bare handler that reads through the sqlx pool, {label}"),
             value: format!("{:.0} req/s", charter.rate),
-            baseline: format!("{:.0} req/s bare axum + sqlx pool, the subject's field rows", pooled.rate),
-            ratio: format!("{:.2}×", charter.rate / pooled.rate),
+            baseline: format!("{:.0} req/s bare axum + sqlx pool, the subject's field rows", pooled.whole.rate),
+            ratio: turns[0].against(pooled).to_string(),
         });
     }
     let paced = open_loop(&addr, &token, 20, 1000.0, RUN, move |_| ("GET", path.clone(), Vec::new())).await?;

@@ -182,27 +182,77 @@ pub struct Target {
     pub path: String,
 }
 
+/// One target's share of [`alternating`]: over all its turns, and each turn's rate.
+pub struct Alternated {
+    /// All its turns together.
+    pub whole: Summary,
+    /// Requests per second in each turn, in order.
+    pub turns: Vec<f64>,
+}
+
+impl Alternated {
+    /// This target's throughput against `base`'s: the ratio in each round (two turns
+    /// next to each other in time), as (median, lowest, highest), and over the whole run.
+    pub fn against(&self, base: &Alternated) -> Paired {
+        let mut r: Vec<f64> = self.turns.iter().zip(&base.turns).map(|(a, b)| a / b).collect();
+        r.sort_by(f64::total_cmp);
+        let median = match r.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => r[n / 2],
+            n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
+        };
+        Paired {
+            median,
+            low: r.first().copied().unwrap_or(f64::NAN),
+            high: r.last().copied().unwrap_or(f64::NAN),
+            rounds: r.len(),
+            whole: self.whole.rate / base.whole.rate,
+        }
+    }
+}
+
+/// A throughput ratio from [`Alternated::against`].
+pub struct Paired {
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
+    pub rounds: usize,
+    pub whole: f64,
+}
+
+impl std::fmt::Display for Paired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2}× (median of {} rounds, {:.2}–{:.2}×; whole run {:.2}×)",
+            self.median, self.rounds, self.low, self.high, self.whole
+        )
+    }
+}
+
 /// Closed loops of GETs against several targets taking turns, `slice` each, for
 /// `rounds` rounds, so that a noisy machine's slow and fast moments fall on all of them
-/// alike. One summary per target, over all its turns.
+/// alike. For each target: a summary over all its turns, and each turn's rate.
 pub async fn alternating(
     targets: &[Target],
     conns: usize,
     rounds: usize,
     slice: Duration,
-) -> anyhow::Result<Vec<Summary>> {
-    let mut runs: Vec<(Vec<u64>, Duration)> = targets.iter().map(|_| (Vec::new(), Duration::ZERO)).collect();
+) -> anyhow::Result<Vec<Alternated>> {
+    let mut runs: Vec<(Vec<u64>, Duration, Vec<f64>)> =
+        targets.iter().map(|_| (Vec::new(), Duration::ZERO, Vec::new())).collect();
     for _ in 0..rounds {
         for (t, run) in targets.iter().zip(runs.iter_mut()) {
             let path = t.path.clone();
             let (lat, took) =
                 closed_loop_latencies(&t.addr, &t.token, conns, slice, move |_| ("GET", path.clone(), Vec::new()))
                     .await?;
+            run.2.push(lat.len() as f64 / took.as_secs_f64());
             run.0.extend(lat);
             run.1 += took;
         }
     }
-    Ok(runs.into_iter().map(|(lat, took)| summarise(lat, took)).collect())
+    Ok(runs.into_iter().map(|(lat, took, turns)| Alternated { whole: summarise(lat, took), turns }).collect())
 }
 
 /// Open loop at `rate` requests per second spread over `conns` connections;
