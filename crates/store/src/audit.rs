@@ -11,11 +11,13 @@
 //! themselves: each puts its events in a shared queue; the first on each thread
 //! lets the other tasks ready on that thread run up to their appends (`yield_now`,
 //! and again while more appends arrive, at most 4 times), then writes the whole
-//! queue on its own thread (group commit) and wakes the others. Each thread has
-//! its own first appender, so a thread whose tasks all wait for their entries
-//! writes the queue itself instead of waiting, idle, for another thread's. No event
-//! crosses to another thread to be written. A thread of its own still signs the
-//! periodic checkpoints and writes whatever an appender left queued.
+//! queue on its own thread (group commit) and wakes the others; if another thread
+//! holds the writer just then, that thread writes it. Each thread has its own first
+//! appender (threads share one only beyond the first 16 to append), so a thread
+//! whose tasks all wait for their entries does not wait, idle, for another thread's
+//! first appender to run. No event is sent over a channel: whoever holds the writer
+//! writes everything queued, whichever thread queued it. A thread of its own still
+//! signs the periodic checkpoints and writes whatever an appender left queued.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -102,14 +104,15 @@ struct Shared {
     writer: Mutex<Writer>,
     /// Set once the writer has closed: later appends fail with [`AuditError::Stopped`].
     stopped: AtomicBool,
-    /// Per thread slot ([`lead_slot`]): set while an appender that started on such a
-    /// thread is about to write the queue; later appenders on that thread only wait. It
-    /// is cleared before that appender takes the queue, so an appender that found it
-    /// set has its events in the queue in time.
+    /// Per thread slot ([`lead_slot`]): set while a first appender on a thread with that
+    /// slot yields before writing; later appenders on any thread with that slot only wait.
+    /// It is cleared before that appender calls [`Shared::try_write`], so an appender
+    /// that found it set has its events queued before someone looks at the queue again.
     leading: [AtomicBool; LEAD_SLOTS],
 }
 
-/// Leader slots; threads beyond this many share slots (they then share a leader, which is only slower).
+/// Leader slots: the 17th thread to append shares the first one's (threads that share a
+/// slot share a first appender, which is only slower).
 const LEAD_SLOTS: usize = 16;
 
 /// The calling thread's leader slot: threads are numbered as they first append.
