@@ -6,11 +6,12 @@
 //! with the subject, field and category as associated data, so a ciphertext
 //! moved to another subject or field fails to open. Data keys are stored only
 //! wrapped by a key-encryption key (KEK) that lives outside the database, with
-//! AES-256-GCM-SIV (RFC 8452) bound to the subject and KEK version: it is
-//! nonce-misuse resistant, so however many keys one KEK wraps under random 96-bit
-//! nonces, a repeated nonce reveals at most that the same key was wrapped twice for
-//! the same subject. Keys wrapped by earlier versions with XChaCha20-Poly1305 still
-//! unwrap (the two forms differ in length). Destroying a subject's wrapped key
+//! AES-256-GCM-SIV (RFC 8452) bound to the subject and KEK version. It is
+//! nonce-misuse resistant: under random 96-bit nonces it stays safe for far more
+//! keys than any deployment wraps under one KEK, and a repeated nonce would reveal
+//! at most that the same key was wrapped twice for the same subject and KEK
+//! version. Keys wrapped by earlier versions with XChaCha20-Poly1305 still unwrap
+//! (the two forms differ in length). Destroying a subject's wrapped key
 //! (shredding) leaves nothing that opens its data. Uploads are sealed in chunks by
 //! [`crate::stream`].
 
@@ -26,10 +27,11 @@ use sha2::Sha256;
 /// Nonce length of XChaCha20-Poly1305 (wrapped keys, upload chunks).
 pub const NONCE_LEN: usize = 24;
 /// Nonce length of AES-256-GCM (field values) and AES-256-GCM-SIV (wrapped keys).
-const FIELD_NONCE_LEN: usize = 12;
-/// Length of a data key wrapped with AES-256-GCM-SIV: nonce, key, tag. Keys wrapped
-/// with XChaCha20-Poly1305 by earlier versions are 72 bytes.
-const WRAPPED_LEN: usize = FIELD_NONCE_LEN + 32 + 16;
+const AES_NONCE_LEN: usize = 12;
+/// Length of a data key wrapped with AES-256-GCM-SIV: nonce, key, tag.
+const WRAPPED_LEN: usize = AES_NONCE_LEN + 32 + 16;
+/// Length of a data key wrapped with XChaCha20-Poly1305 by earlier versions.
+const LEGACY_WRAPPED_LEN: usize = NONCE_LEN + 32 + 16;
 
 /// Why something could not be opened. Deliberately says nothing about content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -150,13 +152,13 @@ fn field_binding(subject: &str, field: &str, category: &str) -> Vec<u8> {
 impl FieldCipher<'_> {
     /// Seals one field value of `subject`, bound to its field name and category.
     pub fn seal(&self, subject: &str, field: &str, category: &str, plaintext: &[u8]) -> Vec<u8> {
-        seal::<_, FIELD_NONCE_LEN>(&self.cipher, &field_binding(subject, field, category), plaintext)
+        seal::<_, AES_NONCE_LEN>(&self.cipher, &field_binding(subject, field, category), plaintext)
     }
 
     /// Opens a field value sealed with the same key and binding.
     pub fn open(&self, subject: &str, field: &str, category: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let aad = field_binding(subject, field, category);
-        open::<_, FIELD_NONCE_LEN>(&self.cipher, &aad, sealed)
+        open::<_, AES_NONCE_LEN>(&self.cipher, &aad, sealed)
             // Values sealed by earlier versions used XChaCha20-Poly1305; they still open.
             .or_else(|_| open::<_, NONCE_LEN>(&self.key.cipher(), &aad, sealed))
     }
@@ -195,16 +197,17 @@ fn key_binding(subject: &str, version: u32) -> Vec<u8> {
 pub(crate) fn wrap_with(kek: &[u8; 32], version: u32, subject: &str, key: &DataKey) -> WrappedKey {
     let cipher = Aes256GcmSiv::new(kek.into());
     let aad = key_binding(subject, version);
-    WrappedKey { kek_version: version, sealed: seal::<_, FIELD_NONCE_LEN>(&cipher, &aad, key.0.expose_secret()) }
+    WrappedKey { kek_version: version, sealed: seal::<_, AES_NONCE_LEN>(&cipher, &aad, key.0.expose_secret()) }
 }
 
 pub(crate) fn unwrap_with(kek: &[u8; 32], subject: &str, wrapped: &WrappedKey) -> Result<DataKey, CryptoError> {
     let aad = key_binding(subject, wrapped.kek_version);
-    let raw = if wrapped.sealed.len() == WRAPPED_LEN {
-        open::<_, FIELD_NONCE_LEN>(&Aes256GcmSiv::new(kek.into()), &aad, &wrapped.sealed)?
-    } else {
+    let raw = match wrapped.sealed.len() {
+        WRAPPED_LEN => open::<_, AES_NONCE_LEN>(&Aes256GcmSiv::new(kek.into()), &aad, &wrapped.sealed)?,
         // Wrapped by an earlier version.
-        open::<_, NONCE_LEN>(&XChaCha20Poly1305::new(kek.into()), &aad, &wrapped.sealed)?
+        LEGACY_WRAPPED_LEN => open::<_, NONCE_LEN>(&XChaCha20Poly1305::new(kek.into()), &aad, &wrapped.sealed)?,
+        n if n < WRAPPED_LEN => return Err(CryptoError::Truncated),
+        _ => return Err(CryptoError::Open),
     };
     let bytes: [u8; 32] = raw.try_into().map_err(|_| CryptoError::Open)?;
     Ok(DataKey::from_bytes(bytes))
@@ -319,8 +322,12 @@ mod tests {
         let mut tampered = w;
         tampered.sealed[20] ^= 1;
         assert!(unwrap_with(&kek, "s1", &tampered).is_err());
-        let truncated = WrappedKey { kek_version: 1, sealed: vec![0; 20] };
+        let w = wrap_with(&kek, 1, "s1", &k);
+        let truncated = WrappedKey { kek_version: 1, sealed: w.sealed[..WRAPPED_LEN - 1].to_vec() };
         assert_eq!(unwrap_with(&kek, "s1", &truncated).unwrap_err(), CryptoError::Truncated);
+        let mut extended = w;
+        extended.sealed.push(0);
+        assert_eq!(unwrap_with(&kek, "s1", &extended).unwrap_err(), CryptoError::Open);
     }
 
     #[test]
@@ -335,11 +342,15 @@ mod tests {
                 k.0.expose_secret(),
             ),
         };
-        assert_eq!(legacy.sealed.len(), 72);
+        assert_eq!(legacy.sealed.len(), LEGACY_WRAPPED_LEN);
         let back = unwrap_with(&kek, "s1", &legacy).unwrap();
         assert_eq!(back.0.expose_secret(), k.0.expose_secret());
         assert!(unwrap_with(&kek, "s2", &legacy).is_err(), "still bound to its subject");
         assert!(unwrap_with(&[8u8; 32], "s1", &legacy).is_err());
+        // Rotation rewraps it in the current form under the new key.
+        let rewrapped = wrap_with(&[7u8; 32], 2, "s1", &back);
+        assert_eq!(rewrapped.sealed.len(), WRAPPED_LEN);
+        assert_eq!(unwrap_with(&[7u8; 32], "s1", &rewrapped).unwrap().0.expose_secret(), k.0.expose_secret());
     }
 
     #[test]
