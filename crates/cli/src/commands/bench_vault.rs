@@ -241,8 +241,8 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
         targets.push(Target { addr: bare.clone(), token: String::new(), path: format!("/bare-pool/{id}") });
     }
     // Ten rounds: the ratio reported is the median of the ten, each from turns a few seconds apart.
-    let turns = alternating(&targets, 16, READ_ROUNDS, Duration::from_secs(1)).await?;
-    let (charter, same, fields_only) = (&turns[0].whole, &turns[1].whole, &turns[2].whole);
+    let results = alternating(&targets, 16, READ_ROUNDS, Duration::from_secs(1)).await?;
+    let (charter, same, fields_only) = (&results[0].whole, &results[1].whole, &results[2].whole);
     let per_batch = (state.audit.appends() - appends) as f64 / (state.audit.batches() - batches).max(1) as f64;
     out.push(Row {
         what: format!(
@@ -258,7 +258,7 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
             "{:.0} req/s bare axum running charter's read statement (subject, consent, objection, fields), no decision/decryption/audit",
             same.rate
         ),
-        ratio: turns[0].against(&turns[1]).to_string(),
+        ratio: results[0].against(&results[1]).to_string(),
     });
     out.push(Row {
         what: format!("Same read, against a bare handler that reads only the field rows, {label}"),
@@ -267,14 +267,14 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
             "{:.0} req/s bare axum, the subject's field rows (name, sealed value) by the same access path",
             fields_only.rate
         ),
-        ratio: turns[0].against(&turns[2]).to_string(),
+        ratio: results[0].against(&results[2]).to_string(),
     });
-    if let Some(pooled) = turns.get(3) {
+    if let Some(pooled) = results.get(3) {
         out.push(Row {
             what: format!("Same read, against a bare handler that reads through the sqlx pool, {label}"),
             value: format!("{:.0} req/s", charter.rate),
             baseline: format!("{:.0} req/s bare axum + sqlx pool, the subject's field rows", pooled.whole.rate),
-            ratio: turns[0].against(pooled).to_string(),
+            ratio: results[0].against(pooled).to_string(),
         });
     }
     let paced = open_loop(&addr, &token, 20, 1000.0, RUN, move |_| ("GET", path.clone(), Vec::new())).await?;

@@ -192,7 +192,7 @@ pub struct Alternated {
 
 impl Alternated {
     /// This target's throughput against `base`'s: the ratio in each round (two turns
-    /// next to each other in time), as (median, lowest, highest), and over the whole run.
+    /// a few seconds apart at most), as (median, lowest, highest), and over the whole run.
     pub fn against(&self, base: &Alternated) -> Paired {
         let mut r: Vec<f64> = self.turns.iter().zip(&base.turns).map(|(a, b)| a / b).collect();
         r.sort_by(f64::total_cmp);
@@ -212,6 +212,7 @@ impl Alternated {
 }
 
 /// A throughput ratio from [`Alternated::against`].
+#[derive(Debug)]
 pub struct Paired {
     pub median: f64,
     pub low: f64,
@@ -232,7 +233,10 @@ impl std::fmt::Display for Paired {
 
 /// Closed loops of GETs against several targets taking turns, `slice` each, for
 /// `rounds` rounds, so that a noisy machine's slow and fast moments fall on all of them
-/// alike. For each target: a summary over all its turns, and each turn's rate.
+/// alike. Every other round runs the targets in reverse order, so that none always
+/// follows another (and inherits what that one leaves running). For each target: a
+/// summary over all its turns, and each turn's rate. A turn that completes no request
+/// is an error.
 pub async fn alternating(
     targets: &[Target],
     conns: usize,
@@ -241,12 +245,20 @@ pub async fn alternating(
 ) -> anyhow::Result<Vec<Alternated>> {
     let mut runs: Vec<(Vec<u64>, Duration, Vec<f64>)> =
         targets.iter().map(|_| (Vec::new(), Duration::ZERO, Vec::new())).collect();
-    for _ in 0..rounds {
-        for (t, run) in targets.iter().zip(runs.iter_mut()) {
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let (t, run) = (&targets[i], &mut runs[i]);
             let path = t.path.clone();
             let (lat, took) =
                 closed_loop_latencies(&t.addr, &t.token, conns, slice, move |_| ("GET", path.clone(), Vec::new()))
                     .await?;
+            if lat.is_empty() {
+                bail!("GET {} answered no request in {slice:?}", t.path);
+            }
             run.2.push(lat.len() as f64 / took.as_secs_f64());
             run.0.extend(lat);
             run.1 += took;
