@@ -374,6 +374,42 @@ async fn appends_queued_behind_a_cancelled_first_appender_are_written() {
     }
 }
 
+/// Appends on several threads at once, a third of them cancelled soon after they start (some
+/// while first on their thread, yielding for more to arrive): every append not cancelled is
+/// answered with a sequence number of its own, and the chain holds every answered one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_on_several_threads_with_some_cancelled_are_all_answered() {
+    for db in backends("several_threads_cancelled").await {
+        let c = open(&db).await;
+        let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
+        let mut kept = Vec::new();
+        for round in 0..50 {
+            for i in 0..8 {
+                let append = spawn_append(&log, round * 8 + i);
+                if i % 3 == 0 {
+                    append.abort();
+                } else {
+                    kept.push(append);
+                }
+            }
+        }
+        let mut seqs = Vec::new();
+        for append in kept {
+            let answered = tokio::time::timeout(std::time::Duration::from_secs(15), append).await;
+            seqs.push(answered.expect("an append not cancelled is answered").unwrap().unwrap());
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 250, "each answered append has a sequence number of its own");
+        let last = log.append(event(1000)).await.unwrap();
+        drop(log);
+        task.await.unwrap();
+        let report = verified(&c).await.unwrap();
+        assert_eq!(report.entries, last, "the chain runs unbroken to the last append");
+        assert!(seqs.iter().all(|s| *s < last), "every answered append is in it");
+    }
+}
+
 /// The audit file of a SQLite database and its WAL and shared-memory files.
 fn remove_audit_file(audit_file: &std::path::Path) {
     for suffix in ["", "-wal", "-shm"] {
