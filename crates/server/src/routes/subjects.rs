@@ -160,12 +160,8 @@ async fn lookup(
     read_subject(&state, &key, view, purpose, q.fields).await
 }
 
-fn event(key: &ApiKey, subject: &str, purpose: &str, action: &str, result: &str, detail: Value) -> AuditEvent {
-    event_with(key, subject, purpose, action, result, &detail)
-}
-
-/// An event whose detail is serialised straight from `detail`.
-fn event_with(
+/// A subject's event for `purpose`, its detail serialised straight from `detail`.
+fn event(
     key: &ApiKey,
     subject: &str,
     purpose: &str,
@@ -216,7 +212,7 @@ async fn read_subject(
     let (subject, stored) = (&view.subject, &view.fields);
     if !key.purposes.contains(&purpose) {
         let denial = Denial::PurposeNotGrantedToKey.code();
-        audit(state, vec![event(key, &subject.id, &purpose, "data.denied", denial, json!({}))]).await?;
+        audit(state, vec![event(key, &subject.id, &purpose, "data.denied", denial, &json!({}))]).await?;
         return Err(ApiError::Forbidden(
             "purpose_not_granted_to_key",
             format!("API key `{}` may not read for `{purpose}`", key.name),
@@ -240,7 +236,7 @@ async fn read_subject(
         }
     }
     if !denied.is_empty() {
-        audit(state, vec![event(key, &subject.id, &purpose, "data.denied", "denied", json!({ "fields": denied }))])
+        audit(state, vec![event(key, &subject.id, &purpose, "data.denied", "denied", &json!({ "fields": denied }))])
             .await?;
         return Err(ApiError::Denied(Value::Object(denied.into_iter().collect())));
     }
@@ -261,7 +257,7 @@ async fn read_subject(
         out.push((f.field.as_str(), typed(field_kind(state, &f.point, &f.field), text)));
     }
     let names: Vec<&str> = candidates.iter().map(|f| f.field.as_str()).collect();
-    let mut events = vec![event_with(key, &subject.id, &purpose, "data.read", "ok", &FieldsDetail { fields: &names })];
+    let mut events = vec![event(key, &subject.id, &purpose, "data.read", "ok", &FieldsDetail { fields: &names })];
     // Reading for a purpose the policy shares with a recipient discloses the shared categories to it.
     for (rkey, r) in &policy.recipients {
         if !r.purposes.contains(&purpose) {
@@ -271,7 +267,7 @@ async fn read_subject(
             candidates.iter().filter(|f| r.categories.contains(&f.category)).map(|f| f.category.as_str()).collect();
         if !shared.is_empty() {
             let detail = json!({ "recipient": rkey, "categories": shared });
-            events.push(event(key, &subject.id, &purpose, "data.disclose", "ok", detail));
+            events.push(event(key, &subject.id, &purpose, "data.disclose", "ok", &detail));
         }
     }
     audit(state, events).await?;
