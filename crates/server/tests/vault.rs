@@ -298,6 +298,20 @@ async fn collect_then_read_by_purpose() {
         assert_eq!((typo.status, typo.body["error"]["code"].as_str()), (400, Some("malformed_query")), "{}", typo.body);
         assert!(typo.body["error"]["message"].as_str().unwrap().contains("unknown field `mail`"));
         assert!(!typo.body.to_string().contains("someone"), "the value is not echoed");
+        // A key without the purpose is refused alike whether or not the subject exists, so
+        // it cannot probe who is a subject through a purpose it does not hold.
+        let probes = [
+            format!("/v1/subjects/{id}/data?purpose=registration"),
+            format!("/v1/subjects/{}/data?purpose=registration", uuid::Uuid::new_v4()),
+            format!("/v1/subjects/lookup?email={}&purpose=registration", EMAIL.replace('@', "%40")),
+            "/v1/subjects/lookup?email=nobody%40x.example&purpose=registration".to_owned(),
+            format!("/v1/subjects/{id}/objects/{}?purpose=registration", uuid::Uuid::new_v4()),
+            format!("/v1/subjects/{}/objects/{}?purpose=registration", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
+        ];
+        for path in &probes {
+            let r = app.raw("GET", path, Some(&analytics), None).await;
+            assert_eq!((r.status, &r.body), (403, &nk.body), "{path}");
+        }
         // Unknown and malformed ids are 404; a missing purpose is 400; no key is 401.
         assert_eq!(app.read(&site, &uuid::Uuid::new_v4().to_string(), "purpose=registration").await.status, 404);
         assert_eq!(app.read(&site, "not-a-uuid", "purpose=registration").await.status, 404);
@@ -408,61 +422,97 @@ async fn assert_no_plaintext(app: &TestApp, db: &TestDb, seeded: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swapped_ciphertext_does_not_open() {
-    let db = TestDb::sqlite();
-    let app = TestApp::spawn(&db).await;
-    let site = app.key("site", &["registration"], &["signup"]).await;
-    let a =
-        app.collect(&site, "signup", &signup("a@one.example")).await.body["subject_id"].as_str().unwrap().to_owned();
-    let b =
-        app.collect(&site, "signup", &signup("b@two.example")).await.body["subject_id"].as_str().unwrap().to_owned();
-    // Move A's sealed email into B's row, and A's name into A's email field.
-    let sealed: Vec<u8> =
-        sqlx::query_scalar("SELECT sealed FROM field_values WHERE subject_id = $1 AND field = 'email'")
-            .bind(&a)
-            .fetch_one(app.state.store.pool())
+    for db in backends("vault_swapped").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration"], &["signup"]).await;
+        let a = app.collect(&site, "signup", &signup("a@one.example")).await.body["subject_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let b = app.collect(&site, "signup", &signup("b@two.example")).await.body["subject_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Move A's sealed email into B's row, and A's name into A's email field.
+        let sealed: Vec<u8> =
+            sqlx::query_scalar("SELECT sealed FROM field_values WHERE subject_id = $1 AND field = 'email'")
+                .bind(&a)
+                .fetch_one(app.state.store.pool())
+                .await
+                .unwrap();
+        sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = 'email'")
+            .bind(sealed)
+            .bind(&b)
+            .execute(app.state.store.pool())
             .await
             .unwrap();
-    sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = 'email'")
-        .bind(sealed)
-        .bind(&b)
-        .execute(app.state.store.pool())
-        .await
-        .unwrap();
-    let r = app.read(&site, &b, "purpose=registration&fields=email").await;
-    assert_eq!(r.status, 500, "a moved ciphertext fails to open: {}", r.body);
-    assert!(!r.body.to_string().contains("a@one.example"));
-    let name: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM field_values WHERE subject_id = $1 AND field = 'name'")
-        .bind(&a)
-        .fetch_one(app.state.store.pool())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = 'email'")
-        .bind(name)
-        .bind(&a)
-        .execute(app.state.store.pool())
-        .await
-        .unwrap();
-    assert_eq!(app.read(&site, &a, "purpose=registration&fields=email").await.status, 500);
-    assert_eq!(
-        app.read(&site, &a, "purpose=registration&fields=name").await.status,
-        200,
-        "untouched fields still open"
-    );
-    app.stop().await;
+        let r = app.read(&site, &b, "purpose=registration&fields=email").await;
+        assert_eq!(r.status, 500, "a moved ciphertext fails to open: {}", r.body);
+        assert!(!r.body.to_string().contains("a@one.example"));
+        let name: Vec<u8> =
+            sqlx::query_scalar("SELECT sealed FROM field_values WHERE subject_id = $1 AND field = 'name'")
+                .bind(&a)
+                .fetch_one(app.state.store.pool())
+                .await
+                .unwrap();
+        sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = 'email'")
+            .bind(name)
+            .bind(&a)
+            .execute(app.state.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(app.read(&site, &a, "purpose=registration&fields=email").await.status, 500);
+        assert_eq!(
+            app.read(&site, &a, "purpose=registration&fields=name").await.status,
+            200,
+            "untouched fields still open"
+        );
+        app.stop().await;
+    }
 }
 
 impl TestApp {
     async fn upload(&self, token: &str, query: &str, content_type: &str, body: &[u8]) -> Resp {
-        let (addr, path) = (self.addr.clone(), format!("/v1/collect/support/upload?{query}"));
+        self.upload_at("support", token, query, content_type, body, false).await
+    }
+
+    /// Uploads `body` at `point`; `chunked` sends it in 64 KiB chunks with no declared length.
+    async fn upload_at(
+        &self,
+        point: &str,
+        token: &str,
+        query: &str,
+        content_type: &str,
+        body: &[u8],
+        chunked: bool,
+    ) -> Resp {
+        let (addr, path) = (self.addr.clone(), format!("/v1/collect/{point}/upload?{query}"));
         let (token, content_type, body) = (token.to_owned(), content_type.to_owned(), body.to_vec());
         tokio::task::spawn_blocking(move || {
             let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            let length = if chunked {
+                "Transfer-Encoding: chunked".to_owned()
+            } else {
+                format!("Content-Length: {}", body.len())
+            };
             let head = format!(
-                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-                body.len()
+                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\n{length}\r\n\r\n"
             );
             s.write_all(head.as_bytes()).unwrap();
-            let _ = s.write_all(&body);
+            if chunked {
+                // The server may answer and close before the end: later writes may fail.
+                for piece in body.chunks(64 * 1024) {
+                    if s.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).is_err()
+                        || s.write_all(piece).is_err()
+                        || s.write_all(b"\r\n").is_err()
+                    {
+                        break;
+                    }
+                }
+                let _ = s.write_all(b"0\r\n\r\n");
+            } else {
+                let _ = s.write_all(&body);
+            }
             let mut raw = Vec::new();
             let _ = s.read_to_end(&mut raw);
             let raw = String::from_utf8_lossy(&raw).into_owned();
@@ -737,5 +787,140 @@ async fn sign_in_verifies_the_password_and_stores_nothing_of_it() {
         assert!(rows[5].1.contains("password_already_set"), "{}", rows[5].1);
         assert!(rows.iter().all(|(_, d)| !d.contains(PASSWORD) && !d.contains("argon2")));
         app.stop().await;
+    }
+}
+
+/// Every collection point of the policy (P01–P09) takes what it declares, and each of its
+/// purposes reads back exactly the categories it uses; files go through the upload
+/// endpoint and come back through the same purpose check, and reading one for a purpose
+/// shared with a processor records the disclosure (P08: Cloudflare for raw uploads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_collection_point_collects_and_reads_back_by_purpose() {
+    for db in backends("vault_every_point").await {
+        let app = TestApp::spawn(&db).await;
+        let points: Vec<&str> = charter_policy::load("p.toml", charter_policy::TENSOROPERA)
+            .unwrap()
+            .policy
+            .collection_points
+            .keys()
+            .map(|k| Box::leak(k.clone().into_boxed_str()) as &str)
+            .collect();
+        let purposes: Vec<&str> = charter_policy::load("p.toml", charter_policy::TENSOROPERA)
+            .unwrap()
+            .policy
+            .purposes
+            .keys()
+            .map(|k| Box::leak(k.clone().into_boxed_str()) as &str)
+            .collect();
+        let all = app.key("all", &purposes, &points).await;
+        let id = app.collect(&all, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
+        let subject = json!({ "id": id });
+        // (point, fields, consents, [(purpose, fields it reads back)])
+        type Case<'a> = (&'a str, Value, Value, Vec<(&'a str, Vec<&'a str>)>);
+        let cases: Vec<Case> = vec![
+            (
+                "payment",
+                json!({ "name": NAME, "email": EMAIL, "account": "GB33BUKB20201555555555", "billing_address": "12 Marylebone Road, London" }),
+                json!({}),
+                vec![
+                    ("payments", vec!["account", "billing_address", "email", "name"]),
+                    ("bookkeeping", vec!["billing_address", "name"]),
+                ],
+            ),
+            (
+                "job_application",
+                json!({ "name": NAME, "email": EMAIL, "phone": "+44 20 7946 0958", "position": "Analyst of engines", "cover_letter": "I have written the first program." }),
+                json!({}),
+                vec![("job_applications", vec!["cover_letter", "email", "name", "phone", "position"])],
+            ),
+            ("user_content", json!({ "body": "Notes on the Analytical Engine" }), json!({}), vec![]),
+            ("survey", json!({ "answers": "More punched cards, please" }), json!({ "surveys": true }), vec![]),
+            ("support", json!({ "name": NAME, "email": EMAIL, "message": "My engine jams" }), json!({}), vec![]),
+        ];
+        let mut sent = serde_json::Map::new();
+        for (point, fields, consents, _) in &cases {
+            let r =
+                app.collect(&all, point, &json!({ "subject": subject, "fields": fields, "consents": consents })).await;
+            assert_eq!((r.status, r.body["subject_id"].as_str()), (201, Some(id.as_str())), "{point}: {}", r.body);
+            sent.extend(fields.as_object().unwrap().clone());
+        }
+        // A purpose reads its categories from every point: payment's name and email are
+        // the same fields as signup's, last written wins.
+        for (point, _, _, reads) in &cases {
+            for (purpose, names) in reads {
+                let r = app.read(&all, &id, &format!("purpose={purpose}")).await;
+                assert_eq!(r.status, 200, "{point} for {purpose}: {}", r.body);
+                let got = r.body["fields"].as_object().unwrap();
+                let mut keys: Vec<&str> = got.keys().map(String::as_str).collect();
+                keys.sort_unstable();
+                assert_eq!(&keys, names, "{point} for {purpose}: {}", r.body);
+                for n in names {
+                    assert_eq!(got[*n], sent[*n], "{point}: {n} for {purpose}");
+                }
+            }
+        }
+        let body = app.read(&all, &id, "purpose=user_content").await;
+        assert_eq!(body.body["fields"]["body"], "Notes on the Analytical Engine", "{}", body.body);
+        let survey = app.read(&all, &id, "purpose=surveys&fields=answers").await;
+        assert_eq!(survey.body["fields"]["answers"], "More punched cards, please", "{}", survey.body);
+        let support = app.read(&all, &id, "purpose=support&fields=message").await;
+        assert_eq!(support.body["fields"]["message"], "My engine jams", "{}", support.body);
+        // Bookkeeping never sees the card account, whoever asks.
+        let bk = app.read(&all, &id, "purpose=bookkeeping&fields=account").await;
+        assert_eq!((bk.status, bk.body["error"]["code"].as_str()), (403, Some("category_not_in_purpose")));
+
+        // Files: (point, field, content type, purpose, the processors it is disclosed to):
+        // Google Cloud hosts applications and published content, Cloudflare raw uploads.
+        let files = [
+            (
+                "job_application",
+                "cv",
+                "application/pdf",
+                "job_applications",
+                "user.employment.application",
+                ["google_cloud"],
+            ),
+            ("user_content", "file", "image/png", "user_content", "user.content.upload", ["google_cloud"]),
+            ("raw_upload", "file", "text/csv", "raw_data_storage", "user.content.upload", ["cloudflare"]),
+        ];
+        let mut contents = Vec::new();
+        for (point, field, ct, purpose, category, recipients) in files {
+            let content: Vec<u8> = format!("{point} {field} CONTENT-OF-{point}\n").repeat(5000).into_bytes();
+            let r = app.upload_at(point, &all, &format!("field={field}&id={id}"), ct, &content, false).await;
+            assert_eq!(r.status, 201, "{point}: {}", r.body);
+            let object = r.body["object_id"].as_str().unwrap().to_owned();
+            let before = app.count("audit_log").await;
+            let (status, back) = app.download(&all, &id, &object, purpose).await;
+            assert!(status == 200 && back == content, "{point}: the download is the upload");
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT action, detail FROM audit_log WHERE seq > $1 ORDER BY seq")
+                    .bind(before)
+                    .fetch_all(app.state.store.pool())
+                    .await
+                    .unwrap();
+            let disclosed: Vec<Value> = rows
+                .iter()
+                .filter(|(a, _)| a == "data.disclose")
+                .map(|(_, d)| serde_json::from_str(d).unwrap())
+                .collect();
+            let expected: Vec<Value> =
+                recipients.iter().map(|to| json!({ "recipient": to, "categories": [category] })).collect();
+            assert_eq!(disclosed, expected, "{point}: {rows:?}");
+            // Another purpose of the key that does not use the category gets nothing.
+            let (status, denied) = app.download(&all, &id, &object, "newsletter").await;
+            assert_eq!(status, 403, "{point}");
+            assert!(!denied.windows(10).any(|w| content.windows(10).next() == Some(w)));
+            contents.push(format!("CONTENT-OF-{point}"));
+        }
+        let mut seeded: Vec<&str> = sent.values().filter_map(Value::as_str).collect();
+        seeded.extend(contents.iter().map(String::as_str));
+        assert_no_plaintext(&app, &db, &seeded).await;
+        let dir = app.stop().await;
+        for f in files_under(&dir.path().join("data/objects")) {
+            let bytes = std::fs::read(&f).unwrap();
+            for s in &seeded {
+                assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s:?} in {}", f.display());
+            }
+        }
     }
 }

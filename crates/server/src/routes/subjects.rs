@@ -80,7 +80,7 @@ pub(crate) fn unknown_subject() -> ApiError {
 }
 
 /// An opaque subject id in its normal form; a malformed one is an unknown subject (404).
-fn subject_id(id: &str) -> Result<String, ApiError> {
+pub(crate) fn subject_id(id: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id).map(|u| u.to_string()).map_err(|_| unknown_subject())
 }
 
@@ -97,8 +97,30 @@ async fn read(
     Query(q): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     let purpose = require_purpose(&state, q.purpose)?;
+    require_key_purpose(&state, &key, &purpose, subject_id(&id).ok().as_deref()).await?;
     let view = read_view(&state, &id, &purpose).await?;
     read_subject(&state, &key, view, purpose, q.fields).await
+}
+
+/// Refuses (403, audited) a key that does not hold `purpose`. It runs before any subject
+/// is looked up, so the refusal is the same whether or not the subject exists: a key
+/// cannot probe who is a subject through purposes it does not hold. The entry names the
+/// subject id the caller asked for, when it gave a well-formed one.
+pub(crate) async fn require_key_purpose(
+    state: &AppState,
+    key: &ApiKey,
+    purpose: &str,
+    asked: Option<&str>,
+) -> Result<(), ApiError> {
+    if key.purposes.iter().any(|p| p == purpose) {
+        return Ok(());
+    }
+    let denial = Denial::PurposeNotGrantedToKey.code();
+    audit(state, vec![event(key, asked, purpose, "data.denied", denial, &json!({}))]).await?;
+    Err(ApiError::Forbidden(
+        "purpose_not_granted_to_key",
+        format!("API key `{}` may not read for `{purpose}`", key.name),
+    ))
 }
 
 /// A subject (by opaque id) with what a read for `purpose` needs; a malformed or unknown id is 404.
@@ -154,16 +176,17 @@ async fn lookup(
 ) -> Result<Response, ApiError> {
     let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, None);
     let Identifier::Raw(kind, value) = selector.identifier()? else { unreachable!("no id in a lookup") };
-    let subject = subject_by_identifier(&state, kind, &value).await?;
     let purpose = require_purpose(&state, q.purpose)?;
+    require_key_purpose(&state, &key, &purpose, None).await?;
+    let subject = subject_by_identifier(&state, kind, &value).await?;
     let view = read_view(&state, &subject.id, &purpose).await?;
     read_subject(&state, &key, view, purpose, q.fields).await
 }
 
 /// A subject's event for `purpose`, its detail serialised straight from `detail`.
-fn event(
+pub(crate) fn event(
     key: &ApiKey,
-    subject: &str,
+    subject: Option<&str>,
     purpose: &str,
     action: &str,
     result: &str,
@@ -172,13 +195,13 @@ fn event(
     let mut e = AuditEvent::new(&key.name, action, result);
     // Names and codes only: serialising them cannot fail.
     e.detail = serde_json::to_string(detail).unwrap_or_else(|_| "{\"detail\":\"unserialisable\"}".to_owned());
-    e.subject = Some(subject.to_owned());
+    e.subject = subject.map(str::to_owned);
     e.purpose = Some(purpose.to_owned());
     e
 }
 
 /// Appends a request's events together, before any data leaves.
-async fn audit(state: &AppState, events: Vec<AuditEvent>) -> Result<(), ApiError> {
+pub(crate) async fn audit(state: &AppState, events: Vec<AuditEvent>) -> Result<(), ApiError> {
     state.audit.append_all(events).await.map(|_| ()).map_err(|e| ApiError::Internal(e.into()))
 }
 
@@ -210,14 +233,6 @@ async fn read_subject(
     let policy = &state.policy.policy;
     let p = &policy.purposes[&purpose];
     let (subject, stored) = (&view.subject, &view.fields);
-    if !key.purposes.contains(&purpose) {
-        let denial = Denial::PurposeNotGrantedToKey.code();
-        audit(state, vec![event(key, &subject.id, &purpose, "data.denied", denial, &json!({}))]).await?;
-        return Err(ApiError::Forbidden(
-            "purpose_not_granted_to_key",
-            format!("API key `{}` may not read for `{purpose}`", key.name),
-        ));
-    }
     let requested: Option<Vec<&str>> = fields.as_deref().map(|f| f.split(',').filter(|s| !s.is_empty()).collect());
     let candidates: Vec<_> = match &requested {
         Some(names) => stored.iter().filter(|f| names.contains(&f.field.as_str())).collect(),
@@ -236,8 +251,11 @@ async fn read_subject(
         }
     }
     if !denied.is_empty() {
-        audit(state, vec![event(key, &subject.id, &purpose, "data.denied", "denied", &json!({ "fields": denied }))])
-            .await?;
+        audit(
+            state,
+            vec![event(key, Some(&subject.id), &purpose, "data.denied", "denied", &json!({ "fields": denied }))],
+        )
+        .await?;
         return Err(ApiError::Denied(Value::Object(denied.into_iter().collect())));
     }
     // A password is kept only as a salted hash: no read returns it, or discloses it.
@@ -257,25 +275,37 @@ async fn read_subject(
         out.push((f.field.as_str(), typed(field_kind(state, &f.point, &f.field), text)));
     }
     let names: Vec<&str> = candidates.iter().map(|f| f.field.as_str()).collect();
-    let mut events = vec![event(key, &subject.id, &purpose, "data.read", "ok", &FieldsDetail { fields: &names })];
-    // Reading for a purpose the policy shares with a recipient discloses the shared categories to it.
-    for (rkey, r) in &policy.recipients {
-        if !r.purposes.contains(&purpose) {
-            continue;
-        }
-        let shared: Vec<&str> =
-            candidates.iter().filter(|f| r.categories.contains(&f.category)).map(|f| f.category.as_str()).collect();
-        if !shared.is_empty() {
-            let detail = json!({ "recipient": rkey, "categories": shared });
-            events.push(event(key, &subject.id, &purpose, "data.disclose", "ok", &detail));
-        }
-    }
+    let mut events = vec![event(key, Some(&subject.id), &purpose, "data.read", "ok", &FieldsDetail { fields: &names })];
+    disclosures(policy, key, &subject.id, &purpose, candidates.iter().map(|f| f.category.as_str()), &mut events);
     audit(state, events).await?;
     let missing: Vec<&str> =
         requested.unwrap_or_default().into_iter().filter(|n| !names.contains(n) && !hashed.contains(n)).collect();
     let answer = ReadAnswer { fields: Fields(&out), hashed, missing, purpose: &purpose, subject_id: &subject.id };
     let body = serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The disclosures a read for `purpose` of data in `categories` makes: one event per
+/// recipient the policy shares that purpose with, naming the shared categories (one entry
+/// per item read).
+pub(crate) fn disclosures<'a>(
+    policy: &charter_policy::model::Policy,
+    key: &ApiKey,
+    subject: &str,
+    purpose: &str,
+    categories: impl Iterator<Item = &'a str> + Clone,
+    events: &mut Vec<AuditEvent>,
+) {
+    for (rkey, r) in &policy.recipients {
+        if !r.purposes.iter().any(|p| p == purpose) {
+            continue;
+        }
+        let shared: Vec<&str> = categories.clone().filter(|c| r.categories.iter().any(|rc| rc == c)).collect();
+        if !shared.is_empty() {
+            let detail = json!({ "recipient": rkey, "categories": shared });
+            events.push(event(key, Some(subject), purpose, "data.disclose", "ok", &detail));
+        }
+    }
 }
 
 /// A read's answer, serialised from what the read holds rather than copied into a JSON tree.

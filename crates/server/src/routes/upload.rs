@@ -27,7 +27,10 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::extract::{Caller, Query};
 use crate::routes::collect::{unwrap_key, Identifier};
-use crate::routes::subjects::{read_view, require_purpose, subject_by_identifier, subject_from_id, SubjectSelector};
+use crate::routes::subjects::{
+    disclosures, read_view, require_key_purpose, require_purpose, subject_by_identifier, subject_from_id, subject_id,
+    SubjectSelector,
+};
 use crate::state::AppState;
 
 /// Upload and download routes.
@@ -379,6 +382,7 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let policy = &state.policy.policy;
     let purpose = require_purpose(&state, q.purpose)?;
+    require_key_purpose(&state, &key, &purpose, subject_id(&id).ok().as_deref()).await?;
     let view = read_view(&state, &id, &purpose).await?;
     let subject = &view.subject;
     let record = state
@@ -399,7 +403,10 @@ async fn download(
         state.audit.append(event).await.map_err(internal)?;
         return Err(ApiError::Denied(json!({ record.field.clone(): d.code() })));
     }
-    state.audit.append(event).await.map_err(internal)?;
+    // The object is read for `purpose`: a recipient the policy shares it with is disclosed its category.
+    let mut events = vec![event];
+    disclosures(policy, &key, &subject.id, &purpose, std::iter::once(record.category.as_str()), &mut events);
+    state.audit.append_all(events).await.map_err(internal)?;
     let data_key = unwrap_key(&state, subject)?;
     let got = state.objects.get(&ObjectPath::from(record.location.as_str())).await.map_err(internal)?;
     let mut source = got.into_stream();
