@@ -257,6 +257,11 @@ mod tests {
                 let only_consent = pu.basis.as_slice().iter().all(|b| *b == LawfulBasis::Consent);
                 prop_assert!(!only_consent || state.consents.get(purpose) == Some(&true));
                 prop_assert!(!(pu.direct_marketing && state.objections.contains(purpose)));
+                let only_interests = pu.basis.as_slice().iter().all(|b| *b == LawfulBasis::LegitimateInterests);
+                prop_assert!(!only_interests || !state.objections.contains(purpose));
+                // Retention has not run out, by the category's own rule.
+                let r = Retention::parse(p.categories[category].retention.as_deref().unwrap()).unwrap();
+                prop_assert!(!retention_expired(r, f.collected_at_us, state.account_closed_at_us, NOW));
             }
             if state.erased && grant_all {
                 prop_assert_eq!(d, Err(Denial::Erased));
