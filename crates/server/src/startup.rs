@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use charter_core::audit::AuditEvent;
 use charter_policy::LoadedPolicy;
-use charter_store::{AuditLog, DataDir};
+use charter_store::{AuditLog, DataDir, DirLock};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -38,6 +38,8 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     audit_task: JoinHandle<()>,
+    /// The data directory's lock, shared, for as long as the server runs.
+    lock: DirLock,
 }
 
 impl Application {
@@ -73,7 +75,7 @@ impl Application {
             metrics: Metrics::default(),
             started: Instant::now(),
         });
-        Ok(Self { listener, addr, state, audit_task })
+        Ok(Self { listener, addr, state, audit_task, lock: data.lock })
     }
 
     /// The bound address.
@@ -89,7 +91,7 @@ impl Application {
     /// Serves until `shutdown` resolves, lets requests in flight finish, then
     /// records the stop, signs a final checkpoint and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, addr, state, audit_task } = self;
+        let Self { listener, addr, state, audit_task, lock } = self;
         tracing::info!(%addr, "serving");
         let router = crate::routes::router(state.clone());
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("server failed")?;
@@ -107,6 +109,7 @@ impl Application {
             tracing::warn!("audit writer did not stop within 10 s");
         }
         store.close().await;
+        drop(lock);
         tracing::info!("stopped");
         Ok(())
     }

@@ -361,7 +361,17 @@ async fn collect_then_read_by_purpose() {
         assert_no_plaintext(&app, &db, &[EMAIL, NAME, PASSWORD, "/pricing"]).await;
 
         // Shredding: the subject's key and indexes are gone; reads are refused as erased.
+        let view = app.state.store.subject_for_read(&id, "registration").await.unwrap().unwrap();
+        let wrapped = view.subject.wrapped.clone().unwrap();
+        let sealed: Vec<Vec<u8>> = view.fields.iter().map(|f| f.sealed.clone()).collect();
+        assert!(app.state.keys.unwrap(&id, &wrapped).is_ok(), "before the shred the key file opens the key");
         assert!(app.state.store.shred(&id, charter_store::now_us()).await.unwrap());
+        // Neither the wrapped key nor any ciphertext is left anywhere in the database (on
+        // SQLite: zeroed where it was, and gone from the WAL), so holding the key file and a
+        // copy of the database opens nothing of the subject.
+        let mut needles: Vec<&[u8]> = sealed.iter().map(Vec::as_slice).collect();
+        needles.push(&wrapped.sealed);
+        assert_absent(&app, &db, &needles).await;
         let gone = app.read(&site, &id, "purpose=registration").await;
         assert_eq!((gone.status, gone.body["error"]["code"].as_str()), (403, Some("erased")));
         assert_eq!(
@@ -385,7 +395,15 @@ async fn collect_then_read_by_purpose() {
 /// No seeded value is stored anywhere: every table of a PostgreSQL database
 /// (bytea included, as hex), or every file of a SQLite database (WAL included).
 async fn assert_no_plaintext(app: &TestApp, db: &TestDb, seeded: &[&str]) {
-    let hex_of = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let needles: Vec<&[u8]> = seeded.iter().map(|s| s.as_bytes()).collect();
+    assert_absent(app, db, &needles).await;
+}
+
+/// None of `needles` is anywhere in the database: in any file of a SQLite database (WAL,
+/// free pages and the audit file included), or in any row of any table of a PostgreSQL
+/// database (as text, and bytea as hex).
+async fn assert_absent(app: &TestApp, db: &TestDb, needles: &[&[u8]]) {
+    let hex_of = |s: &[u8]| s.iter().map(|b| format!("{b:02x}")).collect::<String>();
     match db.path() {
         Some(dir) => {
             let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
@@ -393,8 +411,13 @@ async fn assert_no_plaintext(app: &TestApp, db: &TestDb, seeded: &[&str]) {
             assert!(files.iter().any(|f| f.file_name() == "charter-audit.db"), "the audit chain's file is scanned");
             for entry in files {
                 let bytes = std::fs::read(entry.path()).unwrap();
-                for s in seeded {
-                    assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s:?} in {}", entry.path().display());
+                for s in needles {
+                    assert!(
+                        !bytes.windows(s.len()).any(|w| w == *s),
+                        "{:?} in {}",
+                        String::from_utf8_lossy(s),
+                        entry.path().display()
+                    );
                 }
             }
         }
@@ -411,8 +434,9 @@ async fn assert_no_plaintext(app: &TestApp, db: &TestDb, seeded: &[&str]) {
                     .await
                     .unwrap();
                 for row in rows {
-                    for s in seeded {
-                        assert!(!row.contains(s) && !row.contains(&hex_of(s)), "{s:?} in table {t}");
+                    for s in needles {
+                        let text = std::str::from_utf8(s).is_ok_and(|s| row.contains(s));
+                        assert!(!text && !row.contains(&hex_of(s)), "{:?} in table {t}", String::from_utf8_lossy(s));
                     }
                 }
             }
@@ -922,5 +946,33 @@ async fn every_collection_point_collects_and_reads_back_by_purpose() {
                 assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s:?} in {}", f.display());
             }
         }
+    }
+}
+
+/// A server still running with a key file from before a rotation (one on another host
+/// sharing the database, say) is refused new subjects, with nothing stored, rather than
+/// storing data keys wrapped under a key-encryption key that no longer exists anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_new_subject_is_stored_under_a_retired_key_encryption_key() {
+    for db in backends("vault_retired_kek").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration"], &["signup"]).await;
+        let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
+        assert_eq!(app.state.keys.kek_versions(), [1]);
+        // What `charter keys rotate` records in the database when it retires version 1.
+        app.state.store.retire_keks_and_rewrap(&[1], &[], charter_store::now_us()).await.unwrap();
+        let (subjects, fields) = (app.count("subjects").await, app.count("field_values").await);
+        let r = app.collect(&site, "signup", &signup("someone.new@analytical.example")).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (500, Some("internal")), "{}", r.body);
+        assert_eq!(
+            (app.count("subjects").await, app.count("field_values").await),
+            (subjects, fields),
+            "nothing stored"
+        );
+        assert_eq!(app.count("subject_identifiers").await, 1);
+        // A subject that already exists wraps nothing new: collecting for it still works.
+        let again = app.collect(&site, "signup", &signup(EMAIL)).await;
+        assert_eq!((again.status, again.body["subject_id"].as_str()), (201, Some(id.as_str())), "{}", again.body);
+        app.stop().await;
     }
 }

@@ -6,6 +6,8 @@
 //!   charter-audit.db  the audit chain beside it (WAL), attached as `audit`
 //!   objects/          object storage for uploads
 //!   keys.json         key file (mode 0600): never inside the database
+//!   charter.lock      locked (shared) by every process using the folder; a key
+//!                     rotation takes it alone
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -23,6 +25,54 @@ pub struct DataDir {
     pub keys: KeyFile,
     /// The database: the folder's SQLite file, or the given URL.
     pub store: Store,
+    /// This process's share of the folder's lock, held as long as the folder is in use.
+    pub lock: DirLock,
+}
+
+/// A process's hold on a data directory's `charter.lock`: shared while it uses the folder,
+/// and exclusive while it rotates keys, so a rotation never runs beside a server that
+/// would go on wrapping new data keys under the key-encryption key the rotation retires.
+/// Released when dropped (or when the process ends, however it ends).
+#[derive(Debug)]
+pub struct DirLock {
+    file: std::fs::File,
+    root: PathBuf,
+}
+
+impl DirLock {
+    /// A shared hold on `root`'s lock; refused while a key rotation holds it.
+    fn shared(root: &Path) -> anyhow::Result<Self> {
+        let path = root.join("charter.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Self { file, root: root.to_owned() }),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "a key rotation is running on data directory {}; try again when it has finished",
+                root.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+
+    /// Makes this hold exclusive: refused while any other process (a running `charter
+    /// serve` above all) uses the folder.
+    pub fn exclusive(&self, why: &str) -> anyhow::Result<()> {
+        match self.file.try_lock() {
+            Ok(()) => Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another charter process (a running `charter serve`?) is using data directory {}; stop it first: {why}",
+                self.root.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", self.root.join("charter.lock").display()))
+            }
+        }
+    }
 }
 
 impl DataDir {
@@ -32,8 +82,9 @@ impl DataDir {
         std::fs::create_dir_all(root.join("objects"))
             .with_context(|| format!("cannot create data directory {}", root.display()))?;
         restrict(root)?;
+        let lock = DirLock::shared(root)?;
         let keys = KeyFile::load_or_create(&root.join("keys.json"))?;
-        Self::connect(root, keys, database_url).await
+        Self::connect(root, keys, database_url, lock).await
     }
 
     /// Opens a data directory that must already exist, with its key file:
@@ -45,14 +96,15 @@ impl DataDir {
             "no charter data directory at {} (its key file keys.json is missing); pass --data-dir",
             root.display()
         );
+        let lock = DirLock::shared(root)?;
         let keys = KeyFile::load(&key_path)?;
-        Self::connect(root, keys, database_url).await
+        Self::connect(root, keys, database_url, lock).await
     }
 
-    async fn connect(root: &Path, keys: KeyFile, database_url: Option<&str>) -> anyhow::Result<Self> {
+    async fn connect(root: &Path, keys: KeyFile, database_url: Option<&str>, lock: DirLock) -> anyhow::Result<Self> {
         let url = database_url.map_or_else(|| Store::sqlite_url(root), str::to_owned);
         let store = Store::open(&url).await.context("cannot open the database")?;
-        Ok(Self { root: root.to_owned(), keys, store })
+        Ok(Self { root: root.to_owned(), keys, store, lock })
     }
 }
 

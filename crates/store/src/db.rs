@@ -66,6 +66,9 @@ const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA audit.synchronous = NORMAL",
     "PRAGMA busy_timeout = 10000",
     "PRAGMA foreign_keys = ON",
+    // Deleted and overwritten content is zeroed, so a shredded subject's wrapped key and
+    // ciphertext do not linger in free space of the database file.
+    "PRAGMA main.secure_delete = ON",
 ];
 
 /// The audit chain's tables in the attached audit file (SQLite), as the first migration

@@ -26,5 +26,5 @@ pub mod testing;
 pub mod vault;
 
 pub use audit::{now_us, AuditError, AuditLog, VerifyError, VerifyReport};
-pub use data_dir::DataDir;
+pub use data_dir::{DataDir, DirLock};
 pub use db::{Backend, Store, StoreError};

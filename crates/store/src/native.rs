@@ -37,6 +37,7 @@ fn open(file: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     conn.busy_handler(Some(retry_busy))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.set_prepared_statement_cache_capacity(80);
     Ok(conn)
 }

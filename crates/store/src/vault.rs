@@ -103,6 +103,10 @@ pub enum CollectError {
     /// Another request created a subject with the same identifier first; look it up again.
     #[error("the identifier was claimed by a concurrent collection")]
     IdentifierRace,
+    /// The new subject's data key is wrapped under a key-encryption key that `charter keys
+    /// rotate` retired: this process runs with a key file from before the rotation.
+    #[error("key-encryption key version {0} was retired by a key rotation; restart charter so it loads the rotated key file")]
+    KekRetired(u32),
     /// The database failed.
     #[error("database error while collecting")]
     Db(#[from] sqlx::Error),
@@ -195,8 +199,11 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 // The statements of a collection, for the pool and for direct connections alike
 // (parameters numbered in order of appearance, as SQLite binds them by position).
-const INSERT_SUBJECT: &str =
-    "INSERT INTO subjects (id, created_at_us, kek_version, wrapped_key) VALUES ($1, $2, $3, $4)";
+// A subject is stored only with a data key wrapped under a key-encryption key that is not
+// retired: a server still running with a key file from before a rotation is refused
+// rather than storing a key nothing could open once its file is replaced.
+const INSERT_SUBJECT: &str = "INSERT INTO subjects (id, created_at_us, kek_version, wrapped_key) \
+     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM retired_keks r WHERE r.version = $3)";
 const INSERT_IDENTIFIER: &str =
     "INSERT INTO subject_identifiers (kind, blind, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, blind) DO NOTHING";
 const UPSERT_FIELD: &str = "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us) \
@@ -206,24 +213,35 @@ const UPSERT_FIELD: &str = "INSERT INTO field_values (subject_id, field, categor
 const INSERT_CONSENT: &str =
     "INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES ($1, $2, $3, $4, $5)";
 
-/// [`Store::write_collection`] on a direct SQLite connection, in one `BEGIN IMMEDIATE`
-/// transaction; `Ok(false)` when a concurrent collection claimed the identifier first.
-fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite<'_>) -> rusqlite::Result<bool> {
+/// How a direct write of a collection ended, short of a database error.
+enum Written {
+    Done,
+    /// A concurrent collection claimed the identifier first.
+    IdentifierRace,
+    /// The new subject's key is wrapped under this retired key-encryption key version.
+    KekRetired(u32),
+}
+
+/// [`Store::write_collection`] on a direct SQLite connection, in one `BEGIN IMMEDIATE` transaction.
+fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite<'_>) -> rusqlite::Result<Written> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if let Some(wrapped) = w.new_subject {
-        tx.prepare_cached(INSERT_SUBJECT)?.execute(rusqlite::params![
+        let stored = tx.prepare_cached(INSERT_SUBJECT)?.execute(rusqlite::params![
             w.subject_id,
             w.at_us,
             i64::from(wrapped.kek_version),
             wrapped.sealed
         ])?;
+        if stored == 0 {
+            return Ok(Written::KekRetired(wrapped.kek_version)); // dropping `tx` rolls back
+        }
     }
     if let Some((kind, blind)) = &w.identifier {
         let inserted =
             tx.prepare_cached(INSERT_IDENTIFIER)?.execute(rusqlite::params![kind, &blind[..], w.subject_id])?;
         if inserted == 0 && w.new_subject.is_some() {
             // Someone else created this person a moment ago; the caller retries and finds them.
-            return Ok(false); // dropping `tx` rolls back
+            return Ok(Written::IdentifierRace); // dropping `tx` rolls back
         }
     }
     {
@@ -237,7 +255,7 @@ fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite<
         }
     }
     tx.commit()?;
-    Ok(true)
+    Ok(Written::Done)
 }
 
 const SUBJECT_COLUMNS: &str =
@@ -321,20 +339,25 @@ impl Store {
             // A write may wait for another connection's lock: let the runtime move its other
             // tasks off this thread meanwhile.
             return match blocking(|| direct.write(|conn| write_collection_native(conn, w))) {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(CollectError::IdentifierRace),
+                Ok(Written::Done) => Ok(()),
+                Ok(Written::IdentifierRace) => Err(CollectError::IdentifierRace),
+                Ok(Written::KekRetired(v)) => Err(CollectError::KekRetired(v)),
                 Err(e) => Err(CollectError::Db(sqlx::Error::Protocol(format!("writing a collection: {e}")))),
             };
         }
         let mut tx = self.pool().begin().await?;
         if let Some(wrapped) = w.new_subject {
-            sqlx::query(INSERT_SUBJECT)
+            let stored = sqlx::query(INSERT_SUBJECT)
                 .bind(w.subject_id)
                 .bind(w.at_us)
                 .bind(i64::from(wrapped.kek_version))
                 .bind(wrapped.sealed.clone())
                 .execute(&mut *tx)
                 .await?;
+            if stored.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(CollectError::KekRetired(wrapped.kek_version));
+            }
         }
         if let Some((kind, blind)) = &w.identifier {
             let inserted = sqlx::query(INSERT_IDENTIFIER)
@@ -393,7 +416,39 @@ impl Store {
         // Object bytes stay sealed under the destroyed key; their records go, so nothing points at them.
         sqlx::query("DELETE FROM objects WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
         tx.commit().await?;
+        if done {
+            self.purge_wal().await;
+        }
         Ok(done)
+    }
+
+    /// On SQLite, copies the WAL back into the database file and truncates it, so the page
+    /// images from before a shred (with the wrapped key and ciphertext) leave the disk:
+    /// `secure_delete` has already zeroed them in the pages that replace them. A checkpoint
+    /// that readers keep from finishing is retried a few times; when it still cannot
+    /// finish, the old frames stay until a later checkpoint and a warning says so.
+    /// PostgreSQL keeps old row versions until vacuumed, and WAL segments and backups as
+    /// configured: there, a wrapped key outlives the shred until its key-encryption key
+    /// is retired by `charter keys rotate`.
+    async fn purge_wal(&self) {
+        if self.backend() != crate::Backend::Sqlite {
+            return;
+        }
+        for _ in 0..20 {
+            // (busy, frames in the WAL, frames checkpointed): busy = 0 when it finished.
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA main.wal_checkpoint(TRUNCATE)")
+                .fetch_one(self.pool())
+                .await
+            {
+                Ok((0, _, _)) => return,
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot checkpoint the WAL after a shred");
+                    return;
+                }
+            }
+        }
+        tracing::warn!("the WAL still holds pages from before a shred: readers kept the checkpoint from finishing");
     }
 
     /// Every wrapped data key, for rewrapping under a new key-encryption key.
@@ -411,9 +466,49 @@ impl Store {
         Ok(out)
     }
 
+    /// Every wrapped data key not under key-encryption key version `current`.
+    pub async fn wrapped_keys_not_under(&self, current: u32) -> Result<Vec<(String, WrappedKey)>, sqlx::Error> {
+        Ok(self.wrapped_keys().await?.into_iter().filter(|(_, w)| w.kek_version != current).collect())
+    }
+
+    /// Retires key-encryption key versions `retired` and replaces wrapped data keys, in one
+    /// transaction (all or none). From its commit on, no subject can be stored with a key
+    /// wrapped under a retired version. On PostgreSQL the transaction holds off new
+    /// subjects while it runs, so none slips in under a retired version unseen.
+    pub async fn retire_keks_and_rewrap(
+        &self,
+        retired: &[u32],
+        keys: &[(String, WrappedKey)],
+        at_us: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        if self.backend() == crate::Backend::Postgres {
+            sqlx::query("LOCK TABLE subjects IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+        }
+        for v in retired {
+            sqlx::query(
+                "INSERT INTO retired_keks (version, retired_at_us) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING",
+            )
+            .bind(i64::from(*v))
+            .bind(at_us)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Self::rewrap_in(&mut tx, keys).await?;
+        tx.commit().await
+    }
+
     /// Replaces wrapped data keys in one transaction (all or none).
     pub async fn replace_wrapped_keys(&self, keys: &[(String, WrappedKey)]) -> Result<(), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
+        Self::rewrap_in(&mut tx, keys).await?;
+        tx.commit().await
+    }
+
+    async fn rewrap_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        keys: &[(String, WrappedKey)],
+    ) -> Result<(), sqlx::Error> {
         for (id, w) in keys {
             sqlx::query(
                 "UPDATE subjects SET kek_version = $2, wrapped_key = $3 WHERE id = $1 AND wrapped_key IS NOT NULL",
@@ -421,10 +516,10 @@ impl Store {
             .bind(id)
             .bind(i64::from(w.kek_version))
             .bind(w.sealed.clone())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await
+        Ok(())
     }
 }
 

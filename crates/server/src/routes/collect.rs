@@ -166,6 +166,7 @@ async fn collect(
                 return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject }))));
             }
             Err(CollectError::IdentifierRace) => continue,
+            Err(e @ CollectError::KekRetired(_)) => return Err(ApiError::Internal(e.into())),
             Err(CollectError::Db(e)) => return Err(ApiError::Internal(e.into())),
         }
     }
