@@ -67,6 +67,27 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The refusal for the audit chain: its code, and only the names the policy declares.
+    /// A name the caller chose (an undeclared field, a purpose or point not in the policy)
+    /// could be anything, personal data included, so the append-only chain never holds it.
+    pub fn audit_detail(&self, policy: &Policy) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        let drop_key = match self {
+            Self::UnknownPoint { .. } => Some("point"),
+            Self::UndeclaredField { .. } => Some("field"),
+            Self::ConsentNotAsked { purpose, .. } | Self::ConsentNotBoolean { purpose }
+                if !policy.purposes.contains_key(purpose) =>
+            {
+                Some("purpose")
+            }
+            _ => None,
+        };
+        if let (Some(k), Some(map)) = (drop_key, v.as_object_mut()) {
+            map.remove(k);
+        }
+        v
+    }
+
     /// A sentence for the response, naming fields and points only.
     pub fn message(&self) -> String {
         match self {

@@ -46,6 +46,20 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+impl ApiError {
+    /// The code of a refusal of the caller's request (400, 403, 404, 413, 415, 422); `None`
+    /// for anything else.
+    pub fn refusal_code(&self) -> Option<&'static str> {
+        match self {
+            Self::Forbidden(code, _) | Self::Missing(code, _) | Self::BadRequest(code, _) => Some(code),
+            Self::Unprocessable(code, _, _) => Some(code),
+            Self::TooLarge(_) => Some("too_large"),
+            Self::UnsupportedType(_) => Some("unsupported_content_type"),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match &self {

@@ -75,6 +75,24 @@ async fn bad_input_is_refused_precisely_and_stores_nothing() {
                 says: "field `shoe_size` is not declared for collection point `signup`",
             },
             Case {
+                what: "undeclared field named like personal data",
+                token: Some(&key),
+                point: "signup",
+                body: with("fields.charles@babbage", json!("1")).to_string(),
+                status: 422,
+                code: "undeclared_field",
+                says: "field `charles@babbage` is not declared",
+            },
+            Case {
+                what: "consent to a purpose not in the policy",
+                token: Some(&key),
+                point: "signup",
+                body: with("consents.babbage-difference-engine", json!(true)).to_string(),
+                status: 422,
+                code: "consent_not_asked",
+                says: "`babbage-difference-engine`",
+            },
+            Case {
                 what: "wrong type",
                 token: Some(&key),
                 point: "signup",
@@ -216,6 +234,23 @@ async fn bad_input_is_refused_precisely_and_stores_nothing() {
         for table in ["subjects", "subject_identifiers", "field_values", "consents"] {
             assert_eq!(app.count(table).await, 0, "{table} is empty after refused requests");
         }
+        // Each refusal of a known key is in the chain by code; names the caller chose
+        // (an undeclared field, a purpose or point not in the policy) are not.
+        let refusals: Vec<String> =
+            sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'data.collect' AND result = 'refused'")
+                .fetch_all(app.state.store.pool())
+                .await
+                .unwrap();
+        let all = refusals.join("\n");
+        for code in
+            ["unknown_point", "point_not_granted_to_key", "undeclared_field", "consent_not_asked", "under_minimum_age"]
+        {
+            assert!(all.contains(code), "{code} not audited: {all}");
+        }
+        for chosen in ["babbage", "bogus", "shoe_size"] {
+            assert!(!all.contains(chosen), "{chosen} in the audit chain: {all}");
+        }
+        assert!(all.contains("\"purpose\":\"surveys\""), "a declared purpose is named: {all}");
         ok = signup(EMAIL);
         assert_eq!(app.collect(&key, "signup", &ok).await.status, 201);
         app.stop().await;
@@ -570,6 +605,16 @@ impl TestApp {
     }
 }
 
+/// How many refused collections the audit chain holds.
+async fn refused_uploads(app: &TestApp) -> usize {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'data.collect' AND result = 'refused'")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    usize::try_from(n).unwrap()
+}
+
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
@@ -624,37 +669,68 @@ async fn uploads_are_sealed_bounded_and_purpose_checked() {
         let o2 = app.upload(&site, &q, "text/plain", &exact).await.body["object_id"].as_str().unwrap().to_owned();
         assert!(app.download(&site, &id, &o2, "support").await.1 == exact);
 
-        // Refusals store nothing.
+        // Refusals store nothing, say why, and are in the audit chain.
         let before = app.count("objects").await;
-        /// (what, query, content type, body, status, code)
-        type Case<'a> = (&'a str, String, &'a str, Vec<u8>, u16, &'a str);
+        let refused_before = refused_uploads(&app).await;
+        /// (what, query, content type, body, sent without a length, status, code, message)
+        type Case<'a> = (&'a str, String, &'a str, Vec<u8>, bool, u16, &'a str, &'a str);
+        let over = || vec![b'x'; 10 * 1024 * 1024 + 1];
         let cases: Vec<Case> = vec![
-            ("over size", q.clone(), "text/plain", vec![b'x'; 10 * 1024 * 1024 + 1], 413, "too_large"),
+            ("over size", q.clone(), "text/plain", over(), false, 413, "too_large", "accepts at most 10485760 bytes"),
+            // With no length declared, the size is enforced while the body streams in.
+            ("over size, streamed", q.clone(), "text/plain", over(), true, 413, "too_large", "at most 10485760 bytes"),
             (
                 "wrong content type",
                 q.clone(),
                 "application/x-msdownload",
                 b"MZ".to_vec(),
+                false,
                 415,
                 "unsupported_content_type",
+                "accepts application/pdf, image/png, image/jpeg, text/plain; this upload is `application/x-msdownload`",
             ),
-            ("undeclared field", format!("field=avatar&id={id}"), "text/plain", b"x".to_vec(), 422, "undeclared_field"),
-            ("not a file field", format!("field=message&id={id}"), "text/plain", b"x".to_vec(), 422, "wrong_type"),
+            (
+                "undeclared field",
+                format!("field=avatar&id={id}"),
+                "text/plain",
+                b"x".to_vec(),
+                false,
+                422,
+                "undeclared_field",
+                "field `avatar` is not declared for collection point `support`",
+            ),
+            (
+                "not a file field",
+                format!("field=message&id={id}"),
+                "text/plain",
+                b"x".to_vec(),
+                false,
+                422,
+                "wrong_type",
+                "field `message` of `support` is not a file",
+            ),
+            ("no field named", format!("id={id}"), "text/plain", b"x".to_vec(), false, 400, "missing_field", "?field="),
             (
                 "unknown subject",
                 format!("field=attachment&id={}", uuid::Uuid::new_v4()),
                 "text/plain",
                 b"x".to_vec(),
+                false,
                 404,
                 "unknown_subject",
+                "no such subject",
             ),
         ];
-        for (what, query, ct, bytes, status, code) in cases {
-            let r = app.upload(&site, &query, ct, &bytes).await;
-            assert_eq!((r.status, r.body["error"]["code"].as_str()), (status, Some(code)), "{what}: {}", r.body);
+        for (what, query, ct, bytes, chunked, status, code, says) in &cases {
+            let r = app.upload_at("support", &site, query, ct, bytes, *chunked).await;
+            assert_eq!((r.status, r.body["error"]["code"].as_str()), (*status, Some(*code)), "{what}: {}", r.body);
+            let message = r.body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(says), "{what}: {message}");
         }
-        assert_eq!(app.upload(&nosupport, &q, "text/plain", b"x").await.status, 403);
+        let denied = app.upload(&nosupport, &q, "text/plain", b"x").await;
+        assert_eq!((denied.status, denied.body["error"]["code"].as_str()), (403, Some("point_not_granted_to_key")));
         assert_eq!(app.count("objects").await, before, "no refused upload left a record");
+        assert_eq!(refused_uploads(&app).await, refused_before + cases.len() + 1, "every refusal is in the chain");
         // Denied downloads carry no data.
         let (status, denied) = app.download(&nosupport, &id, &object, "analytics").await;
         assert_eq!(status, 403);
@@ -663,9 +739,7 @@ async fn uploads_are_sealed_bounded_and_purpose_checked() {
         // On SQLite the objects live in the data directory: only ciphertext is there.
         let dir = app.stop().await;
         let stored = files_under(&dir.path().join("data/objects"));
-        if db.dir.is_some() {
-            assert_eq!(stored.len(), 2, "exactly the two accepted uploads are stored: {stored:?}");
-        }
+        assert_eq!(stored.len(), 2, "exactly the two accepted uploads are stored, nothing of the refused: {stored:?}");
         for f in stored {
             let bytes = std::fs::read(&f).unwrap();
             assert!(!bytes.windows(secret_line.len()).any(|w| w == secret_line), "plaintext in {}", f.display());

@@ -8,6 +8,7 @@ use axum::Router;
 use charter_core::audit::AuditEvent;
 use charter_core::collect::{self, Refusal};
 use charter_policy::model::FieldType;
+use charter_store::api_keys::ApiKey;
 use charter_store::vault::{CollectError, CollectionWrite, SubjectRecord};
 use charter_vault::{DataKey, IdentifierKind, KeyWrapper as _};
 use serde::Deserialize;
@@ -46,22 +47,17 @@ async fn collect(
     Json(body): Json<CollectBody>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let policy = &state.policy.policy;
-    if !policy.collection_points.contains_key(&point) {
-        return Err(ApiError::Missing("unknown_point", format!("collection point `{point}` is not in the policy")));
-    }
-    if !key.points.contains(&point) {
-        return Err(ApiError::Forbidden(
-            "point_not_granted_to_key",
-            format!("API key `{}` may not collect at `{point}`", key.name),
-        ));
+    if let Err(e) = point_for_key(&state, &key, &point) {
+        return Err(refused(&state, &key, &point, None, e).await);
     }
     let accepted = match collect::check(policy, &point, &body.fields, &body.consents, today_utc()) {
         Ok(c) => c,
         Err(refusals) => {
-            let codes: Vec<Value> = refusals.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect();
+            let audited: Vec<Value> = refusals.iter().map(|r| r.audit_detail(policy)).collect();
             let event = AuditEvent::new(&key.name, "data.collect", "refused")
-                .with_detail(&json!({ "point": point, "refusals": codes }));
+                .with_detail(&json!({ "point": point, "refusals": audited }));
             state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
+            let codes: Vec<Value> = refusals.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect();
             let first = refusals[0].clone();
             let code = match first {
                 Refusal::UnknownPoint { .. } => "unknown_point",
@@ -171,6 +167,42 @@ async fn collect(
         }
     }
     Err(ApiError::Internal(anyhow::anyhow!("collection kept racing for the same identifier")))
+}
+
+/// The point must be in the policy (404) and the key must hold it (403).
+pub(crate) fn point_for_key(state: &AppState, key: &ApiKey, point: &str) -> Result<(), ApiError> {
+    if !state.policy.policy.collection_points.contains_key(point) {
+        return Err(ApiError::Missing("unknown_point", format!("collection point `{point}` is not in the policy")));
+    }
+    if !key.points.iter().any(|p| p == point) {
+        return Err(ApiError::Forbidden(
+            "point_not_granted_to_key",
+            format!("API key `{}` may not collect at `{point}`", key.name),
+        ));
+    }
+    Ok(())
+}
+
+/// Records a refused collection in the audit chain and gives back the refusal. The entry
+/// names the point and field only when the policy declares them (for that point): a name
+/// the caller chose could be anything, personal data included.
+pub(crate) async fn refused(
+    state: &AppState,
+    key: &ApiKey,
+    point: &str,
+    field: Option<&str>,
+    error: ApiError,
+) -> ApiError {
+    let Some(code) = error.refusal_code() else { return error };
+    let declared = state.policy.policy.collection_points.get(point);
+    let field = field.filter(|f| declared.is_some_and(|p| p.fields.contains_key(*f)));
+    let refusal = json!({ "code": code, "field": field });
+    let event = AuditEvent::new(&key.name, "data.collect", "refused")
+        .with_detail(&json!({ "point": declared.map(|_| point), "refusals": [refusal] }));
+    match state.audit.append(event).await {
+        Ok(_) => error,
+        Err(e) => ApiError::Internal(e.into()),
+    }
 }
 
 /// What a collection stores of one field.

@@ -26,12 +26,13 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Query};
-use crate::routes::collect::{unwrap_key, Identifier};
+use crate::routes::collect::{point_for_key, refused, unwrap_key, Identifier};
 use crate::routes::subjects::{
     disclosures, read_view, require_key_purpose, require_purpose, subject_by_identifier, subject_from_id, subject_id,
     SubjectSelector,
 };
 use crate::state::AppState;
+use charter_store::api_keys::ApiKey;
 
 /// Upload and download routes.
 pub fn routes() -> Router<AppState> {
@@ -62,16 +63,28 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let policy = &state.policy.policy;
-    let Some(p) = policy.collection_points.get(&point) else {
-        return Err(ApiError::Missing("unknown_point", format!("collection point `{point}` is not in the policy")));
-    };
-    if !key.points.contains(&point) {
-        return Err(ApiError::Forbidden(
-            "point_not_granted_to_key",
-            format!("API key `{}` may not collect at `{point}`", key.name),
-        ));
+    let field = q.field.clone();
+    match receive(&state, &key, &point, q, &headers, body).await {
+        // A refusal for personal data found is already in the chain, with its findings.
+        Err(e) if e.refusal_code().is_some_and(|c| c != "personal_data_found") => {
+            Err(refused(&state, &key, &point, field.as_deref(), e).await)
+        }
+        other => other,
     }
+}
+
+async fn receive(
+    state: &AppState,
+    key: &ApiKey,
+    point: &str,
+    q: UploadQuery,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let policy = &state.policy.policy;
+    point_for_key(state, key, point)?;
+    let p = &policy.collection_points[point];
+    let point = point.to_owned();
     let field = q
         .field
         .clone()
@@ -116,10 +129,10 @@ async fn upload(
     }
     let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, q.id);
     let subject = match selector.identifier()? {
-        Identifier::Id(id) => subject_from_id(&state, &id).await?,
-        Identifier::Raw(kind, value) => subject_by_identifier(&state, kind, &value).await?,
+        Identifier::Id(id) => subject_from_id(state, &id).await?,
+        Identifier::Raw(kind, value) => subject_by_identifier(state, kind, &value).await?,
     };
-    let data_key = unwrap_key(&state, &subject)?;
+    let data_key = unwrap_key(state, &subject)?;
     let object_id = uuid::Uuid::new_v4().to_string();
     let location = format!("subjects/{}/{object_id}", subject.id);
     let path = ObjectPath::from(location.as_str());
