@@ -36,6 +36,14 @@ impl<T> fmt::Display for Personal<T> {
     }
 }
 
+/// Deserialises the value itself, so request types can hold personal data wrapped from
+/// the moment it is read.
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Personal<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +53,12 @@ mod tests {
         let p = Personal::new("ada@example.com".to_owned());
         assert_eq!(format!("{p:?} {p} {:?}", Some(&p)), "[redacted] [redacted] Some([redacted])");
         assert_eq!(p.expose(), "ada@example.com");
+    }
+
+    #[test]
+    fn deserialises_the_value_and_still_redacts_it() {
+        let p: Option<Personal<String>> = serde_json::from_str("\"ada@example.com\"").unwrap();
+        assert_eq!(format!("{p:?}"), "Some([redacted])");
+        assert_eq!(p.unwrap().into_inner(), "ada@example.com");
     }
 }

@@ -10,7 +10,7 @@ use charter_core::collect::{self, Refusal};
 use charter_policy::model::FieldType;
 use charter_store::api_keys::ApiKey;
 use charter_store::vault::{CollectError, CollectionWrite, SubjectRecord};
-use charter_vault::{DataKey, IdentifierKind, KeyWrapper as _};
+use charter_vault::{DataKey, IdentifierKind, KeyWrapper as _, Personal};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -75,7 +75,7 @@ async fn collect(
     };
     let identifier = body.subject.identifier()?;
     let blind = match &identifier {
-        Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value))),
+        Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value.expose()))),
         Identifier::Id(_) => None,
     };
     // Two collections for a new person can race; the loser finds the winner's subject on its second pass.
@@ -312,7 +312,7 @@ pub(crate) enum Identifier {
     /// By charter's opaque id.
     Id(String),
     /// By an identifier, as given (it is only ever blind-indexed).
-    Raw(IdentifierKind, String),
+    Raw(IdentifierKind, Personal<String>),
 }
 
 /// The subject's data key; a shredded subject has none.

@@ -15,7 +15,7 @@ use charter_core::audit::AuditEvent;
 use charter_policy::model::FieldType;
 use charter_store::api_keys::ApiKey;
 use charter_store::vault::{ReadView, SubjectRecord};
-use charter_vault::IdentifierKind;
+use charter_vault::{IdentifierKind, Personal};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -33,25 +33,28 @@ pub fn routes() -> Router<AppState> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubjectSelector {
-    email: Option<String>,
-    phone: Option<String>,
-    external_id: Option<String>,
+    email: Option<Personal<String>>,
+    phone: Option<Personal<String>>,
+    external_id: Option<Personal<String>>,
     id: Option<String>,
 }
 
 impl SubjectSelector {
     /// A selector from its parts.
     pub(crate) fn from_parts(
-        email: Option<String>,
-        phone: Option<String>,
-        external_id: Option<String>,
+        email: Option<Personal<String>>,
+        phone: Option<Personal<String>>,
+        external_id: Option<Personal<String>>,
         id: Option<String>,
     ) -> Self {
         Self { email, phone, external_id, id }
     }
 
     pub(crate) fn identifier(&self) -> Result<Identifier, ApiError> {
-        let given = [&self.email, &self.phone, &self.external_id, &self.id].iter().filter(|v| v.is_some()).count();
+        let given = [self.email.is_some(), self.phone.is_some(), self.external_id.is_some(), self.id.is_some()]
+            .into_iter()
+            .filter(|given| *given)
+            .count();
         if given != 1 {
             return Err(ApiError::Unprocessable(
                 "bad_subject",
@@ -138,9 +141,9 @@ pub(crate) async fn read_view(state: &AppState, id: &str, purpose: &str) -> Resu
 pub(crate) async fn subject_by_identifier(
     state: &AppState,
     kind: IdentifierKind,
-    value: &str,
+    value: &Personal<String>,
 ) -> Result<SubjectRecord, ApiError> {
-    let blind = state.keys.blind_indexer().index(kind, value);
+    let blind = state.keys.blind_indexer().index(kind, value.expose());
     state
         .store
         .subject_by_identifier(kind.as_str(), &blind)
@@ -164,9 +167,9 @@ pub(crate) fn require_purpose(state: &AppState, purpose: Option<String>) -> Resu
 struct LookupQuery {
     purpose: Option<String>,
     fields: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    external_id: Option<String>,
+    email: Option<Personal<String>>,
+    phone: Option<Personal<String>>,
+    external_id: Option<Personal<String>>,
 }
 
 async fn lookup(

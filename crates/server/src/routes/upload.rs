@@ -33,6 +33,7 @@ use crate::routes::subjects::{
 };
 use crate::state::AppState;
 use charter_store::api_keys::ApiKey;
+use charter_vault::Personal;
 
 /// Upload and download routes.
 pub fn routes() -> Router<AppState> {
@@ -46,9 +47,9 @@ pub fn routes() -> Router<AppState> {
 struct UploadQuery {
     field: Option<String>,
     id: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    external_id: Option<String>,
+    email: Option<Personal<String>>,
+    phone: Option<Personal<String>>,
+    external_id: Option<Personal<String>>,
 }
 
 fn internal(e: impl Into<anyhow::Error>) -> ApiError {
