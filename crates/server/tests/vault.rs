@@ -1050,3 +1050,44 @@ async fn no_new_subject_is_stored_under_a_retired_key_encryption_key() {
         app.stop().await;
     }
 }
+
+/// A phone number or an external id names a subject as an email does: the same person
+/// arriving with it at another point, written differently, is the same subject, and a
+/// lookup by it finds them; neither is stored in plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_and_external_id_name_the_same_subject_across_points() {
+    for db in backends("vault_phone_external_id").await {
+        let app = TestApp::spawn(&db).await;
+        let key = app.key("site", &["analytics", "support"], &["analytics", "support"]).await;
+        let page = |subject: Value| json!({ "subject": subject, "fields": { "page": "/docs" } });
+        let by_phone = app.collect(&key, "analytics", &page(json!({ "phone": "+1 (202) 555-0147" }))).await;
+        assert_eq!(by_phone.status, 201, "{}", by_phone.body);
+        let phone_id = by_phone.body["subject_id"].as_str().unwrap().to_owned();
+        let by_crm = app.collect(&key, "analytics", &page(json!({ "external_id": "crm-00042" }))).await;
+        let crm_id = by_crm.body["subject_id"].as_str().unwrap().to_owned();
+        assert_ne!(phone_id, crm_id);
+        let support = json!({
+            "subject": { "phone": "+12025550147" },
+            "fields": { "name": NAME, "email": EMAIL, "message": "Where are the docs?" }
+        });
+        let again = app.collect(&key, "support", &support).await;
+        assert_eq!(again.body["subject_id"], phone_id.as_str(), "the same phone, written differently: {}", again.body);
+        let lookup = |query: &str| {
+            let path = format!("/v1/subjects/lookup?{query}");
+            let (app, key) = (&app, &key);
+            async move { app.raw("GET", &path, Some(key), None).await }
+        };
+        let found = lookup("phone=%2B1%20202%20555%200147&purpose=support&fields=message").await;
+        assert_eq!((found.status, found.body["subject_id"].as_str()), (200, Some(phone_id.as_str())), "{}", found.body);
+        assert_eq!(found.body["fields"]["message"], "Where are the docs?");
+        let found = lookup("external_id=crm-00042&purpose=analytics").await;
+        assert_eq!((found.status, found.body["subject_id"].as_str()), (200, Some(crm_id.as_str())), "{}", found.body);
+        assert_eq!(found.body["fields"]["page"], "/docs");
+        // External ids are compared exactly; a phone without its country prefix is another number.
+        assert_eq!(lookup("external_id=CRM-00042&purpose=analytics").await.status, 404);
+        assert_eq!(lookup("phone=2025550147&purpose=analytics").await.status, 404);
+        assert_eq!(app.count("subjects").await, 2);
+        assert_no_plaintext(&app, &db, &["2025550147", "202) 555", "crm-00042", "Where are the docs"]).await;
+        app.stop().await;
+    }
+}
