@@ -434,11 +434,17 @@ async fn assert_no_plaintext(app: &TestApp, db: &TestDb, seeded: &[&str]) {
     assert_absent(app, db, &needles).await;
 }
 
-/// None of `needles` is anywhere in the database: in any file of a SQLite database (WAL,
+/// None of `needles` is in the logs or anywhere in the database: in any file of a SQLite database (WAL,
 /// free pages and the audit file included), or in any row of any table of a PostgreSQL
 /// database (as text, and bytea as hex).
 async fn assert_absent(app: &TestApp, db: &TestDb, needles: &[&[u8]]) {
     let hex_of = |s: &[u8]| s.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    // Nor in anything logged, at debug level, so far.
+    let logged = common::logs();
+    assert!(logged.windows(b"serving".len()).any(|w| w == b"serving"), "the logs are captured");
+    for s in needles {
+        assert!(!logged.windows(s.len()).any(|w| w == *s), "{:?} in the logs", String::from_utf8_lossy(s));
+    }
     match db.path() {
         Some(dir) => {
             let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();

@@ -29,6 +29,7 @@ impl TestApp {
 
     /// Spawns the application with the policy in `policy_text`.
     pub async fn spawn_with_policy(db: &TestDb, policy_text: &str) -> Self {
+        capture_logs();
         let dir = tempfile::tempdir().unwrap();
         let policy = charter_policy::load("test-policy.toml", policy_text).unwrap();
         let app = Application::build(Settings {
@@ -107,4 +108,37 @@ pub async fn backends(test: &str) -> Vec<TestDb> {
     let mut dbs = vec![TestDb::sqlite()];
     dbs.extend(TestDb::postgres(test).await);
     dbs
+}
+
+/// Everything logged in this test process, kept so tests can scan it for personal data.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends every log line of the process, at debug level and below, to [`logs`].
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(|| LogSink)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// What the application has logged so far in this process.
+pub fn logs() -> Vec<u8> {
+    LOGS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
