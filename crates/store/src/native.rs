@@ -37,7 +37,6 @@ fn open(file: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     conn.busy_handler(Some(retry_busy))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.set_prepared_statement_cache_capacity(80);
     Ok(conn)
 }
@@ -165,6 +164,8 @@ impl Direct {
             Some(c) => c,
             None => {
                 let c = open(&self.file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+                // As on the pool's connections: a shred's bytes are zeroed where they were.
+                c.pragma_update(None, "secure_delete", "ON")?;
                 c.pragma_update(None, "query_only", query_only)?;
                 c
             }
