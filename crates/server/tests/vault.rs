@@ -499,33 +499,11 @@ async fn swapped_ciphertext_does_not_open() {
             .unwrap()
             .to_owned();
         // Move A's sealed email into B's row, and A's name into A's email field.
-        let sealed: Vec<u8> =
-            sqlx::query_scalar("SELECT sealed FROM field_values WHERE subject_id = $1 AND field = 'email'")
-                .bind(&a)
-                .fetch_one(app.state.store.pool())
-                .await
-                .unwrap();
-        sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = 'email'")
-            .bind(sealed)
-            .bind(&b)
-            .execute(app.state.store.pool())
-            .await
-            .unwrap();
+        move_sealed(&app, (&a, "email"), (&b, "email")).await;
         let r = app.read(&site, &b, "purpose=registration&fields=email").await;
         assert_eq!(r.status, 500, "a moved ciphertext fails to open: {}", r.body);
         assert!(!r.body.to_string().contains("a@one.example"));
-        let name: Vec<u8> =
-            sqlx::query_scalar("SELECT sealed FROM field_values WHERE subject_id = $1 AND field = 'name'")
-                .bind(&a)
-                .fetch_one(app.state.store.pool())
-                .await
-                .unwrap();
-        sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = 'email'")
-            .bind(name)
-            .bind(&a)
-            .execute(app.state.store.pool())
-            .await
-            .unwrap();
+        move_sealed(&app, (&a, "name"), (&a, "email")).await;
         assert_eq!(app.read(&site, &a, "purpose=registration&fields=email").await.status, 500);
         assert_eq!(
             app.read(&site, &a, "purpose=registration&fields=name").await.status,
@@ -534,6 +512,24 @@ async fn swapped_ciphertext_does_not_open() {
         );
         app.stop().await;
     }
+}
+
+/// Copies the sealed value of `from` (subject, field) over that of `to`, as someone with
+/// write access to the database could.
+async fn move_sealed(app: &TestApp, from: (&str, &str), to: (&str, &str)) {
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM field_values WHERE subject_id = $1 AND field = $2")
+        .bind(from.0)
+        .bind(from.1)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = $3")
+        .bind(sealed)
+        .bind(to.0)
+        .bind(to.1)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
 }
 
 impl TestApp {
