@@ -751,59 +751,62 @@ async fn uploads_are_sealed_bounded_and_purpose_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_scanned_as_the_point_says() {
-    let db = TestDb::sqlite();
-    let line = "Please reach me at grace.hopper@cobol.example or +1 202 555 0147 about the bug.\n";
-    let content: String = line.repeat(40_000); // about 3.3 MB: several scan windows
-    for action in ["record", "anonymise", "reject"] {
-        let policy = charter_policy::TENSOROPERA.replacen(
-            "scan = \"record\" # P08: findings",
-            &format!("scan = \"{action}\" # P08: findings"),
-            1,
-        );
-        let app = TestApp::spawn_with_policy(&db, &policy).await;
-        let site = app.key(&format!("site-{action}"), &["support"], &["support"]).await;
-        let body =
-            json!({ "subject": { "email": EMAIL }, "fields": { "name": NAME, "email": EMAIL, "message": "hello" } });
-        let id = app.collect(&site, "support", &body).await.body["subject_id"].as_str().unwrap().to_owned();
-        let before = app.count("objects").await;
-        let r = app.upload(&site, &format!("field=attachment&id={id}"), "text/plain", content.as_bytes()).await;
-        let last: String = sqlx::query_scalar("SELECT detail FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_one(app.state.store.pool())
-            .await
-            .unwrap();
-        assert!(!last.contains("grace.hopper"), "{action}: the audit holds types and counts only: {last}");
-        match action {
-            "record" => {
-                assert_eq!(r.status, 201, "{}", r.body);
-                let object = r.body["object_id"].as_str().unwrap();
-                let (_, back) = app.download(&site, &id, object, "support").await;
-                assert!(back == content.as_bytes(), "recorded uploads are stored as sent");
-                assert!(last.contains("\"EMAIL_ADDRESS\":40000") && last.contains("\"PHONE_NUMBER\":40000"), "{last}");
+    for db in backends("vault_upload_scans").await {
+        let line = "Please reach me at grace.hopper@cobol.example or +1 202 555 0147 about the bug.\n";
+        let content: String = line.repeat(40_000); // about 3.3 MB: several scan windows
+        for action in ["record", "anonymise", "reject"] {
+            let policy = charter_policy::TENSOROPERA.replacen(
+                "scan = \"record\" # P08: findings",
+                &format!("scan = \"{action}\" # P08: findings"),
+                1,
+            );
+            let app = TestApp::spawn_with_policy(&db, &policy).await;
+            let site = app.key(&format!("site-{action}"), &["support"], &["support"]).await;
+            let body = json!({ "subject": { "email": EMAIL }, "fields": { "name": NAME, "email": EMAIL, "message": "hello" } });
+            let id = app.collect(&site, "support", &body).await.body["subject_id"].as_str().unwrap().to_owned();
+            let before = app.count("objects").await;
+            let r = app.upload(&site, &format!("field=attachment&id={id}"), "text/plain", content.as_bytes()).await;
+            let last: String = sqlx::query_scalar("SELECT detail FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_one(app.state.store.pool())
+                .await
+                .unwrap();
+            assert!(!last.contains("grace.hopper"), "{action}: the audit holds types and counts only: {last}");
+            match action {
+                "record" => {
+                    assert_eq!(r.status, 201, "{}", r.body);
+                    let object = r.body["object_id"].as_str().unwrap();
+                    let (_, back) = app.download(&site, &id, object, "support").await;
+                    assert!(back == content.as_bytes(), "recorded uploads are stored as sent");
+                    assert!(
+                        last.contains("\"EMAIL_ADDRESS\":40000") && last.contains("\"PHONE_NUMBER\":40000"),
+                        "{last}"
+                    );
+                }
+                "anonymise" => {
+                    assert_eq!(r.status, 201, "{}", r.body);
+                    let object = r.body["object_id"].as_str().unwrap();
+                    let (_, back) = app.download(&site, &id, object, "support").await;
+                    let back = String::from_utf8(back).unwrap();
+                    assert_eq!(
+                        back,
+                        "Please reach me at <EMAIL_ADDRESS> or <PHONE_NUMBER> about the bug.\n".repeat(40_000)
+                    );
+                    assert_eq!(r.body["size"], back.len(), "the stored size is the anonymised size");
+                }
+                _ => {
+                    assert_eq!(
+                        (r.status, r.body["error"]["code"].as_str()),
+                        (422, Some("personal_data_found")),
+                        "{}",
+                        r.body
+                    );
+                    assert!(!r.body.to_string().contains("grace.hopper"));
+                    assert_eq!(app.count("objects").await, before, "nothing stored");
+                    assert!(last.contains("\"refused\"") || last.contains("reject"), "{last}");
+                }
             }
-            "anonymise" => {
-                assert_eq!(r.status, 201, "{}", r.body);
-                let object = r.body["object_id"].as_str().unwrap();
-                let (_, back) = app.download(&site, &id, object, "support").await;
-                let back = String::from_utf8(back).unwrap();
-                assert_eq!(
-                    back,
-                    "Please reach me at <EMAIL_ADDRESS> or <PHONE_NUMBER> about the bug.\n".repeat(40_000)
-                );
-                assert_eq!(r.body["size"], back.len(), "the stored size is the anonymised size");
-            }
-            _ => {
-                assert_eq!(
-                    (r.status, r.body["error"]["code"].as_str()),
-                    (422, Some("personal_data_found")),
-                    "{}",
-                    r.body
-                );
-                assert!(!r.body.to_string().contains("grace.hopper"));
-                assert_eq!(app.count("objects").await, before, "nothing stored");
-                assert!(last.contains("\"refused\"") || last.contains("reject"), "{last}");
-            }
+            app.stop().await;
         }
-        app.stop().await;
     }
 }
 
