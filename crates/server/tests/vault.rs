@@ -251,6 +251,23 @@ async fn bad_input_is_refused_precisely_and_stores_nothing() {
             assert!(!all.contains(chosen), "{chosen} in the audit chain: {all}");
         }
         assert!(all.contains("\"purpose\":\"surveys\""), "a declared purpose is named: {all}");
+        // Alike refusals are one item with a count: many undeclared fields make one short entry.
+        let mut many = ok.clone();
+        for i in 0..500 {
+            many["fields"][format!("extra_{i}")] = json!(1);
+        }
+        let r = app.collect(&key, "signup", &many).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("undeclared_field")));
+        let last: String = sqlx::query_scalar("SELECT detail FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+        let last: Value = serde_json::from_str(&last).unwrap();
+        assert_eq!(
+            last["refusals"],
+            json!([{ "code": "undeclared_field", "point": "signup", "count": 500 }]),
+            "{last}"
+        );
         ok = signup(EMAIL);
         assert_eq!(app.collect(&key, "signup", &ok).await.status, 201);
         app.stop().await;
@@ -1043,6 +1060,8 @@ async fn no_new_subject_is_stored_under_a_retired_key_encryption_key() {
         let (subjects, fields) = (app.count("subjects").await, app.count("field_values").await);
         let r = app.collect(&site, "signup", &signup("someone.new@analytical.example")).await;
         assert_eq!((r.status, r.body["error"]["code"].as_str()), (500, Some("internal")), "{}", r.body);
+        let logged = String::from_utf8_lossy(&common::logs()).into_owned();
+        assert!(logged.contains("key-encryption key version 1 was retired by a key rotation"), "the cause is logged");
         assert_eq!(
             (app.count("subjects").await, app.count("field_values").await),
             (subjects, fields),

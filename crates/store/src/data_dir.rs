@@ -35,41 +35,64 @@ pub struct DataDir {
 /// Released when dropped (or when the process ends, however it ends).
 #[derive(Debug)]
 pub struct DirLock {
-    file: std::fs::File,
+    /// `None` where the folder cannot be locked (a read-only copy without the lock file,
+    /// a file system without `flock`): such a hold only inspects, it never rotates.
+    file: Option<std::fs::File>,
     root: PathBuf,
 }
 
 impl DirLock {
-    /// A shared hold on `root`'s lock; refused while a key rotation holds it.
+    /// A shared hold on `root`'s lock; refused while a key rotation holds it. A folder that
+    /// cannot be locked at all (read-only, or no `flock`) is used without one, with a
+    /// warning: only a rotation needs the lock to be real, and it refuses without one.
     fn shared(root: &Path) -> anyhow::Result<Self> {
         let path = root.join("charter.lock");
-        let file = std::fs::OpenOptions::new()
+        let opened = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+            .or_else(|_| std::fs::File::open(&path));
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "cannot open the data directory's lock file; going on without it");
+                return Ok(Self { file: None, root: root.to_owned() });
+            }
+        };
         match file.try_lock_shared() {
-            Ok(()) => Ok(Self { file, root: root.to_owned() }),
+            Ok(()) => Ok(Self { file: Some(file), root: root.to_owned() }),
             Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
                 "a key rotation is running on data directory {}; try again when it has finished",
                 root.display()
             ),
-            Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::warn!(error = %e, path = %path.display(), "cannot lock the data directory; going on without the lock");
+                Ok(Self { file: None, root: root.to_owned() })
+            }
         }
     }
 
     /// Makes this hold exclusive: refused while any other process (a running `charter
-    /// serve` above all) uses the folder.
+    /// serve` above all) uses the folder. A refused upgrade takes the shared hold back
+    /// (`flock` gives it up while it tries), so the process still holds what it held.
     pub fn exclusive(&self, why: &str) -> anyhow::Result<()> {
-        match self.file.try_lock() {
+        let path = self.root.join("charter.lock");
+        let Some(file) = &self.file else {
+            anyhow::bail!("cannot lock {}, so cannot tell whether a server is using the folder: {why}", path.display())
+        };
+        match file.try_lock() {
             Ok(()) => Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-                "another charter process (a running `charter serve`?) is using data directory {}; stop it first: {why}",
-                self.root.display()
-            ),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let _ = file.try_lock_shared();
+                anyhow::bail!(
+                    "another charter process (a running `charter serve`?) is using data directory {}; stop it first: {why}",
+                    self.root.display()
+                )
+            }
             Err(std::fs::TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("cannot lock {}", self.root.join("charter.lock").display()))
+                let _ = file.try_lock_shared();
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
             }
         }
     }

@@ -424,31 +424,52 @@ impl Store {
 
     /// On SQLite, copies the WAL back into the database file and truncates it, so the page
     /// images from before a shred (with the wrapped key and ciphertext) leave the disk:
-    /// `secure_delete` has already zeroed them in the pages that replace them. A checkpoint
-    /// that readers keep from finishing is retried a few times; when it still cannot
-    /// finish, the old frames stay until a later checkpoint and a warning says so.
-    /// PostgreSQL keeps old row versions until vacuumed, and WAL segments and backups as
-    /// configured: there, a wrapped key outlives the shred until its key-encryption key
-    /// is retired by `charter keys rotate`.
+    /// `secure_delete` has already zeroed them in the pages that replace them. The
+    /// checkpoint waits for readers on older snapshots while it holds writers off, so it
+    /// waits 50 ms at a time, at most 20 times, rather than the connection's 10 s; when
+    /// readers still keep it from finishing, the old frames stay until a later checkpoint
+    /// overwrites them, and a warning says so. PostgreSQL keeps old row versions until
+    /// vacuumed, and WAL segments and backups as configured: there, a wrapped key outlives
+    /// the shred until its key-encryption key is retired by `charter keys rotate`.
     async fn purge_wal(&self) {
         if self.backend() != crate::Backend::Sqlite {
             return;
         }
+        let mut conn = match self.pool().acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot checkpoint the WAL after a shred");
+                return;
+            }
+        };
+        let _ = sqlx::query("PRAGMA busy_timeout = 50").execute(&mut *conn).await;
+        let mut finished = false;
         for _ in 0..20 {
             // (busy, frames in the WAL, frames checkpointed): busy = 0 when it finished.
             match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA main.wal_checkpoint(TRUNCATE)")
-                .fetch_one(self.pool())
+                .fetch_one(&mut *conn)
                 .await
             {
-                Ok((0, _, _)) => return,
+                Ok((0, _, _)) => {
+                    finished = true;
+                    break;
+                }
                 Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot checkpoint the WAL after a shred");
-                    return;
+                    break;
                 }
             }
         }
-        tracing::warn!("the WAL still holds pages from before a shred: readers kept the checkpoint from finishing");
+        if sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await.is_err() {
+            // A connection left with the short timeout would fail writes early: drop it.
+            let _ = conn.detach();
+        }
+        if !finished {
+            tracing::warn!(
+                "the WAL may still hold pages from before a shred: readers kept the checkpoint from finishing"
+            );
+        }
     }
 
     /// Every wrapped data key, for rewrapping under a new key-encryption key.

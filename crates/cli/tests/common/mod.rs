@@ -78,6 +78,16 @@ impl Server {
     }
 }
 
+/// A server left running by a failed test is stopped with it.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A plain HTTP/1.1 response.
 pub struct Response {
     pub status: u16,

@@ -53,7 +53,25 @@ async fn collect(
     let accepted = match collect::check(policy, &point, &body.fields, &body.consents, today_utc()) {
         Ok(c) => c,
         Err(refusals) => {
-            let audited: Vec<Value> = refusals.iter().map(|r| r.audit_detail(policy)).collect();
+            // Alike refusals once each, with how many there were: a body of many undeclared
+            // fields makes one short entry, not one per field in the permanent chain.
+            let mut audited: Vec<(Value, usize)> = Vec::new();
+            for r in &refusals {
+                let detail = r.audit_detail(policy);
+                match audited.iter_mut().find(|(d, _)| *d == detail) {
+                    Some((_, n)) => *n += 1,
+                    None => audited.push((detail, 1)),
+                }
+            }
+            let audited: Vec<Value> = audited
+                .into_iter()
+                .map(|(mut d, n)| {
+                    if let (Some(map), true) = (d.as_object_mut(), n > 1) {
+                        map.insert("count".into(), n.into());
+                    }
+                    d
+                })
+                .collect();
             let event = AuditEvent::new(&key.name, "data.collect", "refused")
                 .with_detail(&json!({ "point": point, "refusals": audited }));
             state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
