@@ -141,3 +141,28 @@ fn restrict(root: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotation_needs_the_folder_to_itself_and_a_refused_one_keeps_its_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = DirLock::shared(dir.path()).unwrap();
+        let rotation = DirLock::shared(dir.path()).unwrap();
+        let refused = rotation.exclusive("testing").unwrap_err().to_string();
+        assert!(refused.contains("stop it first: testing"), "{refused}");
+        drop(server);
+        // The refused upgrade took its shared hold back: nobody else can go exclusive.
+        let other = DirLock::shared(dir.path()).unwrap();
+        assert!(other.exclusive("testing").is_err(), "the refused rotation still holds its share");
+        drop(other);
+        rotation.exclusive("testing").unwrap();
+        // While it is exclusive, no process can start using the folder.
+        let late = DirLock::shared(dir.path()).unwrap_err().to_string();
+        assert!(late.contains("a key rotation is running"), "{late}");
+        drop(rotation);
+        DirLock::shared(dir.path()).unwrap();
+    }
+}
