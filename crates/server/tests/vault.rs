@@ -848,6 +848,21 @@ async fn the_same_person_arriving_many_times_at_once_is_one_subject() {
         assert_eq!(app.count("subjects").await, 1);
         assert_eq!(app.count("subject_identifiers").await, 1);
         assert_eq!(app.count("field_values").await, 4);
+        // Each collection's entry precedes its write; a write that lost the race for the
+        // identifier is followed by an entry saying so, and its retry has an entry of its own.
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT seq, result, detail FROM audit_log WHERE action = 'data.collect' ORDER BY seq")
+                .fetch_all(app.state.store.pool())
+                .await
+                .unwrap();
+        let ok: Vec<i64> = rows.iter().filter(|r| r.1 == "ok").map(|r| r.0).collect();
+        let failed: Vec<Value> =
+            rows.iter().filter(|r| r.1 == "failed").map(|r| serde_json::from_str(&r.2).unwrap()).collect();
+        assert_eq!(ok.len() - failed.len(), 12, "{rows:?}");
+        for f in &failed {
+            assert_eq!(f["reason"], "identifier_race", "{f}");
+            assert!(ok.contains(&f["entry"].as_i64().unwrap()), "{f}");
+        }
     }
 }
 
@@ -1062,6 +1077,16 @@ async fn no_new_subject_is_stored_under_a_retired_key_encryption_key() {
         assert_eq!((r.status, r.body["error"]["code"].as_str()), (500, Some("internal")), "{}", r.body);
         let logged = String::from_utf8_lossy(&common::logs()).into_owned();
         assert!(logged.contains("key-encryption key version 1 was retired by a key rotation"), "the cause is logged");
+        // The collection's entry came first, as it always does, and the next one says it failed.
+        let last: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, result, detail FROM audit_log WHERE action = 'data.collect' ORDER BY seq DESC LIMIT 2",
+        )
+        .fetch_all(app.state.store.pool())
+        .await
+        .unwrap();
+        assert_eq!((last[1].1.as_str(), last[0].1.as_str()), ("ok", "failed"), "{last:?}");
+        let failed: Value = serde_json::from_str(&last[0].2).unwrap();
+        assert_eq!((failed["entry"].as_i64(), failed["reason"].as_str()), (Some(last[1].0), Some("kek_retired")));
         assert_eq!(
             (app.count("subjects").await, app.count("field_values").await),
             (subjects, fields),

@@ -165,20 +165,33 @@ async fn collect(
             consents: accepted.consents.clone(),
             at_us: charter_store::now_us(),
         };
-        match state.store.write_collection(&write).await {
-            Ok(()) => {
-                let named = |verified: bool| -> Vec<&str> {
-                    accepted.fields.iter().filter(|f| f.verify == verified).map(|f| f.field).collect()
-                };
-                let (names, verified) = (named(false), named(true));
-                let consents: Vec<Value> =
-                    accepted.consents.iter().map(|(p, g)| json!({ "purpose": p, "given": g })).collect();
-                let mut event = AuditEvent::new(&key.name, "data.collect", "ok")
-                    .with_detail(&json!({ "point": point, "fields": names, "verified": verified, "consents": consents, "new_subject": new_wrapped.is_some() }));
-                event.subject = Some(subject.clone());
-                state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
-                return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject }))));
-            }
+        // The entry is in the chain before the data is stored, as a read's is before data
+        // leaves: a failure or crash in between leaves an entry for a collection that did
+        // not happen (followed, when the write fails, by one saying so), never stored
+        // personal data without its entry.
+        let named = |verified: bool| -> Vec<&str> {
+            accepted.fields.iter().filter(|f| f.verify == verified).map(|f| f.field).collect()
+        };
+        let (names, verified) = (named(false), named(true));
+        let consents: Vec<Value> = accepted.consents.iter().map(|(p, g)| json!({ "purpose": p, "given": g })).collect();
+        let mut event = AuditEvent::new(&key.name, "data.collect", "ok")
+            .with_detail(&json!({ "point": point, "fields": names, "verified": verified, "consents": consents, "new_subject": new_wrapped.is_some() }));
+        event.subject = Some(subject.clone());
+        let entry = state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
+        let outcome = state.store.write_collection(&write).await;
+        if let Err(e) = &outcome {
+            let reason = match e {
+                CollectError::IdentifierRace => "identifier_race",
+                CollectError::KekRetired(_) => "kek_retired",
+                CollectError::Db(_) => "database_error",
+            };
+            let mut failed = AuditEvent::new(&key.name, "data.collect", "failed")
+                .with_detail(&json!({ "point": point, "entry": entry, "reason": reason }));
+            failed.subject = Some(subject.clone());
+            state.audit.append(failed).await.map_err(|e| ApiError::Internal(e.into()))?;
+        }
+        match outcome {
+            Ok(()) => return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject })))),
             Err(CollectError::IdentifierRace) => continue,
             Err(e @ CollectError::KekRetired(_)) => return Err(ApiError::Internal(e.into())),
             Err(CollectError::Db(e)) => return Err(ApiError::Internal(e.into())),

@@ -226,20 +226,36 @@ async fn receive(
         location,
         collected_at_us: charter_store::now_us(),
     };
-    if let Err(e) = state.store.insert_object(&record).await {
-        let _ = state.objects.delete(&path).await;
-        return Err(internal(e));
-    }
     let scan = scanner_counts.map(|(action, counts)| {
         let findings: serde_json::Map<String, Value> =
             counts.iter().map(|(k, n)| (k.name().to_owned(), json!(n))).collect();
         json!({ "action": action_name(action), "findings": findings })
     });
+    // In the chain before the object is recorded (its sealed bytes are stored, but nothing
+    // points at them yet): a failure in between leaves an entry followed by one saying the
+    // collection failed, never a recorded upload without its entry.
+    // The content type as the policy declares it; a point that declares none takes any, and
+    // then the caller's text is not one for the permanent chain.
+    let declared_type = decl.content_types.contains(&content_type).then_some(content_type.as_str());
     let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&json!({
-        "point": point, "fields": [field], "object": object_id, "size": stored, "content_type": content_type, "scan": scan
+        "point": point, "fields": [field], "object": object_id, "size": stored, "content_type": declared_type, "scan": scan
     }));
     event.subject = Some(subject.id.clone());
-    state.audit.append(event).await.map_err(internal)?;
+    let entry = match state.audit.append(event).await {
+        Ok(seq) => seq,
+        Err(e) => {
+            let _ = state.objects.delete(&path).await;
+            return Err(internal(e));
+        }
+    };
+    if let Err(e) = state.store.insert_object(&record).await {
+        let _ = state.objects.delete(&path).await;
+        let mut failed = AuditEvent::new(&key.name, "data.collect", "failed")
+            .with_detail(&json!({ "point": point, "entry": entry, "reason": "database_error" }));
+        failed.subject = Some(subject.id.clone());
+        state.audit.append(failed).await.map_err(internal)?;
+        return Err(internal(e));
+    }
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({ "subject_id": subject.id, "object_id": object_id, "size": stored, "received": size })),
