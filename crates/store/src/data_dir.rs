@@ -42,10 +42,12 @@ pub struct DirLock {
 }
 
 impl DirLock {
-    /// A shared hold on `root`'s lock; refused while a key rotation holds it. A folder that
-    /// cannot be locked at all (read-only, or no `flock`) is used without one, with a
-    /// warning: only a rotation needs the lock to be real, and it refuses without one.
-    fn shared(root: &Path) -> anyhow::Result<Self> {
+    /// A shared hold on `root`'s lock; refused while a key rotation holds it. Where the
+    /// folder cannot be locked at all (read-only, or no `flock`), a `lenient` hold (for
+    /// commands that inspect) goes on without one, with a warning, and a strict one (a
+    /// server, or anything that may create subjects) is refused: only a lock makes a
+    /// rotation beside it impossible.
+    fn shared(root: &Path, lenient: bool) -> anyhow::Result<Self> {
         let path = root.join("charter.lock");
         let opened = std::fs::OpenOptions::new()
             .create(true)
@@ -55,10 +57,11 @@ impl DirLock {
             .or_else(|_| std::fs::File::open(&path));
         let file = match opened {
             Ok(f) => f,
-            Err(e) => {
+            Err(e) if lenient => {
                 tracing::warn!(error = %e, path = %path.display(), "cannot open the data directory's lock file; going on without it");
                 return Ok(Self { file: None, root: root.to_owned() });
             }
+            Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
         };
         match file.try_lock_shared() {
             Ok(()) => Ok(Self { file: Some(file), root: root.to_owned() }),
@@ -66,10 +69,11 @@ impl DirLock {
                 "a key rotation is running on data directory {}; try again when it has finished",
                 root.display()
             ),
-            Err(std::fs::TryLockError::Error(e)) => {
+            Err(std::fs::TryLockError::Error(e)) if lenient => {
                 tracing::warn!(error = %e, path = %path.display(), "cannot lock the data directory; going on without the lock");
                 Ok(Self { file: None, root: root.to_owned() })
             }
+            Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
         }
     }
 
@@ -105,7 +109,7 @@ impl DataDir {
         std::fs::create_dir_all(root.join("objects"))
             .with_context(|| format!("cannot create data directory {}", root.display()))?;
         restrict(root)?;
-        let lock = DirLock::shared(root)?;
+        let lock = DirLock::shared(root, false)?;
         let keys = KeyFile::load_or_create(&root.join("keys.json"))?;
         Self::connect(root, keys, database_url, lock).await
     }
@@ -119,7 +123,7 @@ impl DataDir {
             "no charter data directory at {} (its key file keys.json is missing); pass --data-dir",
             root.display()
         );
-        let lock = DirLock::shared(root)?;
+        let lock = DirLock::shared(root, true)?;
         let keys = KeyFile::load(&key_path)?;
         Self::connect(root, keys, database_url, lock).await
     }
@@ -149,20 +153,20 @@ mod tests {
     #[test]
     fn a_rotation_needs_the_folder_to_itself_and_a_refused_one_keeps_its_hold() {
         let dir = tempfile::tempdir().unwrap();
-        let server = DirLock::shared(dir.path()).unwrap();
-        let rotation = DirLock::shared(dir.path()).unwrap();
+        let server = DirLock::shared(dir.path(), false).unwrap();
+        let rotation = DirLock::shared(dir.path(), false).unwrap();
         let refused = rotation.exclusive("testing").unwrap_err().to_string();
         assert!(refused.contains("stop it first: testing"), "{refused}");
         drop(server);
         // The refused upgrade took its shared hold back: nobody else can go exclusive.
-        let other = DirLock::shared(dir.path()).unwrap();
+        let other = DirLock::shared(dir.path(), false).unwrap();
         assert!(other.exclusive("testing").is_err(), "the refused rotation still holds its share");
         drop(other);
         rotation.exclusive("testing").unwrap();
         // While it is exclusive, no process can start using the folder.
-        let late = DirLock::shared(dir.path()).unwrap_err().to_string();
+        let late = DirLock::shared(dir.path(), false).unwrap_err().to_string();
         assert!(late.contains("a key rotation is running"), "{late}");
         drop(rotation);
-        DirLock::shared(dir.path()).unwrap();
+        DirLock::shared(dir.path(), false).unwrap();
     }
 }

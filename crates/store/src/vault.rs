@@ -442,7 +442,13 @@ impl Store {
                 return;
             }
         };
-        let _ = sqlx::query("PRAGMA busy_timeout = 50").execute(&mut *conn).await;
+        // This connection waits briefly from here on, so it is closed afterwards (however this
+        // ends) rather than going back to the pool.
+        conn.close_on_drop();
+        if let Err(e) = sqlx::query("PRAGMA busy_timeout = 50").execute(&mut *conn).await {
+            tracing::warn!(error = %e, "cannot checkpoint the WAL after a shred");
+            return;
+        }
         let mut finished = false;
         for _ in 0..20 {
             // (busy, frames in the WAL, frames checkpointed): busy = 0 when it finished.
@@ -460,10 +466,6 @@ impl Store {
                     break;
                 }
             }
-        }
-        if sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await.is_err() {
-            // A connection left with the short timeout would fail writes early: drop it.
-            let _ = conn.detach();
         }
         if !finished {
             tracing::warn!(

@@ -10,7 +10,7 @@ use charter_core::collect::{self, Refusal};
 use charter_policy::model::FieldType;
 use charter_store::api_keys::ApiKey;
 use charter_store::vault::{CollectError, CollectionWrite, SubjectRecord};
-use charter_vault::{DataKey, IdentifierKind, KeyWrapper as _, Personal};
+use charter_vault::{DataKey, IdentifierKind, KeyWrapper as _, Personal, WrappedKey};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -153,22 +153,22 @@ async fn collect(
                     Stored::Hash(hash) => hash,
                     Stored::Nothing => return None,
                 };
-                Some((f.field, f.category, cipher.seal(&subject, f.field, f.category, value.as_bytes())))
+                Some((
+                    f.field.to_owned(),
+                    f.category.to_owned(),
+                    cipher.seal(&subject, f.field, f.category, value.as_bytes()),
+                ))
             })
             .collect();
-        let write = CollectionWrite {
-            subject_id: &subject,
-            new_subject: new_wrapped.as_ref(),
+        let write = OwnedWrite {
+            subject_id: subject.clone(),
+            new_subject: new_wrapped.clone(),
             identifier: blind.as_ref().map(|(kind, b)| (kind.as_str(), *b)),
-            point: &point,
+            point: point.clone(),
             fields,
-            consents: accepted.consents.clone(),
+            consents: accepted.consents.iter().map(|(p, g)| ((*p).to_owned(), *g)).collect(),
             at_us: charter_store::now_us(),
         };
-        // The entry is in the chain before the data is stored, as a read's is before data
-        // leaves: a failure or crash in between leaves an entry for a collection that did
-        // not happen (followed, when the write fails, by one saying so), never stored
-        // personal data without its entry.
         let named = |verified: bool| -> Vec<&str> {
             accepted.fields.iter().filter(|f| f.verify == verified).map(|f| f.field).collect()
         };
@@ -177,19 +177,7 @@ async fn collect(
         let mut event = AuditEvent::new(&key.name, "data.collect", "ok")
             .with_detail(&json!({ "point": point, "fields": names, "verified": verified, "consents": consents, "new_subject": new_wrapped.is_some() }));
         event.subject = Some(subject.clone());
-        let entry = state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
-        let outcome = state.store.write_collection(&write).await;
-        if let Err(e) = &outcome {
-            let reason = match e {
-                CollectError::IdentifierRace => "identifier_race",
-                CollectError::KekRetired(_) => "kek_retired",
-                CollectError::Db(_) => "database_error",
-            };
-            let mut failed = AuditEvent::new(&key.name, "data.collect", "failed")
-                .with_detail(&json!({ "point": point, "entry": entry, "reason": reason }));
-            failed.subject = Some(subject.clone());
-            state.audit.append(failed).await.map_err(|e| ApiError::Internal(e.into()))?;
-        }
+        let outcome = record_then_write(&state, &key.name, event, write).await?;
         match outcome {
             Ok(()) => return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject })))),
             Err(CollectError::IdentifierRace) => continue,
@@ -198,6 +186,67 @@ async fn collect(
         }
     }
     Err(ApiError::Internal(anyhow::anyhow!("collection kept racing for the same identifier")))
+}
+
+/// A collection to write, owned, so that it is written in a task of its own.
+struct OwnedWrite {
+    subject_id: String,
+    new_subject: Option<WrappedKey>,
+    identifier: Option<(&'static str, [u8; 32])>,
+    point: String,
+    fields: Vec<(String, String, Vec<u8>)>,
+    consents: Vec<(String, bool)>,
+    at_us: i64,
+}
+
+impl OwnedWrite {
+    fn borrowed(&self) -> CollectionWrite<'_> {
+        CollectionWrite {
+            subject_id: &self.subject_id,
+            new_subject: self.new_subject.as_ref(),
+            identifier: self.identifier,
+            point: &self.point,
+            fields: self.fields.iter().map(|(f, c, sealed)| (f.as_str(), c.as_str(), sealed.clone())).collect(),
+            consents: self.consents.iter().map(|(p, g)| (p.as_str(), *g)).collect(),
+            at_us: self.at_us,
+        }
+    }
+}
+
+/// Appends the collection's entry, then writes the collection, then, when the write
+/// fails, appends a `failed` entry naming the first: the entry is in the chain before the
+/// data is stored (as a read's is before data leaves), so a failure or crash in between
+/// leaves an entry for a collection that did not happen, never stored personal data
+/// without its entry. The three steps run in a task of their own, which a client going
+/// away does not cancel, so they are never split.
+async fn record_then_write(
+    state: &AppState,
+    actor: &str,
+    event: AuditEvent,
+    write: OwnedWrite,
+) -> Result<Result<(), CollectError>, ApiError> {
+    let (state, actor) = (state.clone(), actor.to_owned());
+    let task = tokio::spawn(async move {
+        let subject = event.subject.clone();
+        let entry = state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
+        let outcome = state.store.write_collection(&write.borrowed()).await;
+        if let Err(e) = &outcome {
+            let reason = match e {
+                CollectError::IdentifierRace => "identifier_race",
+                CollectError::KekRetired(_) => "kek_retired",
+                CollectError::Db(_) => "database_error",
+            };
+            let mut failed = AuditEvent::new(&actor, "data.collect", "failed")
+                .with_detail(&json!({ "point": write.point, "entry": entry, "reason": reason }));
+            failed.subject = subject;
+            if let Err(audit) = state.audit.append(failed).await {
+                tracing::error!(error = %e, "a collection's write failed");
+                return Err(ApiError::Internal(audit.into()));
+            }
+        }
+        Ok(outcome)
+    });
+    task.await.map_err(|e| ApiError::Internal(anyhow::anyhow!("the collection's task failed: {e}")))?
 }
 
 /// The point must be in the policy (404) and the key must hold it (403).

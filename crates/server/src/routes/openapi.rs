@@ -66,6 +66,7 @@ pub fn document() -> Value {
                     "403": error_response("The key may not collect at this point (`point_not_granted_to_key`)"),
                     "404": error_response("No such collection point, or (by `id`) no such subject"),
                     "413": error_response("The body is over 1 MiB"),
+                    "500": error_response("An internal failure (the database, the audit chain, the key file); nothing is stored without its audit entry"),
                     "422": error_response("Refused by the policy: `undeclared_field`, `wrong_type`, `too_large`, `missing_required`, `file_field`, `consent_not_asked`, `consent_not_boolean`, `under_minimum_age`, `bad_subject`, `verification_failed`, `password_already_set`; `details` lists every refusal")
                 }
             }},
@@ -90,7 +91,8 @@ pub fn document() -> Value {
                     "404": error_response("No such collection point or subject"),
                     "413": error_response("Larger than the field's limit"),
                     "415": error_response("A content type the field does not accept"),
-                    "422": error_response("`undeclared_field`, `wrong_type` (not a file field), `bad_subject`, or `personal_data_found` at a point that rejects it")
+                    "422": error_response("`undeclared_field`, `wrong_type` (not a file field), `bad_subject`, or `personal_data_found` at a point that rejects it"),
+                    "500": error_response("An internal failure (the database, the audit chain, object storage); nothing is recorded")
                 }
             }},
             "/v1/subjects/{id}/data": { "get": {
@@ -102,7 +104,7 @@ pub fn document() -> Value {
                     query_param("purpose", "A purpose of the policy that the key holds", true),
                     query_param("fields", "Comma-separated field names; default: every field of the purpose's categories", false)
                 ],
-                "responses": read_responses()
+                "responses": read_responses(false)
             }},
             "/v1/subjects/lookup": { "get": {
                 "summary": "Find a subject by an identifier (through its keyed blind index) and read it for a purpose",
@@ -115,7 +117,7 @@ pub fn document() -> Value {
                     query_param("external_id", "Exactly one of email, phone, external_id", false),
                     query_param("fields", "Comma-separated field names", false)
                 ],
-                "responses": read_responses()
+                "responses": read_responses(true)
             }},
             "/v1/subjects/{id}/objects/{object}": { "get": {
                 "summary": "Download an uploaded file for a purpose, through the same decision as fields",
@@ -128,10 +130,11 @@ pub fn document() -> Value {
                 ],
                 "responses": {
                     "200": { "description": "The file as uploaded", "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } } },
-                    "400": error_response("No purpose, or one not in the policy"),
+                    "400": error_response("No purpose, one not in the policy, or a malformed query"),
                     "401": error_response("No API key, or an unknown or revoked one"),
                     "403": error_response("The key does not hold the purpose (checked before anything is looked up), or the decision refuses the file"),
-                    "404": error_response("No such subject or object")
+                    "404": error_response("No such subject or object"),
+                    "500": error_response("An internal failure (the database, the audit chain, object storage)")
                 }
             }}
         },
@@ -175,14 +178,19 @@ fn query_param(name: &str, description: &str, required: bool) -> Value {
     json!({ "name": name, "in": "query", "required": required, "description": description, "schema": { "type": "string" } })
 }
 
-/// The answers of a purpose-bound read.
-fn read_responses() -> Value {
-    json!({
+/// The answers of a purpose-bound read; a lookup also refuses a query that does not name
+/// exactly one identifier.
+fn read_responses(lookup: bool) -> Value {
+    let mut responses = json!({
         "200": { "description": "The fields the purpose may see", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReadAnswer" } } } },
         "400": error_response("No purpose, one not in the policy, or a malformed query"),
         "401": error_response("No API key, or an unknown or revoked one"),
-        "403": { "description": "The key does not hold the purpose (`purpose_not_granted_to_key`, checked before the subject is looked up, so it says nothing of whether the subject exists), or the decision refuses a field: no data at all", "content": { "application/json": { "schema": { "oneOf": [ { "$ref": "#/components/schemas/Error" }, { "$ref": "#/components/schemas/Denied" } ] } } } },
+        "403": { "description": "The key does not hold the purpose (`purpose_not_granted_to_key`, checked before the subject is looked up, so it says nothing of whether the subject exists), or the decision refuses a field: no data at all", "content": { "application/json": { "schema": { "anyOf": [ { "$ref": "#/components/schemas/Error" }, { "$ref": "#/components/schemas/Denied" } ] } } } },
         "404": error_response("No such subject"),
-        "422": error_response("Not exactly one identifier (`bad_subject`)")
-    })
+        "500": error_response("An internal failure (the database, the audit chain); no data leaves")
+    });
+    if lookup {
+        responses["422"] = error_response("Not exactly one identifier (`bad_subject`)");
+    }
+    responses
 }

@@ -231,9 +231,6 @@ async fn receive(
             counts.iter().map(|(k, n)| (k.name().to_owned(), json!(n))).collect();
         json!({ "action": action_name(action), "findings": findings })
     });
-    // In the chain before the object is recorded (its sealed bytes are stored, but nothing
-    // points at them yet): a failure in between leaves an entry followed by one saying the
-    // collection failed, never a recorded upload without its entry.
     // The content type as the policy declares it; a point that declares none takes any, and
     // then the caller's text is not one for the permanent chain.
     let declared_type = decl.content_types.contains(&content_type).then_some(content_type.as_str());
@@ -241,21 +238,34 @@ async fn receive(
         "point": point, "fields": [field], "object": object_id, "size": stored, "content_type": declared_type, "scan": scan
     }));
     event.subject = Some(subject.id.clone());
-    let entry = match state.audit.append(event).await {
-        Ok(seq) => seq,
-        Err(e) => {
+    // In the chain before the object is recorded (its sealed bytes are stored, but nothing
+    // points at them yet); a failure in between deletes the bytes and leaves an entry
+    // followed by one saying the collection failed, never a recorded upload without its
+    // entry. In a task of its own, so a client going away cannot split the steps.
+    let (task_state, actor) = (state.clone(), key.name.clone());
+    let recorded = tokio::spawn(async move {
+        let state = task_state;
+        let entry = match state.audit.append(event).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                let _ = state.objects.delete(&path).await;
+                return Err(internal(e));
+            }
+        };
+        if let Err(e) = state.store.insert_object(&record).await {
             let _ = state.objects.delete(&path).await;
+            let mut failed = AuditEvent::new(&actor, "data.collect", "failed")
+                .with_detail(&json!({ "point": record.point, "entry": entry, "reason": "database_error" }));
+            failed.subject = Some(record.subject_id.clone());
+            if let Err(audit) = state.audit.append(failed).await {
+                tracing::error!(error = %e, "an upload's record failed");
+                return Err(internal(audit));
+            }
             return Err(internal(e));
         }
-    };
-    if let Err(e) = state.store.insert_object(&record).await {
-        let _ = state.objects.delete(&path).await;
-        let mut failed = AuditEvent::new(&key.name, "data.collect", "failed")
-            .with_detail(&json!({ "point": point, "entry": entry, "reason": "database_error" }));
-        failed.subject = Some(subject.id.clone());
-        state.audit.append(failed).await.map_err(internal)?;
-        return Err(internal(e));
-    }
+        Ok(())
+    });
+    recorded.await.map_err(|e| internal(anyhow::anyhow!("the upload's task failed: {e}")))??;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({ "subject_id": subject.id, "object_id": object_id, "size": stored, "received": size })),
