@@ -1140,3 +1140,36 @@ async fn phone_and_external_id_name_the_same_subject_across_points() {
         app.stop().await;
     }
 }
+
+/// At a file field that declares no content types, any is accepted, and the caller's
+/// Content-Type text, which could be anything, stays out of the append-only audit chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeclared_content_type_is_not_recorded() {
+    let db = TestDb::sqlite();
+    let policy = charter_policy::TENSOROPERA.replacen(
+        "content_types = [\"application/pdf\", \"image/png\", \"image/jpeg\", \"text/plain\"]\n",
+        "",
+        1,
+    );
+    assert_ne!(policy, charter_policy::TENSOROPERA, "the support attachment's content types are removed");
+    let app = TestApp::spawn_with_policy(&db, &policy).await;
+    let site = app.key("site", &["support"], &["support"]).await;
+    let body = json!({ "subject": { "email": EMAIL }, "fields": { "name": NAME, "email": EMAIL, "message": "hello" } });
+    let id = app.collect(&site, "support", &body).await.body["subject_id"].as_str().unwrap().to_owned();
+    let chosen = "x-ada/lovelace-notes";
+    let r = app.upload(&site, &format!("field=attachment&id={id}"), chosen, b"notes").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (action, detail): (String, String) =
+        sqlx::query_as("SELECT action, detail FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!((action.as_str(), &detail["content_type"]), ("data.collect", &Value::Null), "{detail}");
+    assert_eq!(detail["object"], r.body["object_id"]);
+    // The object's own record keeps it (a download answers with it); the chain does not.
+    let details: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM audit_log").fetch_all(app.state.store.pool()).await.unwrap();
+    assert!(details.iter().all(|d| !d.contains("lovelace")), "{details:?}");
+    app.stop().await;
+}
