@@ -474,12 +474,16 @@ impl Store {
         }
     }
 
-    /// Every wrapped data key, for rewrapping under a new key-encryption key.
-    pub async fn wrapped_keys(&self) -> Result<Vec<(String, WrappedKey)>, sqlx::Error> {
-        let rows = sqlx::query(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects s WHERE s.wrapped_key IS NOT NULL"))
-            .fetch_all(self.pool())
-            .await?;
-        let mut out = Vec::new();
+    /// Every wrapped data key not under key-encryption key version `current`: what a
+    /// rotation to `current` still has to rewrap.
+    pub async fn wrapped_keys_not_under(&self, current: u32) -> Result<Vec<(String, WrappedKey)>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUBJECT_COLUMNS} FROM subjects s WHERE s.wrapped_key IS NOT NULL AND s.kek_version <> $1"
+        ))
+        .bind(i64::from(current))
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let s = subject_from_row(r)?;
             if let Some(w) = s.wrapped {
@@ -487,11 +491,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Every wrapped data key not under key-encryption key version `current`.
-    pub async fn wrapped_keys_not_under(&self, current: u32) -> Result<Vec<(String, WrappedKey)>, sqlx::Error> {
-        Ok(self.wrapped_keys().await?.into_iter().filter(|(_, w)| w.kek_version != current).collect())
     }
 
     /// Retires key-encryption key versions `retired` and replaces wrapped data keys, in one
@@ -517,21 +516,6 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        Self::rewrap_in(&mut tx, keys).await?;
-        tx.commit().await
-    }
-
-    /// Replaces wrapped data keys in one transaction (all or none).
-    pub async fn replace_wrapped_keys(&self, keys: &[(String, WrappedKey)]) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
-        Self::rewrap_in(&mut tx, keys).await?;
-        tx.commit().await
-    }
-
-    async fn rewrap_in(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        keys: &[(String, WrappedKey)],
-    ) -> Result<(), sqlx::Error> {
         for (id, w) in keys {
             sqlx::query(
                 "UPDATE subjects SET kek_version = $2, wrapped_key = $3 WHERE id = $1 AND wrapped_key IS NOT NULL",
@@ -539,10 +523,10 @@ impl Store {
             .bind(id)
             .bind(i64::from(w.kek_version))
             .bind(w.sealed.clone())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
-        Ok(())
+        tx.commit().await
     }
 }
 
