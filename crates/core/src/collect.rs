@@ -88,6 +88,29 @@ impl Refusal {
         v
     }
 
+    /// The audit details of a collection's refusals ([`Refusal::audit_detail`]), alike ones
+    /// once each, with a `count` when there were several: a body of many undeclared fields
+    /// makes one short item, not one per field in the permanent chain.
+    pub fn audit_details(refusals: &[Self], policy: &Policy) -> Vec<Value> {
+        let mut alike: Vec<(Value, usize)> = Vec::new();
+        for r in refusals {
+            let detail = r.audit_detail(policy);
+            match alike.iter_mut().find(|(d, _)| *d == detail) {
+                Some((_, n)) => *n += 1,
+                None => alike.push((detail, 1)),
+            }
+        }
+        alike
+            .into_iter()
+            .map(|(mut d, n)| {
+                if let (Some(map), true) = (d.as_object_mut(), n > 1) {
+                    map.insert("count".into(), n.into());
+                }
+                d
+            })
+            .collect()
+    }
+
     /// A sentence for the response, naming fields and points only.
     pub fn message(&self) -> String {
         match self {

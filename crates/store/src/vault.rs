@@ -78,21 +78,22 @@ impl ReadView {
     }
 }
 
-/// Everything one collection writes, in one transaction.
+/// Everything one collection writes, in one transaction. It owns what it writes, so a
+/// caller can hand it to a task of its own.
 #[derive(Debug)]
-pub struct CollectionWrite<'a> {
+pub struct CollectionWrite {
     /// The subject.
-    pub subject_id: &'a str,
+    pub subject_id: String,
     /// For a new subject, its wrapped data key.
-    pub new_subject: Option<&'a WrappedKey>,
+    pub new_subject: Option<WrappedKey>,
     /// The identifier the subject arrived with, as (kind, blind index).
-    pub identifier: Option<(&'a str, [u8; 32])>,
+    pub identifier: Option<(&'static str, [u8; 32])>,
     /// The collection point.
-    pub point: &'a str,
+    pub point: String,
     /// Sealed fields: (name, category, ciphertext).
-    pub fields: Vec<(&'a str, &'a str, Vec<u8>)>,
+    pub fields: Vec<(String, String, Vec<u8>)>,
     /// Consent answers: (purpose, given).
-    pub consents: Vec<(&'a str, bool)>,
+    pub consents: Vec<(String, bool)>,
     /// When.
     pub at_us: i64,
 }
@@ -223,9 +224,9 @@ enum Written {
 }
 
 /// [`Store::write_collection`] on a direct SQLite connection, in one `BEGIN IMMEDIATE` transaction.
-fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite<'_>) -> rusqlite::Result<Written> {
+fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite) -> rusqlite::Result<Written> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if let Some(wrapped) = w.new_subject {
+    if let Some(wrapped) = &w.new_subject {
         let stored = tx.prepare_cached(INSERT_SUBJECT)?.execute(rusqlite::params![
             w.subject_id,
             w.at_us,
@@ -333,8 +334,8 @@ impl Store {
 
     /// Writes a whole collection atomically: the subject (when new), its
     /// identifier, the sealed fields (replacing earlier values) and the consents.
-    #[tracing::instrument(level = "debug", skip_all, fields(point = w.point, fields = w.fields.len()))]
-    pub async fn write_collection(&self, w: &CollectionWrite<'_>) -> Result<(), CollectError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(point = w.point.as_str(), fields = w.fields.len()))]
+    pub async fn write_collection(&self, w: &CollectionWrite) -> Result<(), CollectError> {
         if let Some(direct) = self.sqlite_direct() {
             // A write may wait for another connection's lock: let the runtime move its other
             // tasks off this thread meanwhile.
@@ -346,9 +347,9 @@ impl Store {
             };
         }
         let mut tx = self.pool().begin().await?;
-        if let Some(wrapped) = w.new_subject {
+        if let Some(wrapped) = &w.new_subject {
             let stored = sqlx::query(INSERT_SUBJECT)
-                .bind(w.subject_id)
+                .bind(w.subject_id.as_str())
                 .bind(w.at_us)
                 .bind(i64::from(wrapped.kek_version))
                 .bind(wrapped.sealed.clone())
@@ -363,7 +364,7 @@ impl Store {
             let inserted = sqlx::query(INSERT_IDENTIFIER)
                 .bind(*kind)
                 .bind(blind.to_vec())
-                .bind(w.subject_id)
+                .bind(w.subject_id.as_str())
                 .execute(&mut *tx)
                 .await?;
             if inserted.rows_affected() == 0 && w.new_subject.is_some() {
@@ -374,10 +375,10 @@ impl Store {
         }
         for (field, category, sealed) in &w.fields {
             sqlx::query(UPSERT_FIELD)
-                .bind(w.subject_id)
-                .bind(*field)
-                .bind(*category)
-                .bind(w.point)
+                .bind(w.subject_id.as_str())
+                .bind(field.as_str())
+                .bind(category.as_str())
+                .bind(w.point.as_str())
                 .bind(sealed.clone())
                 .bind(w.at_us)
                 .execute(&mut *tx)
@@ -385,10 +386,10 @@ impl Store {
         }
         for (purpose, given) in &w.consents {
             sqlx::query(INSERT_CONSENT)
-                .bind(w.subject_id)
-                .bind(*purpose)
+                .bind(w.subject_id.as_str())
+                .bind(purpose.as_str())
                 .bind(i64::from(*given))
-                .bind(w.point)
+                .bind(w.point.as_str())
                 .bind(w.at_us)
                 .execute(&mut *tx)
                 .await?;

@@ -10,7 +10,7 @@ use charter_core::collect::{self, Refusal};
 use charter_policy::model::FieldType;
 use charter_store::api_keys::ApiKey;
 use charter_store::vault::{CollectError, CollectionWrite, SubjectRecord};
-use charter_vault::{DataKey, IdentifierKind, KeyWrapper as _, Personal, WrappedKey};
+use charter_vault::{DataKey, IdentifierKind, KeyWrapper as _, Personal};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -53,25 +53,7 @@ async fn collect(
     let accepted = match collect::check(policy, &point, &body.fields, &body.consents, today_utc()) {
         Ok(c) => c,
         Err(refusals) => {
-            // Alike refusals once each, with how many there were: a body of many undeclared
-            // fields makes one short entry, not one per field in the permanent chain.
-            let mut audited: Vec<(Value, usize)> = Vec::new();
-            for r in &refusals {
-                let detail = r.audit_detail(policy);
-                match audited.iter_mut().find(|(d, _)| *d == detail) {
-                    Some((_, n)) => *n += 1,
-                    None => audited.push((detail, 1)),
-                }
-            }
-            let audited: Vec<Value> = audited
-                .into_iter()
-                .map(|(mut d, n)| {
-                    if let (Some(map), true) = (d.as_object_mut(), n > 1) {
-                        map.insert("count".into(), n.into());
-                    }
-                    d
-                })
-                .collect();
+            let audited = Refusal::audit_details(&refusals, policy);
             let event = AuditEvent::new(&key.name, "data.collect", "refused")
                 .with_detail(&json!({ "point": point, "refusals": audited }));
             state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
@@ -160,7 +142,7 @@ async fn collect(
                 ))
             })
             .collect();
-        let write = OwnedWrite {
+        let write = CollectionWrite {
             subject_id: subject.clone(),
             new_subject: new_wrapped.clone(),
             identifier: blind.as_ref().map(|(kind, b)| (kind.as_str(), *b)),
@@ -177,7 +159,14 @@ async fn collect(
         let mut event = AuditEvent::new(&key.name, "data.collect", "ok")
             .with_detail(&json!({ "point": point, "fields": names, "verified": verified, "consents": consents, "new_subject": new_wrapped.is_some() }));
         event.subject = Some(subject.clone());
-        let outcome = record_then_write(&state, &key.name, event, write).await?;
+        let store = state.store.clone();
+        let written = async move { store.write_collection(&write).await };
+        let reason = |e: &CollectError| match e {
+            CollectError::IdentifierRace => "identifier_race",
+            CollectError::KekRetired(_) => "kek_retired",
+            CollectError::Db(_) => "database_error",
+        };
+        let outcome = entry_then_write(&state, event, &point, written, reason, std::future::ready(())).await?;
         match outcome {
             Ok(()) => return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject })))),
             Err(CollectError::IdentifierRace) => continue,
@@ -188,65 +177,48 @@ async fn collect(
     Err(ApiError::Internal(anyhow::anyhow!("collection kept racing for the same identifier")))
 }
 
-/// A collection to write, owned, so that it is written in a task of its own.
-struct OwnedWrite {
-    subject_id: String,
-    new_subject: Option<WrappedKey>,
-    identifier: Option<(&'static str, [u8; 32])>,
-    point: String,
-    fields: Vec<(String, String, Vec<u8>)>,
-    consents: Vec<(String, bool)>,
-    at_us: i64,
-}
-
-impl OwnedWrite {
-    fn borrowed(&self) -> CollectionWrite<'_> {
-        CollectionWrite {
-            subject_id: &self.subject_id,
-            new_subject: self.new_subject.as_ref(),
-            identifier: self.identifier,
-            point: &self.point,
-            fields: self.fields.iter().map(|(f, c, sealed)| (f.as_str(), c.as_str(), sealed.clone())).collect(),
-            consents: self.consents.iter().map(|(p, g)| (p.as_str(), *g)).collect(),
-            at_us: self.at_us,
-        }
-    }
-}
-
-/// Appends the collection's entry, then writes the collection, then, when the write
-/// fails, appends a `failed` entry naming the first: the entry is in the chain before the
-/// data is stored (as a read's is before data leaves), so a failure or crash in between
-/// leaves an entry for a collection that did not happen, never stored personal data
-/// without its entry. The three steps run in a task of their own, which a client going
-/// away does not cancel, so they are never split.
-async fn record_then_write(
+/// Appends `entry` (a collection's `data.collect` entry), then runs `write`; when the write
+/// fails, appends a `failed` entry naming the first and `reason(error)`. The entry is in
+/// the chain before the data is stored (as a read's is before data leaves), so a failure or
+/// crash in between leaves an entry for a collection that did not happen, never stored
+/// personal data without its entry. The steps run in a task of their own, which a client
+/// going away does not cancel, so they are never split. When the entry itself cannot be
+/// appended, `write` never runs and `unrecorded` does (to undo what the caller prepared).
+pub(crate) async fn entry_then_write<T, E>(
     state: &AppState,
-    actor: &str,
-    event: AuditEvent,
-    write: OwnedWrite,
-) -> Result<Result<(), CollectError>, ApiError> {
-    let (state, actor) = (state.clone(), actor.to_owned());
+    entry: AuditEvent,
+    point: &str,
+    write: impl std::future::Future<Output = Result<T, E>> + Send + 'static,
+    reason: fn(&E) -> &'static str,
+    unrecorded: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Result<T, E>, ApiError>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let (state, point) = (state.clone(), point.to_owned());
     let task = tokio::spawn(async move {
-        let subject = event.subject.clone();
-        let entry = state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
-        let outcome = state.store.write_collection(&write.borrowed()).await;
-        if let Err(e) = &outcome {
-            let reason = match e {
-                CollectError::IdentifierRace => "identifier_race",
-                CollectError::KekRetired(_) => "kek_retired",
-                CollectError::Db(_) => "database_error",
-            };
-            let mut failed = AuditEvent::new(&actor, "data.collect", "failed")
-                .with_detail(&json!({ "point": write.point, "entry": entry, "reason": reason }));
+        let (actor, subject) = (entry.actor.clone(), entry.subject.clone());
+        let seq = match state.audit.append(entry).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                unrecorded.await;
+                return Err(ApiError::Internal(e.into()));
+            }
+        };
+        let outcome = write.await;
+        if let Some((why, error)) = outcome.as_ref().err().map(|e| (reason(e), e.to_string())) {
+            let mut failed = AuditEvent::new(actor, "data.collect", "failed")
+                .with_detail(&json!({ "point": point, "entry": seq, "reason": why }));
             failed.subject = subject;
             if let Err(audit) = state.audit.append(failed).await {
-                tracing::error!(error = %e, "a collection's write failed");
+                tracing::error!(%error, "a collection's write failed");
                 return Err(ApiError::Internal(audit.into()));
             }
         }
         Ok(outcome)
     });
-    task.await.map_err(|e| ApiError::Internal(anyhow::anyhow!("the collection's task failed: {e}")))?
+    task.await.map_err(|e| ApiError::Internal(anyhow::anyhow!("a collection's task failed: {e}")))?
 }
 
 /// The point must be in the policy (404) and the key must hold it (403).

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Query};
-use crate::routes::collect::{point_for_key, refused, unwrap_key, Identifier};
+use crate::routes::collect::{entry_then_write, point_for_key, refused, unwrap_key, Identifier};
 use crate::routes::subjects::{
     disclosures, read_view, require_key_purpose, require_purpose, subject_by_identifier, subject_from_id, subject_id,
     SubjectSelector,
@@ -239,33 +239,20 @@ async fn receive(
     }));
     event.subject = Some(subject.id.clone());
     // In the chain before the object is recorded (its sealed bytes are stored, but nothing
-    // points at them yet); a failure in between deletes the bytes and leaves an entry
-    // followed by one saying the collection failed, never a recorded upload without its
-    // entry. In a task of its own, so a client going away cannot split the steps.
-    let (task_state, actor) = (state.clone(), key.name.clone());
-    let recorded = tokio::spawn(async move {
-        let state = task_state;
-        let entry = match state.audit.append(event).await {
-            Ok(seq) => seq,
-            Err(e) => {
-                let _ = state.objects.delete(&path).await;
-                return Err(internal(e));
-            }
-        };
-        if let Err(e) = state.store.insert_object(&record).await {
-            let _ = state.objects.delete(&path).await;
-            let mut failed = AuditEvent::new(&actor, "data.collect", "failed")
-                .with_detail(&json!({ "point": record.point, "entry": entry, "reason": "database_error" }));
-            failed.subject = Some(record.subject_id.clone());
-            if let Err(audit) = state.audit.append(failed).await {
-                tracing::error!(error = %e, "an upload's record failed");
-                return Err(internal(audit));
-            }
-            return Err(internal(e));
+    // points at them yet): the bytes are deleted when the record, or the entry, fails.
+    let (store, objects, stored_at) = (state.store.clone(), state.objects.clone(), path.clone());
+    let written = async move {
+        let r = store.insert_object(&record).await;
+        if r.is_err() {
+            let _ = objects.delete(&stored_at).await;
         }
-        Ok(())
-    });
-    recorded.await.map_err(|e| internal(anyhow::anyhow!("the upload's task failed: {e}")))??;
+        r
+    };
+    let objects = state.objects.clone();
+    let unrecorded = async move {
+        let _ = objects.delete(&path).await;
+    };
+    entry_then_write(state, event, &point, written, |_| "database_error", unrecorded).await?.map_err(internal)?;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({ "subject_id": subject.id, "object_id": object_id, "size": stored, "received": size })),
