@@ -49,6 +49,28 @@ impl TestDb {
         Self { url: format!("{server}/{name}"), dir: None, postgres: Some((server, name)) }
     }
 
+    /// Every table of a PostgreSQL test database with its rows as JSON text (bytea as
+    /// `\\x` hex), for scanning what was stored; `None` on SQLite.
+    pub async fn postgres_rows(&self) -> Option<Vec<(String, Vec<String>)>> {
+        self.postgres.as_ref()?;
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect to the test database");
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+                .fetch_all(&mut conn)
+                .await
+                .expect("list tables");
+        let mut out = Vec::with_capacity(tables.len());
+        for t in tables {
+            let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM {t} t"))
+                .fetch_all(&mut conn)
+                .await
+                .expect("read a table");
+            out.push((t, rows));
+        }
+        conn.close().await.ok();
+        Some(out)
+    }
+
     /// The folder of a SQLite test database.
     pub fn path(&self) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.path().to_owned())
