@@ -100,8 +100,9 @@ async fn read(
     Query(q): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     let purpose = require_purpose(&state, q.purpose)?;
-    require_key_purpose(&state, &key, &purpose, subject_id(&id).ok().as_deref()).await?;
-    let view = read_view(&state, &id, &purpose).await?;
+    let id = subject_id(&id);
+    require_key_purpose(&state, &key, &purpose, id.as_deref().ok()).await?;
+    let view = read_view(&state, &id?, &purpose).await?;
     read_subject(&state, &key, view, purpose, q.fields).await
 }
 
@@ -126,12 +127,12 @@ pub(crate) async fn require_key_purpose(
     ))
 }
 
-/// A subject (by opaque id) with what a read for `purpose` needs; a malformed or unknown id is 404.
+/// A subject (by its opaque id in normal form, see [`subject_id`]) with what a read for
+/// `purpose` needs; an unknown id is 404.
 pub(crate) async fn read_view(state: &AppState, id: &str, purpose: &str) -> Result<ReadView, ApiError> {
-    let id = subject_id(id)?;
     state
         .store
-        .subject_for_read(&id, purpose)
+        .subject_for_read(id, purpose)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .ok_or_else(unknown_subject)

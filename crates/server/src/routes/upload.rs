@@ -409,8 +409,9 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let policy = &state.policy.policy;
     let purpose = require_purpose(&state, q.purpose)?;
-    require_key_purpose(&state, &key, &purpose, subject_id(&id).ok().as_deref()).await?;
-    let view = read_view(&state, &id, &purpose).await?;
+    let id = subject_id(&id);
+    require_key_purpose(&state, &key, &purpose, id.as_deref().ok()).await?;
+    let view = read_view(&state, &id?, &purpose).await?;
     let subject = &view.subject;
     let record = state
         .store
