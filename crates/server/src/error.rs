@@ -44,6 +44,9 @@ pub enum ApiError {
     /// Something failed inside; the cause is logged, not sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// A refusal already in the audit chain, answered as the refusal it holds.
+    #[error(transparent)]
+    Recorded(Box<ApiError>),
 }
 
 impl ApiError {
@@ -58,25 +61,38 @@ impl ApiError {
             _ => None,
         }
     }
+
+    /// This refusal, marked as already in the audit chain (so it is not recorded twice).
+    pub fn recorded(self) -> Self {
+        match self {
+            Self::Recorded(_) => self,
+            other => Self::Recorded(Box::new(other)),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = match &self {
+        let (status, code, message) = match self {
+            Self::Recorded(inner) => return inner.into_response(),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such resource".to_owned()),
             Self::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed here".to_owned())
             }
-            Self::NotReady(why) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", (*why).to_owned()),
-            Self::Unauthorised(code, msg) => (StatusCode::UNAUTHORIZED, *code, msg.clone()),
-            Self::Forbidden(code, msg) => (StatusCode::FORBIDDEN, *code, msg.clone()),
-            Self::Missing(code, msg) => (StatusCode::NOT_FOUND, *code, msg.clone()),
-            Self::BadRequest(code, msg) => (StatusCode::BAD_REQUEST, *code, msg.clone()),
-            Self::TooLarge(msg) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg.clone()),
-            Self::UnsupportedType(msg) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type", msg.clone()),
+            Self::NotReady(why) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", why.to_owned()),
+            Self::Unauthorised(code, msg) => (StatusCode::UNAUTHORIZED, code, msg),
+            Self::Forbidden(code, msg) => (StatusCode::FORBIDDEN, code, msg),
+            Self::Missing(code, msg) => (StatusCode::NOT_FOUND, code, msg),
+            Self::BadRequest(code, msg) => (StatusCode::BAD_REQUEST, code, msg),
+            Self::TooLarge(msg) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg),
+            Self::UnsupportedType(msg) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type", msg),
             Self::Denied(details) => {
-                let first =
-                    details.as_object().and_then(|m| m.values().next()).and_then(|v| v.as_str()).unwrap_or("denied");
+                let first = details
+                    .as_object()
+                    .and_then(|m| m.values().next())
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("denied")
+                    .to_owned();
                 let body = json!({ "error": { "code": first, "message": "this purpose may not read these fields", "fields": details } });
                 return (StatusCode::FORBIDDEN, Json(body)).into_response();
             }

@@ -156,6 +156,15 @@ async fn bad_input_is_refused_precisely_and_stores_nothing() {
                 says: "exactly one",
             },
             Case {
+                what: "unknown subject id",
+                token: Some(&key),
+                point: "signup",
+                body: with("subject", json!({ "id": uuid::Uuid::new_v4() })).to_string(),
+                status: 404,
+                code: "unknown_subject",
+                says: "no such subject",
+            },
+            Case {
                 what: "malformed JSON",
                 token: Some(&key),
                 point: "signup",
@@ -241,10 +250,20 @@ async fn bad_input_is_refused_precisely_and_stores_nothing() {
                 .fetch_all(app.state.store.pool())
                 .await
                 .unwrap();
+        let known_key = cases.iter().filter(|c| c.token == Some(key.as_str()) || c.token == Some(other.as_str()));
+        assert_eq!(refusals.len(), known_key.count(), "one entry per refusal of a known key: {refusals:?}");
         let all = refusals.join("\n");
-        for code in
-            ["unknown_point", "point_not_granted_to_key", "undeclared_field", "consent_not_asked", "under_minimum_age"]
-        {
+        for code in [
+            "unknown_point",
+            "point_not_granted_to_key",
+            "undeclared_field",
+            "consent_not_asked",
+            "under_minimum_age",
+            "bad_subject",
+            "unknown_subject",
+            "malformed_json",
+            "too_large",
+        ] {
             assert!(all.contains(code), "{code} not audited: {all}");
         }
         for chosen in ["babbage", "bogus", "shoe_size"] {
@@ -372,6 +391,43 @@ async fn collect_then_read_by_purpose() {
             app.raw("GET", &format!("/v1/subjects/{id}/data?purpose=registration"), None, None).await.status,
             401
         );
+        // Every refusal of a known key is in the chain by its code, naming no subject it
+        // did not find and no purpose outside the policy.
+        let denied = "SELECT result, purpose, subject FROM audit_log WHERE action = 'data.denied' ORDER BY seq";
+        let before = sqlx::query(denied).fetch_all(app.state.store.pool()).await.unwrap().len();
+        let refused_reads = [
+            (format!("/v1/subjects/{}/data?purpose=registration", uuid::Uuid::new_v4()), 404, "unknown_subject", true),
+            ("/v1/subjects/not-a-uuid/data?purpose=registration".to_owned(), 404, "unknown_subject", true),
+            (format!("/v1/subjects/{id}/data"), 400, "missing_purpose", false),
+            (format!("/v1/subjects/{id}/data?purpose=babbage"), 400, "unknown_purpose", false),
+            (
+                "/v1/subjects/lookup?email=nobody%40x.example&purpose=registration".to_owned(),
+                404,
+                "unknown_subject",
+                true,
+            ),
+            ("/v1/subjects/lookup?purpose=registration".to_owned(), 422, "bad_subject", true),
+            ("/v1/subjects/lookup?mail=babbage%40x.example&purpose=babbage".to_owned(), 400, "malformed_query", false),
+            (
+                format!("/v1/subjects/{id}/objects/{}?purpose=registration", uuid::Uuid::new_v4()),
+                404,
+                "unknown_object",
+                true,
+            ),
+        ];
+        for (path, status, code, _) in &refused_reads {
+            let r = app.raw("GET", path, Some(&site), None).await;
+            assert_eq!((r.status, r.body["error"]["code"].as_str()), (*status, Some(*code)), "{path}: {}", r.body);
+        }
+        let entries: Vec<(String, Option<String>, Option<String>)> =
+            sqlx::query_as(denied).fetch_all(app.state.store.pool()).await.unwrap();
+        let entries = &entries[before..];
+        assert_eq!(entries.len(), refused_reads.len(), "one entry per refusal: {entries:?}");
+        for ((path, _, code, declared), (result, purpose, subject)) in refused_reads.iter().zip(entries) {
+            assert_eq!(result, code, "{path}");
+            assert_eq!(purpose.as_deref(), declared.then_some("registration"), "{path}");
+            assert_eq!(subject, &None, "{path}");
+        }
 
         // Every collection, read, denial and disclosure is in the chain, without values.
         let rows: Vec<(String, String)> = sqlx::query_as("SELECT action, detail FROM audit_log ORDER BY seq")
@@ -721,6 +777,16 @@ async fn uploads_are_sealed_bounded_and_purpose_checked() {
                 "field `message` of `support` is not a file",
             ),
             ("no field named", format!("id={id}"), "text/plain", b"x".to_vec(), false, 400, "missing_field", "?field="),
+            (
+                "query that does not parse",
+                format!("field=attachment&colour=red&id={id}"),
+                "text/plain",
+                b"x".to_vec(),
+                false,
+                400,
+                "malformed_query",
+                "unknown field `colour`",
+            ),
             (
                 "unknown subject",
                 format!("field=attachment&id={}", uuid::Uuid::new_v4()),

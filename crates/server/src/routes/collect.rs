@@ -40,17 +40,30 @@ pub(crate) fn today_utc() -> (i32, u32, u32) {
     charter_core::time::civil_from_days(days)
 }
 
+/// Every refusal of a known key is in the audit chain: those [`accept`] records with their
+/// details, and the rest (point, body, subject) by their code here.
 async fn collect(
     State(state): State<AppState>,
     Caller(key): Caller,
     Path(point): Path<String>,
-    Json(body): Json<CollectBody>,
+    body: Result<Json<CollectBody>, ApiError>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    match accept(&state, &key, &point, body).await {
+        Err(e) => Err(refused(&state, &key, &point, None, e).await),
+        created => created,
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    key: &ApiKey,
+    point: &str,
+    body: Result<Json<CollectBody>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let policy = &state.policy.policy;
-    if let Err(e) = point_for_key(&state, &key, &point) {
-        return Err(refused(&state, &key, &point, None, e).await);
-    }
-    let accepted = match collect::check(policy, &point, &body.fields, &body.consents, today_utc()) {
+    point_for_key(state, key, point)?;
+    let Json(body) = body?;
+    let accepted = match collect::check(policy, point, &body.fields, &body.consents, today_utc()) {
         Ok(c) => c,
         Err(refusals) => {
             let audited = Refusal::audit_details(&refusals, policy);
@@ -70,7 +83,7 @@ async fn collect(
                 Refusal::ConsentNotBoolean { .. } => "consent_not_boolean",
                 Refusal::UnderMinimumAge { .. } => "under_minimum_age",
             };
-            return Err(ApiError::Unprocessable(code, first.message(), Value::Array(codes)));
+            return Err(ApiError::Unprocessable(code, first.message(), Value::Array(codes)).recorded());
         }
     };
     let identifier = body.subject.identifier()?;
@@ -82,8 +95,8 @@ async fn collect(
     for _ in 0..2 {
         let (subject, data_key, new_wrapped) = match (&identifier, &blind) {
             (Identifier::Id(id), _) => {
-                let s = subject_from_id(&state, id).await?;
-                let dk = unwrap_key(&state, &s)?;
+                let s = subject_from_id(state, id).await?;
+                let dk = unwrap_key(state, &s)?;
                 (s.id, dk, None)
             }
             (Identifier::Raw(..), None) => unreachable!("raw identifiers are always blind-indexed"),
@@ -95,7 +108,7 @@ async fn collect(
                     .map_err(|e| ApiError::Internal(e.into()))?
                 {
                     Some(s) => {
-                        let dk = unwrap_key(&state, &s)?;
+                        let dk = unwrap_key(state, &s)?;
                         (s.id, dk, None)
                     }
                     None => {
@@ -108,7 +121,7 @@ async fn collect(
             }
         };
         let exists = new_wrapped.is_none();
-        let values = match settle_passwords(&state, &subject, &data_key, exists, &accepted.fields).await? {
+        let values = match settle_passwords(state, &subject, &data_key, exists, &accepted.fields).await? {
             Ok(values) => values,
             Err((code, field)) => {
                 let refusal = json!({ "code": code, "field": field });
@@ -121,7 +134,7 @@ async fn collect(
                     "verification_failed" => format!("field `{field}` does not match what is stored for this subject"),
                     _ => format!("field `{field}` is already set for this subject, to another value; change it where the current one is verified"),
                 };
-                return Err(ApiError::Unprocessable(code, message, Value::Array(vec![refusal])));
+                return Err(ApiError::Unprocessable(code, message, Value::Array(vec![refusal])).recorded());
             }
         };
         let cipher = data_key.fields();
@@ -146,7 +159,7 @@ async fn collect(
             subject_id: subject.clone(),
             new_subject: new_wrapped.clone(),
             identifier: blind.as_ref().map(|(kind, b)| (kind.as_str(), *b)),
-            point: point.clone(),
+            point: point.to_owned(),
             fields,
             consents: accepted.consents.iter().map(|(p, g)| ((*p).to_owned(), *g)).collect(),
             at_us: charter_store::now_us(),
@@ -166,7 +179,7 @@ async fn collect(
             CollectError::KekRetired(_) => "kek_retired",
             CollectError::Db(_) => "database_error",
         };
-        let outcome = entry_then_write(&state, event, &point, written, reason, std::future::ready(())).await?;
+        let outcome = entry_then_write(state, event, point, written, reason, std::future::ready(())).await?;
         match outcome {
             Ok(()) => return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject })))),
             Err(CollectError::IdentifierRace) => continue,

@@ -97,13 +97,45 @@ async fn read(
     State(state): State<AppState>,
     Caller(key): Caller,
     Path(id): Path<String>,
-    Query(q): Query<ReadQuery>,
+    q: Result<Query<ReadQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let purpose = require_purpose(&state, q.purpose)?;
-    let id = subject_id(&id);
-    require_key_purpose(&state, &key, &purpose, id.as_deref().ok()).await?;
-    let view = read_view(&state, &id?, &purpose).await?;
-    read_subject(&state, &key, view, purpose, q.fields).await
+    let asked = asked_purpose(&q, |q| &q.purpose);
+    let answer = async {
+        let Query(q) = q?;
+        let purpose = require_purpose(&state, q.purpose)?;
+        let id = subject_id(&id);
+        require_key_purpose(&state, &key, &purpose, id.as_deref().ok()).await?;
+        let view = read_view(&state, &id?, &purpose).await?;
+        read_subject(&state, &key, view, purpose, q.fields).await
+    };
+    read_refused(&state, &key, asked, answer.await).await
+}
+
+/// The purpose a read's query names, if it could be parsed.
+pub(crate) fn asked_purpose<Q>(q: &Result<Query<Q>, ApiError>, purpose: fn(&Q) -> &Option<String>) -> Option<String> {
+    q.as_ref().ok().and_then(|Query(q)| purpose(q).clone())
+}
+
+/// Gives back a read's answer, first recording it in the audit chain when it is a refusal
+/// not recorded yet (a query that does not parse, a missing or unknown purpose, a subject
+/// that cannot be named or found, an unknown object): a `data.denied` entry whose result
+/// is the refusal's code. It names the purpose only when the policy declares it, and no
+/// subject, since the one asked for was not found or not named.
+pub(crate) async fn read_refused(
+    state: &AppState,
+    key: &ApiKey,
+    purpose: Option<String>,
+    answer: Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let error = match answer {
+        Err(e) if e.refusal_code().is_some() => e,
+        other => return other,
+    };
+    let code = error.refusal_code().unwrap_or_default();
+    let mut entry = AuditEvent::new(&key.name, "data.denied", code);
+    entry.purpose = purpose.filter(|p| state.policy.policy.purposes.contains_key(p));
+    audit(state, vec![entry]).await?;
+    Err(error)
 }
 
 /// Refuses (403, audited) a key that does not hold `purpose`. It runs before any subject
@@ -124,7 +156,8 @@ pub(crate) async fn require_key_purpose(
     Err(ApiError::Forbidden(
         "purpose_not_granted_to_key",
         format!("API key `{}` may not read for `{purpose}`", key.name),
-    ))
+    )
+    .recorded())
 }
 
 /// A subject (by its opaque id in normal form, see [`subject_id`]) with what a read for
@@ -176,15 +209,20 @@ struct LookupQuery {
 async fn lookup(
     State(state): State<AppState>,
     Caller(key): Caller,
-    Query(q): Query<LookupQuery>,
+    q: Result<Query<LookupQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, None);
-    let Identifier::Raw(kind, value) = selector.identifier()? else { unreachable!("no id in a lookup") };
-    let purpose = require_purpose(&state, q.purpose)?;
-    require_key_purpose(&state, &key, &purpose, None).await?;
-    let subject = subject_by_identifier(&state, kind, &value).await?;
-    let view = read_view(&state, &subject.id, &purpose).await?;
-    read_subject(&state, &key, view, purpose, q.fields).await
+    let asked = asked_purpose(&q, |q| &q.purpose);
+    let answer = async {
+        let Query(q) = q?;
+        let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, None);
+        let Identifier::Raw(kind, value) = selector.identifier()? else { unreachable!("no id in a lookup") };
+        let purpose = require_purpose(&state, q.purpose)?;
+        require_key_purpose(&state, &key, &purpose, None).await?;
+        let subject = subject_by_identifier(&state, kind, &value).await?;
+        let view = read_view(&state, &subject.id, &purpose).await?;
+        read_subject(&state, &key, view, purpose, q.fields).await
+    };
+    read_refused(&state, &key, asked, answer.await).await
 }
 
 /// A subject's event for `purpose`, its detail serialised straight from `detail`.

@@ -28,8 +28,8 @@ use crate::error::ApiError;
 use crate::extract::{Caller, Query};
 use crate::routes::collect::{entry_then_write, point_for_key, refused, unwrap_key, Identifier};
 use crate::routes::subjects::{
-    disclosures, read_view, require_key_purpose, require_purpose, subject_by_identifier, subject_from_id, subject_id,
-    SubjectSelector,
+    asked_purpose, disclosures, read_refused, read_view, require_key_purpose, require_purpose, subject_by_identifier,
+    subject_from_id, subject_id, SubjectSelector,
 };
 use crate::state::AppState;
 use charter_store::api_keys::ApiKey;
@@ -60,17 +60,18 @@ async fn upload(
     State(state): State<AppState>,
     Caller(key): Caller,
     Path(point): Path<String>,
-    Query(q): Query<UploadQuery>,
+    q: Result<Query<UploadQuery>, ApiError>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let field = q.field.clone();
-    match receive(&state, &key, &point, q, &headers, body).await {
-        // A refusal for personal data found is already in the chain, with its findings.
-        Err(e) if e.refusal_code().is_some_and(|c| c != "personal_data_found") => {
-            Err(refused(&state, &key, &point, field.as_deref(), e).await)
-        }
-        other => other,
+    let field = q.as_ref().ok().and_then(|Query(q)| q.field.clone());
+    let received = match q {
+        Ok(Query(q)) => receive(&state, &key, &point, q, &headers, body).await,
+        Err(e) => point_for_key(&state, &key, &point).and(Err(e)),
+    };
+    match received {
+        Err(e) => Err(refused(&state, &key, &point, field.as_deref(), e).await),
+        stored => stored,
     }
 }
 
@@ -211,6 +212,7 @@ async fn receive(
             );
             event.subject = Some(subject.id.clone());
             state.audit.append(event).await.map_err(internal)?;
+            return Err(e.recorded());
         }
         return Err(e);
     }
@@ -405,17 +407,30 @@ async fn download(
     State(state): State<AppState>,
     Caller(key): Caller,
     Path((id, object)): Path<(String, String)>,
-    Query(q): Query<DownloadQuery>,
+    q: Result<Query<DownloadQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
+    let asked = asked_purpose(&q, |q| &q.purpose);
+    let answer = send_object(&state, &key, &id, &object, q).await;
+    read_refused(&state, &key, asked, answer).await
+}
+
+async fn send_object(
+    state: &AppState,
+    key: &ApiKey,
+    id: &str,
+    object: &str,
+    q: Result<Query<DownloadQuery>, ApiError>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q?;
     let policy = &state.policy.policy;
-    let purpose = require_purpose(&state, q.purpose)?;
-    let id = subject_id(&id);
-    require_key_purpose(&state, &key, &purpose, id.as_deref().ok()).await?;
-    let view = read_view(&state, &id?, &purpose).await?;
+    let purpose = require_purpose(state, q.purpose)?;
+    let id = subject_id(id);
+    require_key_purpose(state, key, &purpose, id.as_deref().ok()).await?;
+    let view = read_view(state, &id?, &purpose).await?;
     let subject = &view.subject;
     let record = state
         .store
-        .object(&subject.id, &object)
+        .object(&subject.id, object)
         .await
         .map_err(internal)?
         .ok_or_else(|| ApiError::Missing("unknown_object", "no such object".into()))?;
@@ -433,9 +448,9 @@ async fn download(
     }
     // The object is read for `purpose`: a recipient the policy shares it with is disclosed its category.
     let mut events = vec![event];
-    disclosures(policy, &key, &subject.id, &purpose, std::iter::once(record.category.as_str()), &mut events);
+    disclosures(policy, key, &subject.id, &purpose, std::iter::once(record.category.as_str()), &mut events);
     state.audit.append_all(events).await.map_err(internal)?;
-    let data_key = unwrap_key(&state, subject)?;
+    let data_key = unwrap_key(state, subject)?;
     let got = state.objects.get(&ObjectPath::from(record.location.as_str())).await.map_err(internal)?;
     let mut source = got.into_stream();
     let subject_id = subject.id.clone();
