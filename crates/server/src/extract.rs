@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -46,6 +46,31 @@ fn safe_reason(rejection: &JsonRejection) -> String {
     match text.rfind(" at line ") {
         Some(i) => format!("error{}", &text[i..]),
         None => "the body could not be parsed".into(),
+    }
+}
+
+/// Path parameters whose rejections come back as charter errors, never echoing the segment
+/// at fault (one whose percent-encoding is not UTF-8, say).
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    axum::extract::Path<T>: FromRequestParts<S, Rejection = PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(rejection) if rejection.status().is_server_error() => {
+                Err(ApiError::Internal(anyhow::anyhow!("a route's path parameters: {}", rejection.body_text())))
+            }
+            Err(_) => Err(ApiError::BadRequest(
+                "malformed_path",
+                "a path segment could not be read: it is not valid UTF-8 once percent-decoded".into(),
+            )),
+        }
     }
 }
 

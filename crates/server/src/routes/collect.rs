@@ -1,7 +1,7 @@
 //! `POST /v1/collect/{point}`: data minimisation at the door. Only what the
 //! policy declares for the point is accepted; a refused request stores nothing.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, Json, Path};
 use crate::routes::subjects::{subject_from_id, SubjectSelector};
 use crate::state::AppState;
 
@@ -45,9 +45,13 @@ pub(crate) fn today_utc() -> (i32, u32, u32) {
 async fn collect(
     State(state): State<AppState>,
     Caller(key): Caller,
-    Path(point): Path<String>,
+    point: Result<Path<String>, ApiError>,
     body: Result<Json<CollectBody>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let point = match point {
+        Ok(Path(point)) => point,
+        Err(e) => return Err(refused(&state, &key, "", None, e).await),
+    };
     match accept(&state, &key, &point, body).await {
         Err(e) => Err(refused(&state, &key, &point, None, e).await),
         created => created,
@@ -61,8 +65,8 @@ async fn accept(
     body: Result<Json<CollectBody>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let policy = &state.policy.policy;
-    point_for_key(state, key, point)?;
     let Json(body) = body?;
+    point_for_key(state, key, point)?;
     let accepted = match collect::check(policy, point, &body.fields, &body.consents, today_utc()) {
         Ok(c) => c,
         Err(refusals) => {

@@ -61,7 +61,7 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Collection" } } } },
                 "responses": {
                     "201": { "description": "Stored, sealed with the subject's key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SubjectId" } } } },
-                    "400": error_response("The body is not JSON of this shape"),
+                    "400": error_response("The body is not JSON of this shape, or the point is not UTF-8 once percent-decoded"),
                     "401": error_response("No API key, or an unknown or revoked one"),
                     "403": error_response("The key may not collect at this point (`point_not_granted_to_key`)"),
                     "404": error_response("No such collection point, or (by `id`) no such subject"),
@@ -85,7 +85,7 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } } },
                 "responses": {
                     "201": { "description": "Stored", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Upload" } } } },
-                    "400": error_response("No field named, a malformed query, or the upload stopped before its end"),
+                    "400": error_response("No field named, a malformed query or path, or the upload stopped before its end"),
                     "401": error_response("No API key, or an unknown or revoked one"),
                     "403": error_response("The key may not collect at this point"),
                     "404": error_response("No such collection point or subject"),
@@ -130,7 +130,7 @@ pub fn document() -> Value {
                 ],
                 "responses": {
                     "200": { "description": "The file as uploaded", "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } } },
-                    "400": error_response("No purpose, one not in the policy, or a malformed query"),
+                    "400": error_response("No purpose, one not in the policy, or a malformed query or path"),
                     "401": error_response("No API key, or an unknown or revoked one"),
                     "403": error_response("The key does not hold the purpose (checked before anything is looked up), or the decision refuses the file"),
                     "404": error_response("No such subject or object"),
@@ -183,7 +183,7 @@ fn query_param(name: &str, description: &str, required: bool) -> Value {
 fn read_responses(lookup: bool) -> Value {
     let mut responses = json!({
         "200": { "description": "The fields the purpose may see", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReadAnswer" } } } },
-        "400": error_response("No purpose, one not in the policy, or a malformed query"),
+        "400": error_response("No purpose, one not in the policy, or a malformed query or path"),
         "401": error_response("No API key, or an unknown or revoked one"),
         "403": { "description": "The key does not hold the purpose (`purpose_not_granted_to_key`, checked before the subject is looked up, so it says nothing of whether the subject exists), or the decision refuses a field: no data at all", "content": { "application/json": { "schema": { "anyOf": [ { "$ref": "#/components/schemas/Error" }, { "$ref": "#/components/schemas/Denied" } ] } } } },
         "404": error_response("No such subject"),

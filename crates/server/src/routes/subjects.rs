@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::{Caller, Query};
+use crate::extract::{Caller, Path, Query};
 use crate::routes::collect::{unwrap_key, Identifier};
 use crate::state::AppState;
 
@@ -96,12 +96,12 @@ struct ReadQuery {
 async fn read(
     State(state): State<AppState>,
     Caller(key): Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, ApiError>,
     q: Result<Query<ReadQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
     let asked = asked_purpose(&q, |q| &q.purpose);
     let answer = async {
-        let Query(q) = q?;
+        let (Path(id), Query(q)) = (id?, q?);
         let purpose = require_purpose(&state, q.purpose)?;
         let id = subject_id(&id);
         require_key_purpose(&state, &key, &purpose, id.as_deref().ok()).await?;

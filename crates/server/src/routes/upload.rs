@@ -5,7 +5,7 @@
 //! streams it back through the same purpose check as fields.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::{Caller, Query};
+use crate::extract::{Caller, Path, Query};
 use crate::routes::collect::{entry_then_write, point_for_key, refused, unwrap_key, Identifier};
 use crate::routes::subjects::{
     asked_purpose, disclosures, read_refused, read_view, require_key_purpose, require_purpose, subject_by_identifier,
@@ -59,15 +59,19 @@ fn internal(e: impl Into<anyhow::Error>) -> ApiError {
 async fn upload(
     State(state): State<AppState>,
     Caller(key): Caller,
-    Path(point): Path<String>,
+    point: Result<Path<String>, ApiError>,
     q: Result<Query<UploadQuery>, ApiError>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let point = match point {
+        Ok(Path(point)) => point,
+        Err(e) => return Err(refused(&state, &key, "", None, e).await),
+    };
     let field = q.as_ref().ok().and_then(|Query(q)| q.field.clone());
     let received = match q {
         Ok(Query(q)) => receive(&state, &key, &point, q, &headers, body).await,
-        Err(e) => point_for_key(&state, &key, &point).and(Err(e)),
+        Err(e) => Err(e),
     };
     match received {
         Err(e) => Err(refused(&state, &key, &point, field.as_deref(), e).await),
@@ -406,11 +410,14 @@ struct DownloadQuery {
 async fn download(
     State(state): State<AppState>,
     Caller(key): Caller,
-    Path((id, object)): Path<(String, String)>,
+    ids: Result<Path<(String, String)>, ApiError>,
     q: Result<Query<DownloadQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
     let asked = asked_purpose(&q, |q| &q.purpose);
-    let answer = send_object(&state, &key, &id, &object, q).await;
+    let answer = match ids {
+        Ok(Path((id, object))) => send_object(&state, &key, &id, &object, q).await,
+        Err(e) => Err(e),
+    };
     read_refused(&state, &key, asked, answer).await
 }
 
