@@ -397,116 +397,79 @@ async fn collect_then_read_by_purpose() {
         let before = sqlx::query(denied).fetch_all(app.state.store.pool()).await.unwrap().len();
         let unknown = uuid::Uuid::new_v4();
         let (reg, known) = (Some("registration"), Some(id.as_str()));
-        /// (path, key, status, code, the entry's result, purpose, subject)
-        type Refused<'a> = (String, &'a str, u16, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
-        let refused_reads: Vec<Refused> = vec![
-            (
-                format!("/v1/subjects/{unknown}/data?purpose=registration"),
-                &site,
-                404,
-                "unknown_subject",
-                "unknown_subject",
-                reg,
-                None,
-            ),
-            (
-                "/v1/subjects/not-a-uuid/data?purpose=registration".into(),
-                &site,
-                404,
-                "unknown_subject",
-                "unknown_subject",
-                reg,
-                None,
-            ),
-            (
-                "/v1/subjects/%FF/data?purpose=registration".into(),
-                &site,
-                400,
-                "malformed_path",
-                "malformed_path",
-                reg,
-                None,
-            ),
-            (format!("/v1/subjects/{id}/data"), &site, 400, "missing_purpose", "missing_purpose", None, None),
-            (
-                format!("/v1/subjects/{id}/data?purpose=babbage"),
-                &site,
-                400,
-                "unknown_purpose",
-                "unknown_purpose",
-                None,
-                None,
-            ),
-            (
-                format!("/v1/subjects/{id}/data?purpose=registration"),
-                &analytics,
-                403,
-                "purpose_not_granted_to_key",
-                "purpose_not_granted_to_key",
-                reg,
-                known,
-            ),
-            (
-                format!("/v1/subjects/{id}/data?purpose=newsletter&fields=password"),
-                &site,
-                403,
-                "category_not_in_purpose",
-                "denied",
-                Some("newsletter"),
-                known,
-            ),
-            (
+        struct Refused<'a> {
+            path: String,
+            key: &'a str,
+            status: u16,
+            code: &'a str,
+            /// The entry's result: the code, or "denied" for fields the decision refused.
+            result: &'a str,
+            purpose: Option<&'a str>,
+            subject: Option<&'a str>,
+        }
+        let case = |path: String, status, code, purpose| Refused {
+            path,
+            key: &site,
+            status,
+            code,
+            result: code,
+            purpose,
+            subject: None,
+        };
+        let refused_reads = vec![
+            case(format!("/v1/subjects/{unknown}/data?purpose=registration"), 404, "unknown_subject", reg),
+            case("/v1/subjects/not-a-uuid/data?purpose=registration".into(), 404, "unknown_subject", reg),
+            case("/v1/subjects/%FF/data?purpose=registration".into(), 400, "malformed_path", reg),
+            case(format!("/v1/subjects/{id}/data"), 400, "missing_purpose", None),
+            case(format!("/v1/subjects/{id}/data?purpose=babbage"), 400, "unknown_purpose", None),
+            Refused {
+                key: &analytics,
+                subject: known,
+                ..case(format!("/v1/subjects/{id}/data?purpose=registration"), 403, "purpose_not_granted_to_key", reg)
+            },
+            Refused {
+                result: "denied",
+                subject: known,
+                ..case(
+                    format!("/v1/subjects/{id}/data?purpose=newsletter&fields=password"),
+                    403,
+                    "category_not_in_purpose",
+                    Some("newsletter"),
+                )
+            },
+            case(
                 "/v1/subjects/lookup?email=nobody%40x.example&purpose=registration".into(),
-                &site,
                 404,
                 "unknown_subject",
-                "unknown_subject",
                 reg,
-                None,
             ),
-            ("/v1/subjects/lookup?purpose=registration".into(), &site, 422, "bad_subject", "bad_subject", reg, None),
-            (
-                "/v1/subjects/lookup?email=babbage%40x.example&purpose=babbage".into(),
-                &site,
-                400,
-                "unknown_purpose",
-                "unknown_purpose",
-                None,
-                None,
-            ),
-            (
+            case("/v1/subjects/lookup?purpose=registration".into(), 422, "bad_subject", reg),
+            case("/v1/subjects/lookup?email=babbage%40x.example&purpose=babbage".into(), 400, "unknown_purpose", None),
+            case(
                 "/v1/subjects/lookup?mail=babbage%40x.example&purpose=registration".into(),
-                &site,
                 400,
                 "malformed_query",
-                "malformed_query",
-                None,
                 None,
             ),
-            (
-                format!("/v1/subjects/{id}/objects/{unknown}?purpose=registration"),
-                &site,
-                404,
-                "unknown_object",
-                "unknown_object",
-                reg,
-                None,
-            ),
+            case(format!("/v1/subjects/{id}/objects/{unknown}?purpose=registration"), 404, "unknown_object", reg),
         ];
-        for (path, token, status, code, ..) in &refused_reads {
-            let r = app.raw("GET", path, Some(token), None).await;
-            assert_eq!((r.status, r.body["error"]["code"].as_str()), (*status, Some(*code)), "{path}: {}", r.body);
+        for c in &refused_reads {
+            let r = app.raw("GET", &c.path, Some(c.key), None).await;
+            assert_eq!(
+                (r.status, r.body["error"]["code"].as_str()),
+                (c.status, Some(c.code)),
+                "{}: {}",
+                c.path,
+                r.body
+            );
         }
         let entries: Vec<(String, Option<String>, Option<String>)> =
             sqlx::query_as(denied).fetch_all(app.state.store.pool()).await.unwrap();
         let entries = &entries[before..];
         assert_eq!(entries.len(), refused_reads.len(), "one entry per refusal: {entries:?}");
-        for ((path, _, _, _, result, purpose, subject), entry) in refused_reads.iter().zip(entries) {
-            assert_eq!(
-                entry,
-                &((*result).to_owned(), purpose.map(str::to_owned), subject.map(str::to_owned)),
-                "{path}"
-            );
+        for (c, entry) in refused_reads.iter().zip(entries) {
+            let expected = (c.result.to_owned(), c.purpose.map(str::to_owned), c.subject.map(str::to_owned));
+            assert_eq!(entry, &expected, "{}", c.path);
         }
         let details: Vec<String> =
             sqlx::query_scalar("SELECT detail FROM audit_log").fetch_all(app.state.store.pool()).await.unwrap();
