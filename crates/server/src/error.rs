@@ -1,6 +1,6 @@
 //! One error shape for every response: `{"error": {"code": ..., "message": ...}}`.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -35,6 +35,10 @@ pub enum ApiError {
     /// The request body is too large (413).
     #[error("too large")]
     TooLarge(String),
+    /// Too many failed password checks for the person named (429): the message, and the
+    /// seconds until they may try again.
+    #[error("too many attempts")]
+    TooManyAttempts(String, u64),
     /// The request was understood and refused by the policy (422), with details.
     #[error("unprocessable")]
     Unprocessable(&'static str, String, serde_json::Value),
@@ -58,6 +62,7 @@ impl ApiError {
             Self::Unprocessable(code, _, _) => Some(code),
             Self::TooLarge(_) => Some("too_large"),
             Self::UnsupportedType(_) => Some("unsupported_content_type"),
+            Self::TooManyAttempts(..) => Some("too_many_attempts"),
             _ => None,
         }
     }
@@ -95,6 +100,11 @@ impl IntoResponse for ApiError {
                     .to_owned();
                 let body = json!({ "error": { "code": first, "message": "this purpose may not read these fields", "fields": details } });
                 return (StatusCode::FORBIDDEN, Json(body)).into_response();
+            }
+            Self::TooManyAttempts(msg, wait) => {
+                let body = json!({ "error": { "code": "too_many_attempts", "message": msg } });
+                return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, wait.to_string())], Json(body))
+                    .into_response();
             }
             Self::Unprocessable(code, msg, details) => {
                 let body = json!({ "error": { "code": code, "message": msg, "details": details } });

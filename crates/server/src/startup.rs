@@ -70,6 +70,7 @@ impl Application {
             keys: Arc::new(data.keys),
             objects,
             api_keys: crate::extract::KeyCache::default(),
+            sign_ins: crate::sign_in::SignInThrottle::default(),
             policy: Arc::new(policy),
             notice_html,
             metrics: Metrics::default(),

@@ -41,6 +41,8 @@ pub struct Services {
     pub policy: Arc<LoadedPolicy>,
     /// Recently looked-up API keys.
     pub api_keys: crate::extract::KeyCache,
+    /// Failed password checks, per person named.
+    pub sign_ins: crate::sign_in::SignInThrottle,
     /// Object storage for uploads.
     pub objects: Arc<dyn object_store::ObjectStore>,
     /// The notice rendered once at start-up.

@@ -689,7 +689,8 @@ impl TestApp {
             let _ = s.read_to_end(&mut raw);
             let raw = String::from_utf8_lossy(&raw).into_owned();
             let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-            Resp { status: head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), body: serde_json::from_str(rest).unwrap_or(Value::Null) }
+            let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            Resp { status, body: serde_json::from_str(rest).unwrap_or(Value::Null), head: head.to_owned() }
         })
         .await
         .unwrap()
@@ -1027,6 +1028,81 @@ async fn sign_in_verifies_the_password_and_stores_nothing_of_it() {
         assert!(rows[2].1.contains("verification_failed"), "{}", rows[2].1);
         assert!(rows[5].1.contains("password_already_set"), "{}", rows[5].1);
         assert!(rows.iter().all(|(_, d)| !d.contains(PASSWORD) && !d.contains("argon2")));
+        app.stop().await;
+    }
+}
+
+/// Guessing passwords is throttled per person (P33): after five failed checks (sign-ins, or
+/// sign-ups repeating another password) every check naming them is refused with 429 and
+/// `Retry-After`, the right password included, without anything stored; people never
+/// stored are throttled alike, so the refusal says nothing of who is a subject; other
+/// people are not affected, and a match clears the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_password_checks_are_throttled_per_person() {
+    for db in backends("vault_throttle").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration"], &["signup", "login"]).await;
+        let login = |email: &str, password: &str| json!({ "subject": { "email": email }, "fields": { "email": email, "password": password } });
+        let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
+        let other = "grace@analytical.example";
+        assert_eq!(app.collect(&site, "signup", &signup(other)).await.status, 201);
+        let nobody = "nobody@analytical.example";
+
+        // Four failures, then a match: the count starts again.
+        for _ in 0..4 {
+            assert_eq!(app.collect(&site, "login", &login(EMAIL, "wrong")).await.status, 422);
+        }
+        assert_eq!(app.collect(&site, "login", &login(EMAIL, PASSWORD)).await.status, 201);
+        // Five failures by sign-in (named by email, and once by id), or by repeated
+        // sign-ups with another password, or for someone never stored.
+        let by_id =
+            json!({ "subject": { "id": id.to_uppercase() }, "fields": { "email": EMAIL, "password": "wrong" } });
+        let mut takeover = signup(other);
+        takeover["fields"]["password"] = json!("someone-else's-password");
+        for i in 0..5 {
+            let r = app.collect(&site, "login", &login(EMAIL, "wrong")).await;
+            assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("verification_failed")), "{i}");
+            let r = app.collect(&site, "login", &by_id).await;
+            assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("verification_failed")), "{i}");
+            let r = app.collect(&site, "signup", &takeover).await;
+            assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("password_already_set")), "{i}");
+            let r = app.collect(&site, "login", &login(nobody, PASSWORD)).await;
+            assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("verification_failed")), "{i}");
+        }
+        let (subjects, fields) = (app.count("subjects").await, app.count("field_values").await);
+        let refused = [
+            ("login", login(EMAIL, PASSWORD)),
+            ("login", json!({ "subject": { "id": id }, "fields": { "email": EMAIL, "password": PASSWORD } })),
+            ("signup", signup(other)),
+            ("login", login(nobody, PASSWORD)),
+        ];
+        for (point, body) in &refused {
+            let r = app.collect(&site, point, body).await;
+            assert_eq!((r.status, r.body["error"]["code"].as_str()), (429, Some("too_many_attempts")), "{body}");
+            let retry =
+                r.head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after: ").map(str::to_owned));
+            let retry: u64 = retry.expect("a Retry-After header").trim().parse().unwrap();
+            assert!((1..=900).contains(&retry), "{retry}");
+            assert!(!r.body.to_string().contains(PASSWORD));
+        }
+        assert_eq!((app.count("subjects").await, app.count("field_values").await), (subjects, fields));
+        // Someone else, and a collection that checks no password, are not affected.
+        let third = "ada.byron@analytical.example";
+        assert_eq!(app.collect(&site, "signup", &signup(third)).await.status, 201);
+        assert_eq!(app.collect(&site, "login", &login(third, PASSWORD)).await.status, 201);
+        let support = app.key("helpdesk", &["support"], &["support"]).await;
+        let message =
+            json!({ "subject": { "email": EMAIL }, "fields": { "name": NAME, "email": EMAIL, "message": "hello" } });
+        assert_eq!(app.collect(&support, "support", &message).await.status, 201);
+        // Each throttled refusal is in the chain by its code.
+        let details: Vec<String> = sqlx::query_scalar(
+            "SELECT detail FROM audit_log WHERE action = 'data.collect' AND result = 'refused' AND detail LIKE '%too_many_attempts%'",
+        )
+        .fetch_all(app.state.store.pool())
+        .await
+        .unwrap();
+        assert_eq!(details.len(), refused.len(), "{details:?}");
+        assert_no_plaintext(&db, &[PASSWORD, "someone-else's-password"]).await;
         app.stop().await;
     }
 }

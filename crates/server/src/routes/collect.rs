@@ -1,6 +1,8 @@
 //! `POST /v1/collect/{point}`: data minimisation at the door. Only what the
 //! policy declares for the point is accepted; a refused request stores nothing.
 
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -17,6 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
 use crate::routes::subjects::{subject_from_id, SubjectSelector};
+use crate::sign_in::Named;
 use crate::state::AppState;
 
 /// `/v1/collect/{point}`.
@@ -95,6 +98,21 @@ async fn accept(
         Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value.expose()))),
         Identifier::Id(_) => None,
     };
+    // A password checked against a stored hash is throttled per person named (P33), before
+    // anything is looked up, so the refusal is the same whether or not they are a subject.
+    let named = match (&identifier, &blind) {
+        (Identifier::Id(id), _) => Named::Id(crate::routes::subjects::subject_id(id).unwrap_or_else(|_| id.clone())),
+        (Identifier::Raw(..), Some((kind, blind))) => Named::Blind(kind.as_str(), *blind),
+        (Identifier::Raw(..), None) => unreachable!("raw identifiers are always blind-indexed"),
+    };
+    let checks_password = accepted.fields.iter().any(|f| f.kind == FieldType::Password);
+    if let Some(wait) = checks_password.then(|| state.sign_ins.refused_for(&named, Instant::now())).flatten() {
+        let secs = wait.as_secs().max(1);
+        return Err(ApiError::TooManyAttempts(
+            format!("too many failed password checks for this person; try again in {secs} s"),
+            secs,
+        ));
+    }
     // Two collections for a new person can race; the loser finds the winner's subject on its second pass.
     for _ in 0..2 {
         let (subject, data_key, new_wrapped) = match (&identifier, &blind) {
@@ -126,8 +144,14 @@ async fn accept(
         };
         let exists = new_wrapped.is_none();
         let values = match settle_passwords(state, &subject, &data_key, exists, &accepted.fields).await? {
-            Ok(values) => values,
+            Ok(values) => {
+                if values.iter().any(|v| matches!(v, Stored::Nothing)) {
+                    state.sign_ins.succeeded(&named);
+                }
+                values
+            }
             Err((code, field)) => {
+                state.sign_ins.failed(&named, Instant::now());
                 let refusal = json!({ "code": code, "field": field });
                 let mut event = AuditEvent::new(&key.name, "data.collect", "refused")
                     .with_detail(&json!({ "point": point, "refusals": [refusal.clone()] }));

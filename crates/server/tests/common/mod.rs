@@ -20,6 +20,8 @@ pub struct TestApp {
 pub struct Resp {
     pub status: u16,
     pub body: Value,
+    /// The status line and headers, as received.
+    pub head: String,
 }
 
 impl TestApp {
@@ -74,7 +76,8 @@ impl TestApp {
             let raw = String::from_utf8_lossy(&raw).into_owned();
             let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
             let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-            Resp { status, body: serde_json::from_str(rest).unwrap_or(Value::String(rest.to_owned())) }
+            let body = serde_json::from_str(rest).unwrap_or(Value::String(rest.to_owned()));
+            Resp { status, body, head: head.to_owned() }
         })
         .await
         .unwrap()
