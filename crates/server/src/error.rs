@@ -35,7 +35,7 @@ pub enum ApiError {
     /// The request body is too large (413).
     #[error("too large")]
     TooLarge(String),
-    /// Too many failed password checks for the person named (429): the message, and the
+    /// Too many failed password checks for the name given (429): the message, and the
     /// seconds until they may try again.
     #[error("too many attempts")]
     TooManyAttempts(String, u64),

@@ -10,7 +10,7 @@
 //! - [`error`]: the JSON error shape and how internal failures stay internal.
 //! - [`extract`]: JSON bodies in charter's error shape; API-key authentication (`Caller`).
 //! - [`objects`]: object storage for uploads (local folder, S3-compatible, GCS).
-//! - [`sign_in`]: failed password checks counted per person, and the refusal after too many.
+//! - [`sign_in`]: failed password checks counted per name a request gives, and the refusal after too many.
 //! - [`telemetry`]: request metrics and logs that name the route template,
 //!   never the raw URI (which could carry personal data in its query).
 //! - `routes/`: one module per area, each exporting `routes()`:

@@ -41,7 +41,7 @@ pub struct Services {
     pub policy: Arc<LoadedPolicy>,
     /// Recently looked-up API keys.
     pub api_keys: crate::extract::KeyCache,
-    /// Failed password checks, per person named.
+    /// Failed password checks, per name a request gives.
     pub sign_ins: crate::sign_in::SignInThrottle,
     /// Object storage for uploads.
     pub objects: Arc<dyn object_store::ObjectStore>,

@@ -98,21 +98,12 @@ async fn accept(
         Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value.expose()))),
         Identifier::Id(_) => None,
     };
-    // A password checked against a stored hash is throttled per person named (P33), before
-    // anything is looked up, so the refusal is the same whether or not they are a subject.
-    let named = match (&identifier, &blind) {
+    // A password checked against a stored hash is an attempt for the person as named (P33).
+    let who = match (&identifier, &blind) {
         (Identifier::Id(id), _) => Named::Id(crate::routes::subjects::subject_id(id).unwrap_or_else(|_| id.clone())),
         (Identifier::Raw(..), Some((kind, blind))) => Named::Blind(kind.as_str(), *blind),
         (Identifier::Raw(..), None) => unreachable!("raw identifiers are always blind-indexed"),
     };
-    let checks_password = accepted.fields.iter().any(|f| f.kind == FieldType::Password);
-    if let Some(wait) = checks_password.then(|| state.sign_ins.refused_for(&named, Instant::now())).flatten() {
-        let secs = wait.as_secs().max(1);
-        return Err(ApiError::TooManyAttempts(
-            format!("too many failed password checks for this person; try again in {secs} s"),
-            secs,
-        ));
-    }
     // Two collections for a new person can race; the loser finds the winner's subject on its second pass.
     for _ in 0..2 {
         let (subject, data_key, new_wrapped) = match (&identifier, &blind) {
@@ -143,15 +134,21 @@ async fn accept(
             }
         };
         let exists = new_wrapped.is_none();
+        // A sign-in always checks (against a fixed hash for someone never stored); setting a
+        // password checks only when the subject exists, since a new one has none to match.
+        let checks = accepted.fields.iter().any(|f| f.kind == FieldType::Password && (f.verify || exists));
+        let attempt = if checks { Some(state.sign_ins.begin(&who).await.map_err(too_many_attempts)?) } else { None };
         let values = match settle_passwords(state, &subject, &data_key, exists, &accepted.fields).await? {
             Ok(values) => {
-                if values.iter().any(|v| matches!(v, Stored::Nothing)) {
-                    state.sign_ins.succeeded(&named);
+                if let Some(attempt) = attempt {
+                    attempt.matched();
                 }
                 values
             }
             Err((code, field)) => {
-                state.sign_ins.failed(&named, Instant::now());
+                if let Some(attempt) = attempt {
+                    attempt.failed(Instant::now());
+                }
                 let refusal = json!({ "code": code, "field": field });
                 let mut event = AuditEvent::new(&key.name, "data.collect", "refused")
                     .with_detail(&json!({ "point": point, "refusals": [refusal.clone()] }));
@@ -296,6 +293,13 @@ pub(crate) async fn refused(
         Ok(_) => error,
         Err(e) => ApiError::Internal(e.into()),
     }
+}
+
+/// The refusal of a password check for someone whose attempts are used up, asking to wait
+/// `wait`, in whole seconds rounded up.
+fn too_many_attempts(wait: std::time::Duration) -> ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::TooManyAttempts(format!("too many failed password checks for this name; try again in {secs} s"), secs)
 }
 
 /// What a collection stores of one field.

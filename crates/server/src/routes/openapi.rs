@@ -66,7 +66,7 @@ pub fn document() -> Value {
                     "403": error_response("The key may not collect at this point (`point_not_granted_to_key`)"),
                     "404": error_response("No such collection point, or (by `id`) no such subject"),
                     "413": error_response("The body is over 1 MiB"),
-                    "429": error_response("Too many failed password checks for the person named (`too_many_attempts`): no password is checked until the time in `Retry-After` has passed"),
+                    "429": error_response("Too many failed password checks for the name given (`too_many_attempts`): no password is checked until the time in `Retry-After` has passed"),
                     "500": error_response("An internal failure (the database, the audit chain, the key file); nothing is stored without its audit entry"),
                     "422": error_response("Refused by the policy: `undeclared_field`, `wrong_type`, `too_large`, `missing_required`, `file_field`, `consent_not_asked`, `consent_not_boolean`, `under_minimum_age`, `bad_subject`, `verification_failed`, `password_already_set`; `details` lists every refusal")
                 }
