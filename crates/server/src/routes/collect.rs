@@ -98,12 +98,6 @@ async fn accept(
         Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value.expose()))),
         Identifier::Id(_) => None,
     };
-    // A password checked against a stored hash is an attempt for the person as named (P33).
-    let who = match (&identifier, &blind) {
-        (Identifier::Id(id), _) => Named::Id(crate::routes::subjects::subject_id(id).unwrap_or_else(|_| id.clone())),
-        (Identifier::Raw(..), Some((kind, blind))) => Named::Blind(kind.as_str(), *blind),
-        (Identifier::Raw(..), None) => unreachable!("raw identifiers are always blind-indexed"),
-    };
     // Two collections for a new person can race; the loser finds the winner's subject on its second pass.
     for _ in 0..2 {
         let (subject, data_key, new_wrapped) = match (&identifier, &blind) {
@@ -137,7 +131,17 @@ async fn accept(
         // A sign-in always checks (against a fixed hash for someone never stored); setting a
         // password checks only when the subject exists, since a new one has none to match.
         let checks = accepted.fields.iter().any(|f| f.kind == FieldType::Password && (f.verify || exists));
-        let attempt = if checks { Some(state.sign_ins.begin(&who).await.map_err(too_many_attempts)?) } else { None };
+        let attempt = if checks {
+            // An attempt for the name the request gives (P33): its blind index, or the id in
+            // normal form (named by id, the subject exists, so that is `subject`).
+            let who = match &blind {
+                Some((kind, blind)) => Named::Blind(kind.as_str(), *blind),
+                None => Named::Id(subject.clone()),
+            };
+            Some(state.sign_ins.begin(&who).await.map_err(too_many_attempts)?)
+        } else {
+            None
+        };
         let values = match settle_passwords(state, &subject, &data_key, exists, &accepted.fields).await? {
             Ok(values) => {
                 if let Some(attempt) = attempt {
