@@ -35,6 +35,9 @@ pub enum ApiError {
     /// The request body is too large (413).
     #[error("too large")]
     TooLarge(String),
+    /// The request body sent nothing for too long (408); the connection is closed.
+    #[error("body timeout")]
+    BodyTimeout,
     /// Too many failed password checks for the name given (429): the message, and the
     /// seconds until they may try again.
     #[error("too many attempts")]
@@ -63,6 +66,7 @@ impl ApiError {
             Self::TooLarge(_) => Some("too_large"),
             Self::UnsupportedType(_) => Some("unsupported_content_type"),
             Self::TooManyAttempts(..) => Some("too_many_attempts"),
+            Self::BodyTimeout => Some("body_timeout"),
             _ => None,
         }
     }
@@ -100,6 +104,10 @@ impl IntoResponse for ApiError {
                     .to_owned();
                 let body = json!({ "error": { "code": first, "message": "this purpose may not read these fields", "fields": details } });
                 return (StatusCode::FORBIDDEN, Json(body)).into_response();
+            }
+            Self::BodyTimeout => {
+                let body = json!({ "error": { "code": "body_timeout", "message": "the request body stopped arriving before its end" } });
+                return (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")], Json(body)).into_response();
             }
             Self::TooManyAttempts(msg, wait) => {
                 let body = json!({ "error": { "code": "too_many_attempts", "message": msg } });

@@ -25,6 +25,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) if crate::listen::is_body_timeout(&rejection) => Err(ApiError::BodyTimeout),
             Err(rejection) => Err(match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge("the request body is larger than 1 MiB".into()),
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => {

@@ -8,6 +8,8 @@
 //!   until shutdown and records the stop in the audit chain.
 //! - [`state`]: the one [`state::AppState`] every handler receives.
 //! - [`error`]: the JSON error shape and how internal failures stay internal.
+//! - [`headers`]: security headers on every response (a strict CSP on pages).
+//! - [`listen`]: accepting connections, with header, body and idle timeouts and a cap on open connections.
 //! - [`extract`]: JSON bodies in charter's error shape; API-key authentication (`Caller`).
 //! - [`objects`]: object storage for uploads (local folder, S3-compatible, GCS).
 //! - [`sign_in`]: failed password checks counted per name a request gives, and the refusal after too many.
@@ -20,6 +22,8 @@
 
 pub mod error;
 pub mod extract;
+pub mod headers;
+pub mod listen;
 pub mod objects;
 pub mod routes;
 pub mod sign_in;
@@ -27,4 +31,5 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 
+pub use listen::Limits;
 pub use startup::{Application, Settings};

@@ -30,6 +30,8 @@ pub struct Settings {
     pub policy: LoadedPolicy,
     /// Object storage URL (`s3://...`, `gs://...`); the data directory's `objects/` folder when `None`.
     pub object_store: Option<String>,
+    /// Connection timeouts and the cap on open connections.
+    pub limits: crate::Limits,
 }
 
 /// A built application, bound to its address and ready to serve.
@@ -38,6 +40,7 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     audit_task: JoinHandle<()>,
+    limits: crate::Limits,
     /// The data directory's lock, shared, for as long as the server runs.
     lock: DirLock,
 }
@@ -76,7 +79,7 @@ impl Application {
             metrics: Metrics::default(),
             started: Instant::now(),
         });
-        Ok(Self { listener, addr, state, audit_task, lock: data.lock })
+        Ok(Self { listener, addr, state, audit_task, limits: settings.limits, lock: data.lock })
     }
 
     /// The bound address.
@@ -92,10 +95,10 @@ impl Application {
     /// Serves until `shutdown` resolves, lets requests in flight finish, then
     /// records the stop, signs a final checkpoint and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, addr, state, audit_task, lock } = self;
+        let Self { listener, addr, state, audit_task, limits, lock } = self;
         tracing::info!(%addr, "serving");
         let router = crate::routes::router(state.clone());
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("server failed")?;
+        crate::listen::serve(listener, router, limits, shutdown).await;
         let audit = state.audit.clone();
         let store = state.store.clone();
         let uptime_s = state.started.elapsed().as_secs();

@@ -84,3 +84,90 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     app.stop().await;
 }
+
+/// Pages get a Content-Security-Policy that allows their own stylesheet (by its hash)
+/// and nothing else, and no framing; every response says `nosniff` and sends no referrer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_carry_security_headers() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let db = charter_store::testing::TestDb::sqlite();
+    let app = TestApp::spawn(&db).await;
+    let page = app.raw("GET", "/", None, None).await;
+    let head = page.head.to_lowercase();
+    let csp = head.lines().find_map(|l| l.strip_prefix("content-security-policy: ")).expect("a CSP on the page");
+    assert!(csp.starts_with("default-src 'none';") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    let html = page.body.as_str().unwrap();
+    let css = &html[html.find("<style>").unwrap() + 7..html.find("</style>").unwrap()];
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(css.as_bytes()));
+    assert!(page.head.contains(&format!("style-src 'sha256-{hash}'")), "the page's own stylesheet is allowed");
+    assert!(head.contains("x-frame-options: deny"));
+    for path in ["/", "/healthz", "/openapi.json", "/nowhere"] {
+        let r = app.raw("GET", path, None, None).await.head.to_lowercase();
+        assert!(r.contains("x-content-type-options: nosniff") && r.contains("referrer-policy: no-referrer"), "{path}");
+    }
+    let json = app.raw("GET", "/healthz", None, None).await.head.to_lowercase();
+    assert!(!json.contains("content-security-policy"), "only pages need a CSP");
+    app.stop().await;
+}
+
+/// A connection that sends nothing, sends half its headers, or stalls in its body
+/// is closed after its timeout (408 for the body); connections beyond the cap wait
+/// until one closes, and the server answers again once they are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_are_closed() {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+    let db = charter_store::testing::TestDb::sqlite();
+    let limits = charter_server::Limits {
+        header_read: Duration::from_millis(500),
+        body_idle: Duration::from_millis(500),
+        max_connections: 8,
+        drain: Duration::from_secs(5),
+    };
+    let app = TestApp::spawn_with(&db, charter_policy::TENSOROPERA, limits).await;
+    let token = app.key("timeouts", &["registration"], &["signup"]).await;
+    let addr = app.addr.clone();
+    let closed_after = move |send: String| {
+        let addr = addr.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                s.write_all(send.as_bytes()).unwrap();
+                let start = Instant::now();
+                let mut got = Vec::new();
+                let _ = s.read_to_end(&mut got);
+                (start.elapsed(), String::from_utf8_lossy(&got).into_owned())
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (idle, got) = closed_after(String::new()).await;
+    assert!(idle < Duration::from_secs(10) && got.is_empty(), "an idle connection is closed: {idle:?} {got}");
+    let (half, _) = closed_after("POST /v1/collect/signup HTTP/1.1\r\nHost: x\r\n".into()).await;
+    assert!(half < Duration::from_secs(10), "half-sent headers are cut off: {half:?}");
+    let huge = format!(
+        "POST /v1/collect/signup HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 10737418240\r\n\r\n{{}}"
+    );
+    let (stalled, got) = closed_after(huge).await;
+    assert!(stalled < Duration::from_secs(10), "a stalled body is cut off: {stalled:?}");
+    assert!(
+        got.starts_with("HTTP/1.1 413") || got.starts_with("HTTP/1.1 408"),
+        "a 10 GiB body is refused or timed out: {got}"
+    );
+    let partial = format!(
+        "POST /v1/collect/signup HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"su"
+    );
+    let (_, got) = closed_after(partial).await;
+    assert!(got.starts_with("HTTP/1.1 408"), "a body that stops is a 408: {got}");
+    assert!(got.contains("body_timeout"), "{got}");
+
+    // Twenty idle connections against a cap of eight: the server answers again once they time out.
+    let idle: Vec<_> = (0..20).map(|_| std::net::TcpStream::connect(&app.addr).unwrap()).collect();
+    let health = app.raw("GET", "/healthz", None, None).await;
+    assert_eq!(health.status, 200);
+    drop(idle);
+    app.stop().await;
+}

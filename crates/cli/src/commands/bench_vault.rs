@@ -157,6 +157,7 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
         database_url: Some(url.to_owned().into()),
         policy: policy(),
         object_store: None,
+        limits: Default::default(),
     })
     .await?;
     let addr = app.addr().to_string();

@@ -17,6 +17,7 @@ pub async fn run(settings: Settings) -> Result<(), Failure> {
         database_url: settings.database_url,
         policy,
         object_store: settings.object_store,
+        limits: Default::default(),
     })
     .await?;
     let shutdown = shutdown_signal()?;

@@ -640,7 +640,8 @@ fn markdown_to_html(markdown: &str) -> String {
     out
 }
 
-const CSS: &str = "body{font:16px/1.6 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;background:#fafbfc;margin:0}\
+/// The notice's stylesheet, inlined in its `<style>`; a page's Content-Security-Policy allows exactly it, by hash.
+pub const CSS: &str = "body{font:16px/1.6 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;background:#fafbfc;margin:0}\
 main{max-width:46rem;margin:0 auto;padding:2rem 1.25rem 4rem;background:#fff}\
 h1{font-size:1.9rem;line-height:1.2}h2{margin-top:2.2rem;border-bottom:1px solid #e3e6ea;padding-bottom:.3rem}\
 table{border-collapse:collapse;width:100%;margin:1rem 0;font-size:.92rem}th,td{border:1px solid #d8dde3;padding:.4rem .55rem;text-align:left;vertical-align:top}\

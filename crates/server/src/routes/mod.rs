@@ -1,6 +1,7 @@
 //! Route areas. Each exports `routes()`; [`router`] mounts them all.
 
 pub mod collect;
+pub mod download;
 pub mod health;
 pub mod metrics;
 pub mod notice;
@@ -22,10 +23,12 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(collect::routes())
         .merge(subjects::routes())
+        .merge(download::routes())
         .merge(upload::routes().layer(axum::extract::DefaultBodyLimit::disable()))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .layer(axum::middleware::map_response(crate::headers::secure))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::telemetry::track))
         .with_state(state)
 }

@@ -1,23 +1,20 @@
 //! Raw uploads (P05, P08): `POST /v1/collect/{point}/upload?field=F&<subject>`
 //! streams the body into object storage, sealed chunk by chunk with the
 //! subject's data key before it leaves the process, enforcing the point's size
-//! and content types as it goes. `GET /v1/subjects/{id}/objects/{object}?purpose=P`
-//! streams it back through the same purpose check as fields.
+//! and content types as it goes. `download` streams it back.
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::Router;
 use bytes::{Bytes, BytesMut};
-use charter_core::access::{self, FieldRef};
 use charter_core::audit::AuditEvent;
 use charter_policy::model::{FieldType, ScanAction};
 use charter_scan::stream::StreamScanner;
 use charter_scan::EntityType;
 use charter_store::vault::ObjectRecord;
-use charter_vault::stream::{StreamOpener, StreamSealer, CHUNK, HEADER, SEALED_CHUNK};
+use charter_vault::stream::{StreamSealer, CHUNK};
 use futures_util::StreamExt as _;
 use object_store::path::Path as ObjectPath;
 use object_store::WriteMultipart;
@@ -27,19 +24,14 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::extract::{Caller, Path, Query};
 use crate::routes::collect::{entry_then_write, point_for_key, refused, unwrap_key, Identifier};
-use crate::routes::subjects::{
-    asked_purpose, disclosures, read_refused, read_view, require_key_purpose, require_purpose, subject_by_identifier,
-    subject_from_id, subject_id, SubjectSelector,
-};
+use crate::routes::subjects::{subject_by_identifier, subject_from_id, SubjectSelector};
 use crate::state::AppState;
 use charter_store::api_keys::ApiKey;
 use charter_vault::Personal;
 
 /// Upload and download routes.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/collect/{point}/upload", post(upload))
-        .route("/v1/subjects/{id}/objects/{object}", get(download))
+    Router::new().route("/v1/collect/{point}/upload", post(upload))
 }
 
 #[derive(Deserialize)]
@@ -169,8 +161,10 @@ async fn receive(
     let mut stream = body.into_data_stream();
     let outcome: Result<(), ApiError> = async {
         while let Some(piece) = stream.next().await {
-            let piece = piece
-                .map_err(|_| ApiError::BadRequest("upload_interrupted", "the upload stopped before its end".into()))?;
+            let piece = piece.map_err(|e| match crate::listen::is_body_timeout(&e) {
+                true => ApiError::BodyTimeout,
+                false => ApiError::BadRequest("upload_interrupted", "the upload stopped before its end".into()),
+            })?;
             size += piece.len() as u64;
             if size > max {
                 return Err(ApiError::TooLarge(format!("field `{field}` accepts at most {max} bytes")));
@@ -400,128 +394,4 @@ impl Sink {
         self.writer.finish().await.map_err(internal)?;
         Ok(self.stored)
     }
-}
-
-#[derive(Deserialize)]
-struct DownloadQuery {
-    purpose: Option<String>,
-}
-
-async fn download(
-    State(state): State<AppState>,
-    Caller(key): Caller,
-    ids: Result<Path<(String, String)>, ApiError>,
-    q: Result<Query<DownloadQuery>, ApiError>,
-) -> Result<Response, ApiError> {
-    let asked = asked_purpose(&q, |q| &q.purpose);
-    let answer = match ids {
-        Ok(Path((id, object))) => send_object(&state, &key, &id, &object, q).await,
-        Err(e) => Err(e),
-    };
-    read_refused(&state, &key, asked, answer).await
-}
-
-async fn send_object(
-    state: &AppState,
-    key: &ApiKey,
-    id: &str,
-    object: &str,
-    q: Result<Query<DownloadQuery>, ApiError>,
-) -> Result<Response, ApiError> {
-    let Query(q) = q?;
-    let policy = &state.policy.policy;
-    let purpose = require_purpose(state, q.purpose)?;
-    let id = subject_id(id);
-    require_key_purpose(state, key, &purpose, id.as_deref().ok()).await?;
-    let view = read_view(state, &id?, &purpose).await?;
-    let subject = &view.subject;
-    let record = state
-        .store
-        .object(&subject.id, object)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::Missing("unknown_object", "no such object".into()))?;
-    let subject_state = view.state(&purpose);
-    let r = FieldRef { name: &record.field, category: &record.category, collected_at_us: record.collected_at_us };
-    let mut event = AuditEvent::new(&key.name, "data.read", "ok")
-        .with_detail(&json!({ "object": record.id, "fields": [record.field] }));
-    event.subject = Some(subject.id.clone());
-    event.purpose = Some(purpose.clone());
-    if let Err(d) = access::decide(policy, &purpose, &key.purposes, &subject_state, &r, charter_store::now_us()) {
-        event.action = "data.denied".into();
-        event.result = d.code().into();
-        state.audit.append(event).await.map_err(internal)?;
-        return Err(ApiError::Denied(json!({ record.field.clone(): d.code() })));
-    }
-    // The object is read for `purpose`: a recipient the policy shares it with is disclosed its category.
-    let mut events = vec![event];
-    disclosures(policy, key, &subject.id, &purpose, std::iter::once(record.category.as_str()), &mut events);
-    state.audit.append_all(events).await.map_err(internal)?;
-    let data_key = unwrap_key(state, subject)?;
-    let got = state.objects.get(&ObjectPath::from(record.location.as_str())).await.map_err(internal)?;
-    let mut source = got.into_stream();
-    let subject_id = subject.id.clone();
-    let object_id = record.id.clone();
-    // Re-frame the stored bytes into sealed chunks and open each as it arrives.
-    let plain = async_stream_frames(move |mut emit| async move {
-        let mut pending = BytesMut::new();
-        let mut opener: Option<StreamOpener> = None;
-        while let Some(piece) = source.next().await {
-            let piece = piece.map_err(|e| std::io::Error::other(e.to_string()))?;
-            pending.extend_from_slice(&piece);
-            if opener.is_none() && pending.len() >= HEADER {
-                let h = pending.split_to(HEADER);
-                opener = Some(
-                    StreamOpener::new(&data_key, &subject_id, &object_id, &h)
-                        .map_err(|e| std::io::Error::other(e.to_string()))?,
-                );
-            }
-            if let Some(o) = opener.as_mut() {
-                // A full frame followed by more bytes is never the last one.
-                while pending.len() > SEALED_CHUNK {
-                    let frame = pending.split_to(SEALED_CHUNK);
-                    let out = o.open(&frame, false).map_err(|e| std::io::Error::other(e.to_string()))?;
-                    emit(Bytes::from(out)).await;
-                }
-            }
-        }
-        let o = opener.as_mut().ok_or_else(|| std::io::Error::other("stored object is truncated"))?;
-        if pending.len() == SEALED_CHUNK {
-            return Err(std::io::Error::other("stored object is truncated"));
-        }
-        let out = o.open(&pending, true).map_err(|e| std::io::Error::other(e.to_string()))?;
-        emit(Bytes::from(out)).await;
-        Ok(())
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, record.content_type)
-        .header(header::CONTENT_LENGTH, record.size)
-        .body(Body::from_stream(plain))
-        .map_err(internal)
-}
-
-type Emit = Box<dyn FnMut(Bytes) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
-
-/// A stream fed by a producer task through a small channel, so at most a few
-/// chunks are in memory however large the object.
-fn async_stream_frames<F, Fut>(producer: F) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>>
-where
-    F: FnOnce(Emit) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), std::io::Error>> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-    let data_tx = tx.clone();
-    let emit: Emit = Box::new(move |b| {
-        let tx = data_tx.clone();
-        Box::pin(async move {
-            let _ = tx.send(Ok(b)).await;
-        })
-    });
-    tokio::spawn(async move {
-        if let Err(e) = producer(emit).await {
-            tracing::error!(error = %e, "object download failed");
-            let _ = tx.send(Err(e)).await;
-        }
-    });
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }

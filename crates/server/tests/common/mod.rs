@@ -31,6 +31,11 @@ impl TestApp {
 
     /// Spawns the application with the policy in `policy_text`.
     pub async fn spawn_with_policy(db: &TestDb, policy_text: &str) -> Self {
+        Self::spawn_with(db, policy_text, charter_server::Limits::default()).await
+    }
+
+    /// Spawns the application with the policy in `policy_text` and these connection limits.
+    pub async fn spawn_with(db: &TestDb, policy_text: &str, limits: charter_server::Limits) -> Self {
         capture_logs();
         let dir = tempfile::tempdir().unwrap();
         let policy = charter_policy::load("test-policy.toml", policy_text).unwrap();
@@ -40,6 +45,7 @@ impl TestApp {
             database_url: Some(SecretString::from(db.url.clone())),
             policy,
             object_store: None,
+            limits,
         })
         .await
         .unwrap();
