@@ -18,6 +18,7 @@ struct FileConfig {
     policy: Option<PathBuf>,
     object_store: Option<String>,
     log_format: Option<LogFormat>,
+    sqlite_synchronous: Option<String>,
 }
 
 /// The resolved settings every command shares.
@@ -35,6 +36,8 @@ pub struct Settings {
     pub object_store: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
+    /// How the SQLite files are synced (config file key `sqlite_synchronous`).
+    pub sqlite_synchronous: charter_store::Synchronous,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -62,6 +65,10 @@ impl Settings {
             policy: policy.or(file.policy),
             object_store: object_store.or(file.object_store),
             log_format: cli.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            sqlite_synchronous: match file.sqlite_synchronous {
+                Some(s) => s.parse().map_err(|e: String| anyhow::anyhow!("config file: {e}"))?,
+                None => charter_store::Synchronous::Full,
+            },
         })
     }
 }

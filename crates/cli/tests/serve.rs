@@ -125,6 +125,14 @@ fn settings_come_from_env_and_config_file_and_secrets_stay_out_of_logs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("password"), "{err}");
     assert!(!err.contains("hunter2"), "values are not echoed: {err}");
+
+    // SQLite's syncing is a setting of the config file, with two values.
+    std::fs::write(cwd.path().join("sync.toml"), "sqlite_synchronous = \"off\"\n").unwrap();
+    let out = run(cwd.path(), &["--config", "sync.toml", "policy", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite_synchronous is `full`"));
+    std::fs::write(cwd.path().join("sync.toml"), "sqlite_synchronous = \"normal\"\n").unwrap();
+    assert_eq!(run(cwd.path(), &["--config", "sync.toml", "policy", "check"]).status.code(), Some(0));
 }
 
 #[test]

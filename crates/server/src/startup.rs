@@ -32,6 +32,8 @@ pub struct Settings {
     pub object_store: Option<String>,
     /// Connection timeouts and the cap on open connections.
     pub limits: crate::Limits,
+    /// How the SQLite files are synced (a commit survives a power cut with `Full`).
+    pub sqlite_synchronous: charter_store::Synchronous,
 }
 
 /// A built application, bound to its address and ready to serve.
@@ -49,7 +51,8 @@ impl Application {
     /// Opens the data directory, starts the audit writer, records the start
     /// (with the policy's version and hash) and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let data = DataDir::open(&settings.data_dir, settings.database_url.as_ref().map(|s| s.expose_secret())).await?;
+        let url = settings.database_url.as_ref().map(|s| s.expose_secret());
+        let data = DataDir::open_with(&settings.data_dir, url, settings.sqlite_synchronous).await?;
         let (audit, audit_task) = AuditLog::start(&data.store, data.keys.checkpoint_signer());
         let listener = TcpListener::bind(&settings.listen)
             .await

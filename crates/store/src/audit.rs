@@ -246,8 +246,8 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(4096);
         let counters = Arc::new(Counters::default());
         let native = store.sqlite_audit_file().zip(store.sqlite_file()).zip(store.sqlite_direct()).and_then(
-            |((audit, data), direct)| match crate::native::open_writer(audit)
-                .and_then(|c| Ok((c, crate::native::Checkpointer::start(&[audit, data])?)))
+            |((audit, data), direct)| match crate::native::open_writer(audit, store.synchronous())
+                .and_then(|c| Ok((c, crate::native::Checkpointer::start(&[audit, data], store.synchronous())?)))
             {
                 Ok((conn, wal)) => Some((conn, direct.closed(), wal)),
                 Err(e) => {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use charter_vault::KeyFile;
 
-use crate::Store;
+use crate::{Store, Synchronous};
 
 /// An opened data directory: its key file and its store.
 pub struct DataDir {
@@ -106,12 +106,17 @@ impl DataDir {
     /// Creates the folder layout if needed, loads (or creates) the key file,
     /// connects to `database_url` or the folder's SQLite file, and migrates.
     pub async fn open(root: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
+        Self::open_with(root, database_url, Synchronous::Full).await
+    }
+
+    /// [`DataDir::open`], with SQLite syncing as `synchronous` says.
+    pub async fn open_with(root: &Path, database_url: Option<&str>, synchronous: Synchronous) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root.join("objects"))
             .with_context(|| format!("cannot create data directory {}", root.display()))?;
         restrict(root)?;
         let lock = DirLock::shared(root, false)?;
         let keys = KeyFile::load_or_create(&root.join("keys.json"))?;
-        Self::connect(root, keys, database_url, lock).await
+        Self::connect(root, keys, database_url, lock, synchronous).await
     }
 
     /// Opens a data directory that must already exist, with its key file:
@@ -125,12 +130,18 @@ impl DataDir {
         );
         let lock = DirLock::shared(root, true)?;
         let keys = KeyFile::load(&key_path)?;
-        Self::connect(root, keys, database_url, lock).await
+        Self::connect(root, keys, database_url, lock, Synchronous::Full).await
     }
 
-    async fn connect(root: &Path, keys: KeyFile, database_url: Option<&str>, lock: DirLock) -> anyhow::Result<Self> {
+    async fn connect(
+        root: &Path,
+        keys: KeyFile,
+        database_url: Option<&str>,
+        lock: DirLock,
+        synchronous: Synchronous,
+    ) -> anyhow::Result<Self> {
         let url = database_url.map_or_else(|| Store::sqlite_url(root), str::to_owned);
-        let store = Store::open(&url).await.context("cannot open the database")?;
+        let store = Store::open_with(&url, synchronous).await.context("cannot open the database")?;
         Ok(Self { root: root.to_owned(), keys, store, lock })
     }
 }

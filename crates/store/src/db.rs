@@ -56,14 +56,45 @@ pub enum StoreError {
 /// A pooled connection idle this long is checked (pinged) before it is used again.
 pub(crate) const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
 
-/// Set on every SQLite pool connection, after the audit file is attached: WAL so readers
-/// never block the writer (on both files), `synchronous = NORMAL` (durable at each WAL
-/// checkpoint, safe with WAL), and a busy timeout so concurrent processes wait for the
-/// write lock instead of failing.
+/// How SQLite syncs its files: what a commit that has been answered survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Each commit is synced to disk before it is answered: it survives a power cut.
+    #[default]
+    Full,
+    /// Commits are synced at each WAL checkpoint: they survive a crash of the process,
+    /// but the last ones answered can be lost on a power cut or a crash of the system.
+    Normal,
+}
+
+impl Synchronous {
+    /// The value of SQLite's `synchronous` pragma.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+impl std::str::FromStr for Synchronous {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(Self::Full),
+            "normal" => Ok(Self::Normal),
+            _ => Err("sqlite_synchronous is `full` (the default: a commit survives a power cut) or `normal`".into()),
+        }
+    }
+}
+
+/// Set on every SQLite pool connection, after the audit file is attached (with the
+/// store's [`Synchronous`] on both files): WAL so readers never block the writer (on
+/// both files), and a busy timeout so concurrent processes wait for the write lock
+/// instead of failing.
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
-    "PRAGMA main.synchronous = NORMAL",
-    "PRAGMA audit.synchronous = NORMAL",
     "PRAGMA busy_timeout = 10000",
     "PRAGMA foreign_keys = ON",
     // Deleted and overwritten content is zeroed, so a shredded subject's wrapped key and
@@ -101,6 +132,7 @@ pub struct Store {
     sqlite_file: Option<std::path::PathBuf>,
     audit_file: Option<std::path::PathBuf>,
     direct: Option<std::sync::Arc<crate::native::Direct>>,
+    synchronous: Synchronous,
 }
 
 impl Store {
@@ -109,8 +141,13 @@ impl Store {
         format!("sqlite://{}?mode=rwc", data_dir.join("charter.db").display())
     }
 
-    /// Connects to `url` (`sqlite://...` or `postgres://...`).
+    /// Connects to `url` (`sqlite://...` or `postgres://...`); SQLite syncs every commit.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, Synchronous::Full).await
+    }
+
+    /// Connects to `url`; on SQLite, syncing as `synchronous` says.
+    pub async fn connect_with(url: &str, synchronous: Synchronous) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let scheme = url.split(':').next().unwrap_or_default();
         let backend = match scheme {
@@ -156,6 +193,10 @@ impl Store {
                         for pragma in SQLITE_PRAGMAS {
                             conn.execute(*pragma).await?;
                         }
+                        for file in ["main", "audit"] {
+                            conn.execute(format!("PRAGMA {file}.synchronous = {}", synchronous.pragma()).as_str())
+                                .await?;
+                        }
                     }
                     Ok(())
                 })
@@ -163,13 +204,18 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(connect)?;
-        let direct = sqlite_file.as_deref().map(|f| std::sync::Arc::new(crate::native::Direct::new(f)));
-        Ok(Self { pool, backend, sqlite_file, audit_file, direct })
+        let direct = sqlite_file.as_deref().map(|f| std::sync::Arc::new(crate::native::Direct::new(f, synchronous)));
+        Ok(Self { pool, backend, sqlite_file, audit_file, direct, synchronous })
     }
 
     /// Connects and applies every pending migration.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let store = Self::connect(url).await?;
+        Self::open_with(url, Synchronous::Full).await
+    }
+
+    /// Connects with `synchronous` and applies every pending migration.
+    pub async fn open_with(url: &str, synchronous: Synchronous) -> Result<Self, StoreError> {
+        let store = Self::connect_with(url, synchronous).await?;
         store.migrate().await?;
         Ok(store)
     }
@@ -196,7 +242,7 @@ impl Store {
     /// file drop its page cache. See [`link_audit_file`].
     async fn move_audit_chain(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let result = link_audit_file(&mut conn).await;
+        let result = link_audit_file(&mut conn, self.synchronous).await;
         if result.is_err() {
             // Never hand back a connection that may still be inside a transaction.
             conn.close_on_drop();
@@ -229,6 +275,11 @@ impl Store {
     /// Direct connections for the hot reads and writes, for SQLite file stores.
     pub fn sqlite_direct(&self) -> Option<&crate::native::Direct> {
         self.direct.as_deref()
+    }
+
+    /// How SQLite syncs commits (on PostgreSQL, the server's own settings decide).
+    pub fn synchronous(&self) -> Synchronous {
+        self.synchronous
     }
 
     /// The database file, for SQLite stores.
@@ -265,14 +316,14 @@ const MOVE_TRIES: usize = 10;
 ///   file unchanged. Entries an older process appended meanwhile are copied on the next
 ///   try; a chain that differs is refused. A crash or power loss at any point loses
 ///   nothing, and the next start finishes the move.
-async fn link_audit_file(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+async fn link_audit_file(conn: &mut sqlx::AnyConnection, synchronous: Synchronous) -> Result<(), StoreError> {
     conn.execute(AUDIT_FILE_SCHEMA.as_str()).await?;
     for _ in 0..MOVE_TRIES {
         conn.execute("PRAGMA audit.synchronous = FULL").await?;
         conn.execute("BEGIN IMMEDIATE").await?;
         let copied = copy_chain(conn).await;
         let copied = finish(conn, copied).await;
-        conn.execute("PRAGMA audit.synchronous = NORMAL").await?;
+        conn.execute(format!("PRAGMA audit.synchronous = {}", synchronous.pragma()).as_str()).await?;
         copied?;
         conn.execute("BEGIN IMMEDIATE").await?;
         let dropped = drop_old_chain(conn).await;

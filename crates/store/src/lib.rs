@@ -27,4 +27,4 @@ pub mod vault;
 
 pub use audit::{now_us, AuditError, AuditLog, VerifyError, VerifyReport};
 pub use data_dir::{DataDir, DirLock};
-pub use db::{Backend, Store, StoreError};
+pub use db::{Backend, Store, StoreError, Synchronous};

@@ -12,6 +12,8 @@ use std::time::Duration;
 use charter_core::audit::{Entry, Hash};
 use rusqlite::{Connection, OpenFlags, ToSql};
 
+use crate::Synchronous;
+
 /// Connections of each kind kept for reuse; more are opened when all are busy.
 const KEEP_IDLE: usize = 8;
 /// How long a statement waits for another connection's write lock.
@@ -30,12 +32,12 @@ fn retry_busy(attempt: i32) -> bool {
 }
 
 /// Opens a connection with the store's settings (see `db::SQLITE_PRAGMAS`).
-fn open(file: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+fn open(file: &Path, flags: OpenFlags, synchronous: Synchronous) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(file, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     // SQLite's own busy handler backs off to sleeps of up to 100 ms; a write lock held
     // by another connection is usually free again within a millisecond, so retry finely.
     conn.busy_handler(Some(retry_busy))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "synchronous", synchronous.pragma())?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(80);
     Ok(conn)
@@ -44,8 +46,8 @@ fn open(file: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
 /// The audit writer's connection, to the audit file. It never checkpoints the WAL itself (a commit that
 /// has to copy a long WAL back into the database would hold every read waiting for
 /// its audit entry); [`Checkpointer`] does that beside it.
-pub(crate) fn open_writer(file: &Path) -> rusqlite::Result<Connection> {
-    let conn = open(file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+pub(crate) fn open_writer(file: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
+    let conn = open(file, OpenFlags::SQLITE_OPEN_READ_WRITE, synchronous)?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     Ok(conn)
 }
@@ -62,8 +64,11 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(crate) fn start(files: &[&Path]) -> rusqlite::Result<Self> {
-        let conns = files.iter().map(|f| open(f, OpenFlags::SQLITE_OPEN_READ_WRITE)).collect::<Result<Vec<_>, _>>()?;
+    pub(crate) fn start(files: &[&Path], synchronous: Synchronous) -> rusqlite::Result<Self> {
+        let conns = files
+            .iter()
+            .map(|f| open(f, OpenFlags::SQLITE_OPEN_READ_WRITE, synchronous))
+            .collect::<Result<Vec<_>, _>>()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -117,12 +122,14 @@ pub struct Direct {
     idle_readers: Mutex<Vec<Connection>>,
     idle_writers: Mutex<Vec<Connection>>,
     closed: Closed,
+    synchronous: Synchronous,
 }
 
 impl Direct {
     /// Connections to `file`; they open on first use.
-    pub(crate) fn new(file: &Path) -> Self {
+    pub(crate) fn new(file: &Path, synchronous: Synchronous) -> Self {
         Self {
+            synchronous,
             file: file.to_owned(),
             idle_readers: Mutex::new(Vec::new()),
             idle_writers: Mutex::new(Vec::new()),
@@ -163,7 +170,7 @@ impl Direct {
         let mut conn = match conn {
             Some(c) => c,
             None => {
-                let c = open(&self.file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+                let c = open(&self.file, OpenFlags::SQLITE_OPEN_READ_WRITE, self.synchronous)?;
                 // As on the pool's connections: a shred's bytes are zeroed where they were.
                 c.pragma_update(None, "secure_delete", "ON")?;
                 c.pragma_update(None, "query_only", query_only)?;

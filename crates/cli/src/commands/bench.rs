@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use charter_core::audit::{AuditEvent, ChainVerifier};
 use charter_store::testing::TestDb;
+use charter_store::Synchronous;
 use charter_store::{audit, bench, AuditLog, Store};
 use charter_vault::KeyFile;
 
@@ -222,11 +223,16 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     if want(BenchSet::Vault) || args.only == Some(BenchSet::Http) {
         let sqlite = TestDb::sqlite();
         eprintln!("bench: HTTP reads and collections (SQLite)");
-        super::bench_vault::http_rows("SQLite", &sqlite.url, &mut rows).await?;
+        super::bench_vault::http_rows("SQLite", &sqlite.url, Synchronous::Full, &mut rows).await?;
+        // What syncing every commit costs: the same figures with commits synced only at checkpoints.
+        let normal = TestDb::sqlite();
+        eprintln!("bench: HTTP reads and collections (SQLite, synchronous = NORMAL)");
+        super::bench_vault::http_rows("SQLite with synchronous = NORMAL", &normal.url, Synchronous::Normal, &mut rows)
+            .await?;
         if let Some(server) = &args.postgres {
             let pg = TestDb::postgres_at(server).await;
             eprintln!("bench: HTTP reads and collections (PostgreSQL)");
-            super::bench_vault::http_rows("PostgreSQL", &pg.url, &mut rows).await?;
+            super::bench_vault::http_rows("PostgreSQL", &pg.url, Synchronous::Full, &mut rows).await?;
         }
     }
     if want(BenchSet::Vault) {

@@ -149,7 +149,12 @@ fn signup_body(i: usize) -> Vec<u8> {
 }
 
 /// Reads and collections over HTTP on one backend.
-pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Result<()> {
+pub async fn http_rows(
+    label: &str,
+    url: &str,
+    synchronous: charter_store::Synchronous,
+    out: &mut Vec<Row>,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let app = Application::build(ServerSettings {
         listen: "127.0.0.1:0".into(),
@@ -158,6 +163,7 @@ pub async fn http_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Re
         policy: policy(),
         object_store: None,
         limits: Default::default(),
+        sqlite_synchronous: synchronous,
     })
     .await?;
     let addr = app.addr().to_string();

@@ -18,6 +18,7 @@ pub async fn run(settings: Settings) -> Result<(), Failure> {
         policy,
         object_store: settings.object_store,
         limits: Default::default(),
+        sqlite_synchronous: settings.sqlite_synchronous,
     })
     .await?;
     let shutdown = shutdown_signal()?;
