@@ -46,6 +46,7 @@ impl TestApp {
             policy,
             object_store: None,
             limits,
+            sqlite_synchronous: Default::default(),
         })
         .await
         .unwrap();
