@@ -441,9 +441,13 @@ impl From<sqlx::Error> for WriteError {
 }
 
 impl From<rusqlite::Error> for WriteError {
+    /// Only a clash on an entry's (or checkpoint's) sequence number, the primary key, is a
+    /// lost race; any other constraint (a trigger, a NOT NULL) fails the write at once.
     fn from(e: rusqlite::Error) -> Self {
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::ConstraintViolation) => Self::Race,
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                Self::Race
+            }
             _ => Self::Failed(e.to_string()),
         }
     }

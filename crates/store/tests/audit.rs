@@ -503,3 +503,37 @@ async fn an_older_sqlite_chain_moves_to_its_own_file_intact() {
     assert!(matches!(refused, charter_store::StoreError::AuditFile(_)), "{refused}");
     assert!(refused.to_string().contains("missing"), "{refused}");
 }
+
+/// Only a clash on the sequence number is a lost race, retried from the new head; any other
+/// refusal by the database (here a trigger) fails the append at once with its own reason.
+#[tokio::test]
+async fn a_refused_write_is_an_error_not_a_race() {
+    for db in backends("refused_write").await {
+        let c = open(&db).await;
+        let (table, raise) = match c.store.backend() {
+            charter_store::Backend::Sqlite => (
+                "audit.audit_log",
+                "CREATE TRIGGER audit.no_writes BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'writes refused'); END",
+            ),
+            charter_store::Backend::Postgres => (
+                "audit_log",
+                "CREATE FUNCTION no_writes() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'writes refused'; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER no_writes BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION no_writes()",
+            ),
+        };
+        let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
+        log.append(event(0)).await.unwrap();
+        for statement in raise.split("; CREATE") {
+            let statement =
+                if statement.starts_with("CREATE") { statement.to_owned() } else { format!("CREATE{statement}") };
+            exec(&c.store, &statement).await;
+        }
+        let refused = log.append(event(1)).await.unwrap_err().to_string();
+        assert!(refused.contains("writes refused"), "the database's reason, not a lost race: {refused}");
+        let n: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(c.store.pool()).await.unwrap();
+        assert_eq!(n, 1);
+        drop(log);
+        let _ = task.await;
+    }
+}
