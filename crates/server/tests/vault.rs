@@ -334,7 +334,10 @@ async fn collect_then_read_by_purpose() {
         let stored =
             String::from_utf8(data_key.open_field(&id, "password", &sealed.category, &sealed.sealed).unwrap()).unwrap();
         assert!(stored.starts_with("$argon2id$") && !stored.contains(PASSWORD), "only a salted hash is stored");
-        assert!(charter_vault::verify_password(PASSWORD, &stored) && !charter_vault::verify_password("guess", &stored));
+        assert!(
+            charter_vault::check_password(PASSWORD, &stored) == Ok(true)
+                && charter_vault::check_password("guess", &stored) == Ok(false)
+        );
         // Consent given at signup opens the newsletter; refused direct marketing stays closed.
         assert_eq!(app.read(&site, &id, "purpose=newsletter&fields=email").await.status, 200);
         let dm = app.read(&site, &id, "purpose=direct_marketing&fields=email").await;
@@ -1370,4 +1373,105 @@ async fn an_undeclared_content_type_is_not_recorded() {
         sqlx::query_scalar("SELECT detail FROM audit_log").fetch_all(app.state.store.pool()).await.unwrap();
     assert!(details.iter().all(|d| !d.contains("lovelace")), "{details:?}");
     app.stop().await;
+}
+
+/// "A password already set can only be repeated" holds under concurrency: four sign-ups
+/// with different passwords for someone stored without one (a support message created
+/// them) leave exactly one password set, the others refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sign_ups_set_one_password() {
+    for db in backends("vault_password_race").await {
+        let app = std::sync::Arc::new(TestApp::spawn(&db).await);
+        let site = app.key("site", &["registration", "support"], &["signup", "support", "login"]).await;
+        let message =
+            json!({ "subject": { "email": EMAIL }, "fields": { "name": NAME, "email": EMAIL, "message": "hello" } });
+        let id = app.collect(&site, "support", &message).await.body["subject_id"].as_str().unwrap().to_owned();
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let (app, site) = (app.clone(), site.clone());
+                let mut body = signup(EMAIL);
+                body["fields"]["password"] = json!(format!("password-number-{i}"));
+                tokio::spawn(async move { (i, app.collect(&site, "signup", &body).await) })
+            })
+            .collect();
+        let mut set = Vec::new();
+        for t in tasks {
+            let (i, r) = t.await.unwrap();
+            match r.status {
+                201 => set.push(i),
+                _ => assert_eq!(r.body["error"]["code"], "password_already_set", "{}", r.body),
+            }
+        }
+        assert_eq!(set.len(), 1, "exactly one sign-up sets the password: {set:?}");
+        let stored = stored_password_hash(&app, &id).await;
+        assert_eq!(charter_vault::check_password(&format!("password-number-{}", set[0]), &stored), Ok(true));
+        let login = json!({ "subject": { "email": EMAIL }, "fields": { "email": EMAIL, "password": format!("password-number-{}", set[0]) } });
+        assert_eq!(app.collect(&site, "login", &login).await.status, 201);
+    }
+}
+
+/// A collection that found its subject before an erasure and writes after it is refused by
+/// the store, so the identifier is never linked to the erased subject again; the same
+/// person collected afterwards is a new subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_racing_an_erasure_does_not_relink_the_erased() {
+    use charter_store::vault::{CollectError, CollectionWrite, FieldWrite};
+    for db in backends("vault_shred_race").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["support"], &["support"]).await;
+        let message =
+            json!({ "subject": { "email": EMAIL }, "fields": { "name": NAME, "email": EMAIL, "message": "hello" } });
+        let id = app.collect(&site, "support", &message).await.body["subject_id"].as_str().unwrap().to_owned();
+        let blind = app.state.keys.blind_indexer().index(charter_vault::IdentifierKind::Email, EMAIL);
+        assert!(app.state.store.shred(&id, charter_store::now_us()).await.unwrap());
+        // What the collection would write, having found the subject just before the shred.
+        let late = CollectionWrite {
+            subject_id: id.clone(),
+            new_subject: None,
+            identifier: Some(("email", blind)),
+            point: "support".into(),
+            fields: vec![FieldWrite {
+                field: "message".into(),
+                category: "user.content.message".into(),
+                sealed: vec![1; 40],
+                if_unset: false,
+            }],
+            consents: vec![],
+            at_us: charter_store::now_us(),
+        };
+        assert!(matches!(app.state.store.write_collection(&late).await, Err(CollectError::Erased)));
+        assert_eq!((app.count("subject_identifiers").await, app.count("field_values").await), (0, 0));
+        let again = app.collect(&site, "support", &message).await;
+        assert_eq!(again.status, 201, "{}", again.body);
+        assert_ne!(again.body["subject_id"].as_str().unwrap(), id, "a new subject, found by the same email");
+        app.stop().await;
+    }
+}
+
+/// A stored password hash that does not parse is an internal error (500, logged without
+/// values), not a wrong password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_stored_hash_is_an_internal_error() {
+    for db in backends("vault_bad_hash").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration"], &["signup", "login"]).await;
+        let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
+        let subject = app.state.store.subject(&id).await.unwrap().unwrap();
+        let data_key = app.state.keys.unwrap(&id, subject.wrapped.as_ref().unwrap()).unwrap();
+        let (category, _) = app.state.store.field_value(&id, "password").await.unwrap().unwrap();
+        let broken = data_key.seal_field(&id, "password", &category, b"$argon2id$broken-beyond-repair");
+        sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = 'password'")
+            .bind(broken)
+            .bind(&id)
+            .execute(app.state.store.pool())
+            .await
+            .unwrap();
+        let login = json!({ "subject": { "email": EMAIL }, "fields": { "email": EMAIL, "password": PASSWORD } });
+        let r = app.collect(&site, "login", &login).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (500, Some("internal")), "{}", r.body);
+        let logs = String::from_utf8_lossy(&common::logs()).into_owned();
+        assert!(logs.contains("a stored password hash is malformed"), "the cause is logged");
+        assert!(!logs.contains("broken-beyond-repair") && !logs.contains(PASSWORD), "without values");
+        app.stop().await;
+    }
 }

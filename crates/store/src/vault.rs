@@ -90,12 +90,28 @@ pub struct CollectionWrite {
     pub identifier: Option<(&'static str, [u8; 32])>,
     /// The collection point.
     pub point: String,
-    /// Sealed fields: (name, category, ciphertext).
-    pub fields: Vec<(String, String, Vec<u8>)>,
+    /// Sealed fields.
+    pub fields: Vec<FieldWrite>,
     /// Consent answers: (purpose, given).
     pub consents: Vec<(String, bool)>,
     /// When.
     pub at_us: i64,
+}
+
+/// One sealed field of a collection.
+#[derive(Debug)]
+pub struct FieldWrite {
+    /// Field name.
+    pub field: String,
+    /// Its category.
+    pub category: String,
+    /// Nonce and ciphertext.
+    pub sealed: Vec<u8>,
+    /// When true the field must not have a value yet (a password being set): a value
+    /// already there, even one written a moment ago by a concurrent collection, refuses
+    /// the whole write with [`CollectError::AlreadySet`]. Otherwise the value replaces
+    /// any earlier one.
+    pub if_unset: bool,
 }
 
 /// Why a collection could not be written.
@@ -108,6 +124,13 @@ pub enum CollectError {
     /// rotate` retired: this process runs with a key file from before the rotation.
     #[error("key-encryption key version {0} was retired by a key rotation; restart charter so it loads the rotated key file")]
     KekRetired(u32),
+    /// A field that had to be unset has a value (written by a concurrent collection);
+    /// look it up again.
+    #[error("a field that had to be unset has a value")]
+    AlreadySet,
+    /// The subject was erased (crypto-shredded) after the collection found it.
+    #[error("the subject was erased")]
+    Erased,
     /// The database failed.
     #[error("database error while collecting")]
     Db(#[from] sqlx::Error),
@@ -207,6 +230,12 @@ const INSERT_SUBJECT: &str = "INSERT INTO subjects (id, created_at_us, kek_versi
      SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM retired_keks r WHERE r.version = $3)";
 const INSERT_IDENTIFIER: &str =
     "INSERT INTO subject_identifiers (kind, blind, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, blind) DO NOTHING";
+/// Holds an existing subject's row for the collection's transaction, and finds it only when
+/// it is not shredded: a shred waits for the collection, or the collection sees the shred.
+const GUARD_SUBJECT: &str = "UPDATE subjects SET id = id WHERE id = $1 AND shredded_at_us IS NULL";
+const INSERT_FIELD_IF_UNSET: &str =
+    "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id, field) DO NOTHING";
 const UPSERT_FIELD: &str = "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id, field) DO UPDATE SET \
      category = excluded.category, point = excluded.point, sealed = excluded.sealed, \
@@ -221,20 +250,32 @@ enum Written {
     IdentifierRace,
     /// The new subject's key is wrapped under this retired key-encryption key version.
     KekRetired(u32),
+    /// A field that had to be unset has a value.
+    AlreadySet,
+    /// The subject was shredded.
+    Erased,
 }
 
 /// [`Store::write_collection`] on a direct SQLite connection, in one `BEGIN IMMEDIATE` transaction.
 fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite) -> rusqlite::Result<Written> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if let Some(wrapped) = &w.new_subject {
-        let stored = tx.prepare_cached(INSERT_SUBJECT)?.execute(rusqlite::params![
-            w.subject_id,
-            w.at_us,
-            i64::from(wrapped.kek_version),
-            wrapped.sealed
-        ])?;
-        if stored == 0 {
-            return Ok(Written::KekRetired(wrapped.kek_version)); // dropping `tx` rolls back
+    // Any early return drops `tx`, which rolls back.
+    match &w.new_subject {
+        Some(wrapped) => {
+            let stored = tx.prepare_cached(INSERT_SUBJECT)?.execute(rusqlite::params![
+                w.subject_id,
+                w.at_us,
+                i64::from(wrapped.kek_version),
+                wrapped.sealed
+            ])?;
+            if stored == 0 {
+                return Ok(Written::KekRetired(wrapped.kek_version));
+            }
+        }
+        None => {
+            if tx.prepare_cached(GUARD_SUBJECT)?.execute([&w.subject_id])? == 0 {
+                return Ok(Written::Erased);
+            }
         }
     }
     if let Some((kind, blind)) = &w.identifier {
@@ -242,14 +283,24 @@ fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite)
             tx.prepare_cached(INSERT_IDENTIFIER)?.execute(rusqlite::params![kind, &blind[..], w.subject_id])?;
         if inserted == 0 && w.new_subject.is_some() {
             // Someone else created this person a moment ago; the caller retries and finds them.
-            return Ok(Written::IdentifierRace); // dropping `tx` rolls back
+            return Ok(Written::IdentifierRace);
+        }
+    }
+    for f in &w.fields {
+        let statement = if f.if_unset { INSERT_FIELD_IF_UNSET } else { UPSERT_FIELD };
+        let written = tx.prepare_cached(statement)?.execute(rusqlite::params![
+            w.subject_id,
+            f.field,
+            f.category,
+            w.point,
+            f.sealed,
+            w.at_us
+        ])?;
+        if written == 0 {
+            return Ok(Written::AlreadySet);
         }
     }
     {
-        let mut st = tx.prepare_cached(UPSERT_FIELD)?;
-        for (field, category, sealed) in &w.fields {
-            st.execute(rusqlite::params![w.subject_id, field, category, w.point, sealed, w.at_us])?;
-        }
         let mut st = tx.prepare_cached(INSERT_CONSENT)?;
         for (purpose, given) in &w.consents {
             st.execute(rusqlite::params![w.subject_id, purpose, i64::from(*given), w.point, w.at_us])?;
@@ -343,21 +394,32 @@ impl Store {
                 Ok(Written::Done) => Ok(()),
                 Ok(Written::IdentifierRace) => Err(CollectError::IdentifierRace),
                 Ok(Written::KekRetired(v)) => Err(CollectError::KekRetired(v)),
+                Ok(Written::AlreadySet) => Err(CollectError::AlreadySet),
+                Ok(Written::Erased) => Err(CollectError::Erased),
                 Err(e) => Err(CollectError::Db(sqlx::Error::Protocol(format!("writing a collection: {e}")))),
             };
         }
         let mut tx = self.pool().begin().await?;
-        if let Some(wrapped) = &w.new_subject {
-            let stored = sqlx::query(INSERT_SUBJECT)
-                .bind(w.subject_id.as_str())
-                .bind(w.at_us)
-                .bind(i64::from(wrapped.kek_version))
-                .bind(wrapped.sealed.clone())
-                .execute(&mut *tx)
-                .await?;
-            if stored.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Err(CollectError::KekRetired(wrapped.kek_version));
+        match &w.new_subject {
+            Some(wrapped) => {
+                let stored = sqlx::query(INSERT_SUBJECT)
+                    .bind(w.subject_id.as_str())
+                    .bind(w.at_us)
+                    .bind(i64::from(wrapped.kek_version))
+                    .bind(wrapped.sealed.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                if stored.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Err(CollectError::KekRetired(wrapped.kek_version));
+                }
+            }
+            None => {
+                let held = sqlx::query(GUARD_SUBJECT).bind(w.subject_id.as_str()).execute(&mut *tx).await?;
+                if held.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Err(CollectError::Erased);
+                }
             }
         }
         if let Some((kind, blind)) = &w.identifier {
@@ -373,16 +435,20 @@ impl Store {
                 return Err(CollectError::IdentifierRace);
             }
         }
-        for (field, category, sealed) in &w.fields {
-            sqlx::query(UPSERT_FIELD)
+        for f in &w.fields {
+            let written = sqlx::query(if f.if_unset { INSERT_FIELD_IF_UNSET } else { UPSERT_FIELD })
                 .bind(w.subject_id.as_str())
-                .bind(field.as_str())
-                .bind(category.as_str())
+                .bind(f.field.as_str())
+                .bind(f.category.as_str())
                 .bind(w.point.as_str())
-                .bind(sealed.clone())
+                .bind(f.sealed.clone())
                 .bind(w.at_us)
                 .execute(&mut *tx)
                 .await?;
+            if written.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(CollectError::AlreadySet);
+            }
         }
         for (purpose, given) in &w.consents {
             sqlx::query(INSERT_CONSENT)

@@ -23,6 +23,6 @@ pub mod stream;
 
 pub use crypto::{BlindIndexer, CryptoError, DataKey, FieldCipher, IdentifierKind, KeyWrapper, WrappedKey};
 pub use keyfile::{KeyFile, KeyFileError};
-pub use password::{hash_password, verify_password};
+pub use password::{check_password, hash_password, MalformedHash};
 pub use personal::Personal;
 pub use signing::{CheckpointSigner, CheckpointVerifier};

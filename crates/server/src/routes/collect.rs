@@ -11,7 +11,7 @@ use charter_core::audit::AuditEvent;
 use charter_core::collect::{self, Refusal};
 use charter_policy::model::FieldType;
 use charter_store::api_keys::ApiKey;
-use charter_store::vault::{CollectError, CollectionWrite, SubjectRecord};
+use charter_store::vault::{CollectError, CollectionWrite, FieldWrite, SubjectRecord};
 use charter_vault::{DataKey, IdentifierKind, KeyWrapper as _, Personal};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -98,8 +98,10 @@ async fn accept(
         Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value.expose()))),
         Identifier::Id(_) => None,
     };
-    // Two collections for a new person can race; the loser finds the winner's subject on its second pass.
-    for _ in 0..2 {
+    // Collections can race: for a new person (the loser finds the winner's subject on its
+    // next pass), to set a password (the loser checks against the winner's), or with an
+    // erasure (the next pass finds the person gone).
+    for _ in 0..3 {
         let (subject, data_key, new_wrapped) = match (&identifier, &blind) {
             (Identifier::Id(id), _) => {
                 let s = subject_from_id(state, id).await?;
@@ -177,11 +179,15 @@ async fn accept(
                     Stored::Hash(hash) => hash,
                     Stored::Nothing => return None,
                 };
-                Some((
-                    f.field.to_owned(),
-                    f.category.to_owned(),
-                    cipher.seal(&subject, f.field, f.category, value.as_bytes()),
-                ))
+                Some(FieldWrite {
+                    field: f.field.to_owned(),
+                    category: f.category.to_owned(),
+                    sealed: cipher.seal(&subject, f.field, f.category, value.as_bytes()),
+                    // A password is set only where none is: one set meanwhile by a
+                    // concurrent collection refuses this write, and the next pass checks
+                    // against it.
+                    if_unset: matches!(stored, Stored::Hash(_)),
+                })
             })
             .collect();
         let write = CollectionWrite {
@@ -205,13 +211,15 @@ async fn accept(
         let written = async move { store.write_collection(&write).await };
         let reason = |e: &CollectError| match e {
             CollectError::IdentifierRace => "identifier_race",
+            CollectError::AlreadySet => "password_race",
+            CollectError::Erased => "subject_erased",
             CollectError::KekRetired(_) => "kek_retired",
             CollectError::Db(_) => "database_error",
         };
         let outcome = entry_then_write(state, event, point, written, reason, std::future::ready(())).await?;
         match outcome {
             Ok(()) => return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject })))),
-            Err(CollectError::IdentifierRace) => continue,
+            Err(CollectError::IdentifierRace | CollectError::AlreadySet | CollectError::Erased) => continue,
             Err(e @ CollectError::KekRetired(_)) => return Err(ApiError::Internal(e.into())),
             Err(CollectError::Db(e)) => return Err(ApiError::Internal(e.into())),
         }
@@ -350,9 +358,10 @@ async fn settle_passwords<'f>(
                 let had_one = stored.is_some();
                 let matches = on_hashing_thread(move || {
                     let against = stored.as_deref().unwrap_or(&NO_HASH);
-                    charter_vault::verify_password(&given, against) && had_one
+                    charter_vault::check_password(&given, against).map(|m| m && had_one)
                 })
-                .await?;
+                .await?
+                .map_err(|e| ApiError::Internal(e.into()))?;
                 match (verify, matches) {
                     (_, true) => Stored::Nothing,
                     (true, false) => return Ok(Err(("verification_failed", f.field))),
@@ -384,7 +393,9 @@ async fn stored_hash(
     let hash = data_key
         .open_field(subject, field, &category, &sealed)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("a sealed field did not open: {e}")))?;
-    Ok(Some(String::from_utf8(hash).unwrap_or_default()))
+    let hash = String::from_utf8(hash)
+        .map_err(|_| ApiError::Internal(anyhow::anyhow!("a stored password hash is malformed: not UTF-8")))?;
+    Ok(Some(hash))
 }
 
 /// Runs password hashing or verification on a blocking thread, holding one of one-per-core
