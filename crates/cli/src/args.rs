@@ -270,4 +270,6 @@ pub enum BenchSet {
     Http,
     /// PII scanning throughput.
     Scan,
+    /// Peak memory of `charter serve` under mixed load.
+    Memory,
 }

@@ -235,6 +235,10 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             super::bench_vault::http_rows("PostgreSQL", &pg.url, Synchronous::Full, &mut rows).await?;
         }
     }
+    if want(BenchSet::Memory) {
+        eprintln!("bench: memory under mixed load (60 s)");
+        super::bench_vault::memory_rows(&mut rows).await?;
+    }
     if want(BenchSet::Vault) {
         eprintln!("bench: 1 GiB upload");
         super::bench_vault::upload_rows(&mut rows).await?;

@@ -326,45 +326,104 @@ pub async fn http_rows(
     Ok(())
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+/// Process `pid`'s resident memory now (`VmRSS:`) or at its peak (`VmHWM:`), in KiB.
+fn rss_kib(pid: u32, which: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    status.lines().find(|l| l.starts_with(which))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A real `charter serve` process on a fresh data directory, for figures of the process
+/// itself (its memory), with an API key for `purposes` and `points`.
+struct ServeProcess {
+    child: tokio::process::Child,
+    addr: String,
+    token: String,
+    pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl ServeProcess {
+    async fn start(purposes: &str, points: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let exe = std::env::current_exe()?;
+        let data = dir.path().join("data");
+        let key = std::process::Command::new(&exe)
+            .args(["apikey", "create", "--name", "bench", "--purposes", purposes, "--points", points, "--data-dir"])
+            .arg(&data)
+            .output()?;
+        anyhow::ensure!(key.status.success(), "apikey create: {}", String::from_utf8_lossy(&key.stderr));
+        let token = String::from_utf8(key.stdout)?.trim().to_owned();
+        let mut child = tokio::process::Command::new(&exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("CHARTER_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines =
+            tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().context("stdout")?));
+        let first = lines.next_line().await?.context("serve printed nothing")?;
+        let addr = first.trim().strip_prefix("charter listening on http://").context("listening line")?.to_owned();
+        let pid = child.id().context("pid")?;
+        Ok(Self { child, addr, token, pid, _dir: dir })
+    }
+
+    /// The process's resident memory now (`VmRSS`) or at its peak (`VmHWM`), in KiB.
+    fn rss_kib(&self, which: &str) -> u64 {
+        rss_kib(self.pid, which).unwrap_or(0)
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        let _ = self.child.wait().await;
+        Ok(())
+    }
+}
+
+/// Peak memory of `charter serve` under 60 s of mixed load at 32 connections: sign-ups
+/// (each hashes a password with argon2id, 19 MiB of working memory), support
+/// collections and purpose-checked reads, a third each.
+pub async fn memory_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
+    let serve = ServeProcess::start("registration,support", "signup,support").await?;
+    let start_kib = serve.rss_kib("VmRSS:");
+    let mut c = Conn::open(&serve.addr).await?;
+    let body = signup_body(usize::MAX);
+    let (status, created) = c.send("POST", "/v1/collect/signup", &serve.token, &body, "application/json").await?;
+    anyhow::ensure!(status == 201, "signup {status}");
+    let id =
+        serde_json::from_slice::<serde_json::Value>(&created)?["subject_id"].as_str().unwrap_or_default().to_owned();
+    let read = format!("/v1/subjects/{id}/data?purpose=registration");
+    let load = closed_loop(&serve.addr, &serve.token, 32, Duration::from_secs(60), move |i| match i % 3 {
+        0 => ("POST", "/v1/collect/signup".to_owned(), signup_body(i)),
+        1 => ("POST", "/v1/collect/support".to_owned(), support_body(i)),
+        _ => ("GET", read.clone(), Vec::new()),
+    })
+    .await?;
+    let peak_kib = serve.rss_kib("VmHWM:");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_kib = serve.rss_kib("VmRSS:");
+    serve.stop().await?;
+    out.push(Row {
+        what: "Peak RSS of `charter serve` (SQLite) during 60 s of sign-ups, support collections and reads, a third each, 32 connections".into(),
+        value: format!(
+            "{:.1} MiB peak, {:.1} MiB 5 s after ({} requests, {:.0} req/s)",
+            peak_kib as f64 / 1024.0,
+            idle_kib as f64 / 1024.0,
+            load.count,
+            load.rate
+        ),
+        baseline: format!("{:.1} MiB at start-up", start_kib as f64 / 1024.0),
+        ratio: format!("{:.2}× of the 100 MiB target", peak_kib as f64 / 1024.0 / 100.0),
+    });
+    Ok(())
 }
 
 /// A 1 GiB upload to a real `charter serve` process, against a plain file copy.
 pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let exe = std::env::current_exe()?;
-    let data = dir.path().join("data");
-    let key = std::process::Command::new(&exe)
-        .args([
-            "apikey",
-            "create",
-            "--name",
-            "bench",
-            "--purposes",
-            "raw_data_storage",
-            "--points",
-            "signup,raw_upload",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()?;
-    anyhow::ensure!(key.status.success(), "apikey create: {}", String::from_utf8_lossy(&key.stderr));
-    let token = String::from_utf8(key.stdout)?.trim().to_owned();
-    let mut child = tokio::process::Command::new(&exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("CHARTER_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().context("stdout")?));
-    let first = lines.next_line().await?.context("serve printed nothing")?;
-    let addr = first.trim().strip_prefix("charter listening on http://").context("listening line")?.to_owned();
-    let pid = child.id().context("pid")?;
-    let rss_idle = peak_rss_kib(pid).unwrap_or(0);
+    let serve = ServeProcess::start("raw_data_storage", "signup,raw_upload").await?;
+    let (addr, token) = (serve.addr.clone(), serve.token.clone());
+    let rss_idle = serve.rss_kib("VmHWM:");
     let mut c = Conn::open(&addr).await?;
     let body = String::from_utf8(signup_body(0))?;
     let (status, _) = c.send("POST", "/v1/collect/signup", &token, body.as_bytes(), "application/json").await?;
@@ -374,9 +433,8 @@ pub async fn upload_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
     settle_disk();
     let path = "/v1/collect/raw_upload/upload?field=file&email=person0%40bench.example";
     let took = send_upload(&mut c, &addr, path, &token, &block).await?;
-    let rss_peak = peak_rss_kib(pid).unwrap_or(0);
-    child.start_kill()?;
-    let _ = child.wait().await;
+    let rss_peak = serve.rss_kib("VmHWM:");
+    serve.stop().await?;
 
     // Second baseline: a bare axum handler that streams the same body into a file.
     let bare_dir = dir.path().join("bare");
@@ -557,7 +615,7 @@ pub fn scan_memory_rows(out: &mut Vec<Row>) -> anyhow::Result<()> {
     let pid = child.id();
     let mut peak = 0;
     loop {
-        if let Some(kib) = peak_rss_kib(pid) {
+        if let Some(kib) = rss_kib(pid, "VmHWM:") {
             peak = peak.max(kib);
         }
         if child.try_wait()?.is_some() {
