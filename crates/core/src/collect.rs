@@ -111,12 +111,13 @@ impl Refusal {
             .collect()
     }
 
-    /// A sentence for the response, naming fields and points only.
-    pub fn message(&self) -> String {
+    /// A sentence for the response. It names fields, points and purposes only when the
+    /// policy declares them; a name the caller chose is said to be unknown, never echoed.
+    pub fn message(&self, policy: &Policy) -> String {
         match self {
-            Self::UnknownPoint { point } => format!("collection point `{point}` is not in the policy"),
-            Self::UndeclaredField { field, point } => {
-                format!("field `{field}` is not declared for collection point `{point}`; it was not stored")
+            Self::UnknownPoint { .. } => "no collection point of that name is in the policy".to_owned(),
+            Self::UndeclaredField { point, .. } => {
+                format!("a field that is not declared for collection point `{point}` was sent; nothing was stored")
             }
             Self::WrongType { field, expected } => format!("field `{field}` must be {expected}"),
             Self::TooLarge { field, max_bytes } => {
@@ -124,8 +125,11 @@ impl Refusal {
             }
             Self::MissingRequired { field } => format!("required field `{field}` is missing"),
             Self::FileField { field } => format!("field `{field}` is a file: send it to the upload endpoint"),
-            Self::ConsentNotAsked { purpose, point } => {
+            Self::ConsentNotAsked { purpose, point } if policy.purposes.contains_key(purpose) => {
                 format!("collection point `{point}` does not ask for consent to `{purpose}`")
+            }
+            Self::ConsentNotAsked { point, .. } => {
+                format!("a consent was given for a purpose that is not in the policy; `{point}` asks only for its own")
             }
             Self::ConsentNotBoolean { purpose } => format!("the consent answer for `{purpose}` must be true or false"),
             Self::UnderMinimumAge { minimum_age } => {
@@ -316,7 +320,8 @@ mod tests {
                 .unwrap_err();
         assert!(err.contains(&Refusal::UndeclaredField { field: "favourite_colour".into(), point: "signup".into() }));
         for r in &err {
-            assert!(!r.message().contains("teal@secret"), "{}", r.message());
+            assert!(!r.message(&p).contains("teal@secret"), "{}", r.message(&p));
+            assert!(!r.message(&p).contains("favourite_colour"), "{}", r.message(&p));
         }
         assert!(err.iter().any(|r| matches!(r, Refusal::MissingRequired { .. })));
         assert_eq!(

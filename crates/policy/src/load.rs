@@ -115,6 +115,11 @@ impl LoadedPolicy {
     pub fn is_password(&self, name: &str) -> bool {
         self.password_fields.contains(name)
     }
+
+    /// Whether any collection point declares a field named `name`.
+    pub fn declares_field(&self, name: &str) -> bool {
+        self.policy.collection_points.values().any(|p| p.fields.contains_key(name))
+    }
 }
 
 /// Collects diagnostics, turning paths and byte offsets into lines and columns.

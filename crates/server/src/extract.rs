@@ -89,15 +89,19 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         serde_urlencoded::from_str::<T>(query).map(Self).map_err(|e| {
-            // serde's messages for query strings name fields ("unknown field `x`"), not values.
+            // serde names the parameter at fault: one of ours when missing or repeated, the
+            // caller's own when unknown, which is not echoed (only what this endpoint takes).
             let text = e.to_string();
-            let safe =
-                if text.contains("unknown field") || text.contains("missing field") || text.contains("duplicate field")
-                {
-                    text
-                } else {
-                    "a query parameter has the wrong form".to_owned()
-                };
+            let safe = if text.starts_with("unknown field") {
+                match text.find("expected") {
+                    Some(i) => format!("a query parameter is not one this endpoint takes; {}", &text[i..]),
+                    None => "a query parameter is not one this endpoint takes".to_owned(),
+                }
+            } else if text.contains("missing field") || text.contains("duplicate field") {
+                text
+            } else {
+                "a query parameter has the wrong form".to_owned()
+            };
             ApiError::BadRequest("malformed_query", safe)
         })
     }

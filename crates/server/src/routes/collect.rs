@@ -77,7 +77,8 @@ async fn accept(
             let event = AuditEvent::new(&key.name, "data.collect", "refused")
                 .with_detail(&json!({ "point": point, "refusals": audited }));
             state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
-            let codes: Vec<Value> = refusals.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect();
+            // Each refusal as the chain has it: names the policy declares, never the caller's own.
+            let codes: Vec<Value> = refusals.iter().map(|r| r.audit_detail(policy)).collect();
             let first = refusals[0].clone();
             let code = match first {
                 Refusal::UnknownPoint { .. } => "unknown_point",
@@ -90,7 +91,7 @@ async fn accept(
                 Refusal::ConsentNotBoolean { .. } => "consent_not_boolean",
                 Refusal::UnderMinimumAge { .. } => "under_minimum_age",
             };
-            return Err(ApiError::Unprocessable(code, first.message(), Value::Array(codes)).recorded());
+            return Err(ApiError::Unprocessable(code, first.message(policy), Value::Array(codes)).recorded());
         }
     };
     let identifier = body.subject.identifier()?;
@@ -274,7 +275,7 @@ where
 /// The point must be in the policy (404) and the key must hold it (403).
 pub(crate) fn point_for_key(state: &AppState, key: &ApiKey, point: &str) -> Result<(), ApiError> {
     if !state.policy.policy.collection_points.contains_key(point) {
-        return Err(ApiError::Missing("unknown_point", format!("collection point `{point}` is not in the policy")));
+        return Err(ApiError::Missing("unknown_point", "no collection point of that name is in the policy".into()));
     }
     if !key.points.iter().any(|p| p == point) {
         return Err(ApiError::Forbidden(

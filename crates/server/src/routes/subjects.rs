@@ -191,7 +191,7 @@ pub(crate) fn require_purpose(state: &AppState, purpose: Option<String>) -> Resu
     let purpose = purpose
         .ok_or_else(|| ApiError::BadRequest("missing_purpose", "name the purpose of this read: ?purpose=...".into()))?;
     if !state.policy.policy.purposes.contains_key(&purpose) {
-        return Err(ApiError::BadRequest("unknown_purpose", format!("purpose `{purpose}` is not in the policy")));
+        return Err(ApiError::BadRequest("unknown_purpose", "no purpose of that name is in the policy".into()));
     }
     Ok(purpose)
 }
@@ -320,9 +320,21 @@ async fn read_subject(
     let mut events = vec![event(key, Some(&subject.id), &purpose, "data.read", "ok", &FieldsDetail { fields: &names })];
     disclosures(policy, key, &subject.id, &purpose, candidates.iter().map(|f| f.category.as_str()), &mut events);
     audit(state, events).await?;
-    let missing: Vec<&str> =
-        requested.unwrap_or_default().into_iter().filter(|n| !names.contains(n) && !hashed.contains(n)).collect();
-    let answer = ReadAnswer { fields: Fields(&out), hashed, missing, purpose: &purpose, subject_id: &subject.id };
+    // Names asked for and not returned: those the policy declares are listed; the others,
+    // which the caller chose and could be anything, are only counted.
+    let (missing, undeclared): (Vec<&str>, Vec<&str>) = requested
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| !names.contains(n) && !hashed.contains(n))
+        .partition(|n| state.policy.declares_field(n));
+    let answer = ReadAnswer {
+        fields: Fields(&out),
+        hashed,
+        missing,
+        undeclared: undeclared.len(),
+        purpose: &purpose,
+        subject_id: &subject.id,
+    };
     let body = serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
@@ -357,8 +369,14 @@ struct ReadAnswer<'a> {
     fields: Fields<'a>,
     hashed: Vec<&'a str>,
     missing: Vec<&'a str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    undeclared: usize,
     purpose: &'a str,
     subject_id: &'a str,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The opened values by field name, as a JSON object (field names are unique per

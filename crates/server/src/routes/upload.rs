@@ -99,7 +99,7 @@ async fn receive(
         None => {
             return Err(ApiError::Unprocessable(
                 "undeclared_field",
-                format!("field `{field}` is not declared for collection point `{point}`; it was not stored"),
+                format!("the field named is not declared for collection point `{point}`; nothing was stored"),
                 Value::Null,
             ))
         }
@@ -116,7 +116,7 @@ async fn receive(
         .to_owned();
     if !decl.content_types.is_empty() && !decl.content_types.contains(&content_type) {
         return Err(ApiError::UnsupportedType(format!(
-            "field `{field}` accepts {}; this upload is `{content_type}`",
+            "field `{field}` accepts {}; this upload's content type is not one of them",
             decl.content_types.join(", ")
         )));
     }
