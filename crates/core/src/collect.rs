@@ -3,7 +3,8 @@
 //! under the policy's minimum age (data minimisation, P01–P06, P29).
 
 use charter_policy::model::{FieldType, Policy};
-use charter_policy::units::{check_date, check_email, check_url};
+use charter_policy::units::{check_date, check_url};
+use charter_vault::{IdentifierKind, Normaliser};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -169,12 +170,6 @@ pub struct Collection<'p> {
     pub consents: Vec<(&'p str, bool)>,
 }
 
-fn is_phone(s: &str) -> bool {
-    let digits = s.chars().filter(char::is_ascii_digit).count();
-    (7..=15).contains(&digits)
-        && s.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || " -().".contains(c) || (c == '+' && i == 0))
-}
-
 /// Whole years between a `YYYY-MM-DD` birth date and `today` (y, m, d).
 pub fn age_on(birth: &str, today: (i32, u32, u32)) -> Option<i32> {
     check_date(birth).ok()?;
@@ -188,7 +183,9 @@ pub fn age_on(birth: &str, today: (i32, u32, u32)) -> Option<i32> {
     Some(age)
 }
 
-fn check_value(name: &str, kind: FieldType, v: &Value) -> Result<String, Refusal> {
+/// The value of field `name` of type `kind` in its canonical text form; an email address or
+/// phone number in the normal form `identifiers` gives it.
+fn check_value(identifiers: &Normaliser, name: &str, kind: FieldType, v: &Value) -> Result<String, Refusal> {
     let wrong = |expected: &str| Refusal::WrongType { field: name.to_owned(), expected: expected.to_owned() };
     let text = |expected: &str| v.as_str().map(str::to_owned).ok_or_else(|| wrong(expected));
     match kind {
@@ -201,10 +198,16 @@ fn check_value(name: &str, kind: FieldType, v: &Value) -> Result<String, Refusal
         }
         FieldType::Text | FieldType::Password => text("a string"),
         FieldType::Email => {
-            text("an email address").and_then(|s| check_email(&s).map(|()| s).map_err(|_| wrong("an email address")))
+            let s = text("an email address")?;
+            let normal = identifiers.normalise(IdentifierKind::Email, &s).map_err(|_| wrong("an email address"))?;
+            Ok(normal.expose().to_owned())
         }
         FieldType::Phone => {
-            text("a phone number").and_then(|s| if is_phone(&s) { Ok(s) } else { Err(wrong("a phone number")) })
+            let s = text("a phone number")?;
+            let normal = identifiers.normalise(IdentifierKind::Phone, &s).map_err(|_| {
+                wrong("a phone number, in international form (+ and the country code) or of the policy's region")
+            })?;
+            Ok(normal.expose().to_owned())
         }
         FieldType::Url => text("a URL").and_then(|s| check_url(&s).map(|()| s).map_err(|_| wrong("an http(s) URL"))),
         FieldType::Date | FieldType::BirthDate => text("a date (YYYY-MM-DD)")
@@ -217,10 +220,12 @@ fn check_value(name: &str, kind: FieldType, v: &Value) -> Result<String, Refusal
     }
 }
 
-/// Checks a collection against point `point` of `policy`, on `today` (y, m, d).
+/// Checks a collection against point `point` of `policy`, on `today` (y, m, d), with
+/// identifier fields put in normal form by `identifiers`.
 /// Returns every refusal, in a stable order, or what may be stored.
 pub fn check<'p>(
     policy: &'p Policy,
+    identifiers: &Normaliser,
     point: &str,
     fields: &Map<String, Value>,
     consents: &Map<String, Value>,
@@ -237,7 +242,7 @@ pub fn check<'p>(
             refusals.push(Refusal::UndeclaredField { field: name.clone(), point: point.to_owned() });
             continue;
         };
-        match check_value(name, decl.kind, value) {
+        match check_value(identifiers, name, decl.kind, value) {
             Ok(text) => {
                 if let Some(max) = decl.max_bytes.filter(|m| text.len() as u64 > *m) {
                     refusals.push(Refusal::TooLarge { field: name.clone(), max_bytes: max });
@@ -298,6 +303,10 @@ mod tests {
         charter_policy::load(charter_policy::TENSOROPERA_NAME, charter_policy::TENSOROPERA).unwrap().policy
     }
 
+    fn ids() -> Normaliser {
+        Normaliser::new(Some("US"), true).unwrap()
+    }
+
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
     }
@@ -315,9 +324,15 @@ mod tests {
         let signup = &p.collection_points["signup"];
         let required: Vec<&String> = signup.fields.iter().filter(|(_, f)| f.required).map(|(k, _)| k).collect();
         assert!(!required.is_empty());
-        let err =
-            check(&p, "signup", &obj(json!({"favourite_colour": "teal@secret.example"})), &Map::new(), (2026, 11, 29))
-                .unwrap_err();
+        let err = check(
+            &p,
+            &ids(),
+            "signup",
+            &obj(json!({"favourite_colour": "teal@secret.example"})),
+            &Map::new(),
+            (2026, 11, 29),
+        )
+        .unwrap_err();
         assert!(err.contains(&Refusal::UndeclaredField { field: "favourite_colour".into(), point: "signup".into() }));
         for r in &err {
             assert!(!r.message(&p).contains("teal@secret"), "{}", r.message(&p));
@@ -325,7 +340,7 @@ mod tests {
         }
         assert!(err.iter().any(|r| matches!(r, Refusal::MissingRequired { .. })));
         assert_eq!(
-            check(&p, "nowhere", &Map::new(), &Map::new(), (2026, 1, 1)).unwrap_err(),
+            check(&p, &ids(), "nowhere", &Map::new(), &Map::new(), (2026, 1, 1)).unwrap_err(),
             vec![Refusal::UnknownPoint { point: "nowhere".into() }]
         );
     }

@@ -60,6 +60,9 @@ pub struct Policy {
     /// Security measures and incident reporting (P33, P35).
     #[serde(default)]
     pub security: Security,
+    /// How identifiers are put in one normal form, so one person is one subject.
+    #[serde(default)]
+    pub identifiers: Identifiers,
     /// Retention rules that are not per category (P31).
     #[serde(default)]
     pub retention: RetentionRules,
@@ -688,7 +691,7 @@ pub struct FederatedLearning {
 }
 
 /// Security statements (P33, P35).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Security {
     /// Measures in place, in plain words.
     #[serde(default)]
@@ -696,6 +699,58 @@ pub struct Security {
     /// Security incidents can also be reported through the website's chat.
     #[serde(default)]
     pub incident_chat: bool,
+    /// Failed password checks for one name before its checks are refused (P33).
+    #[serde(default = "default_sign_in_failures")]
+    pub sign_in_failures: u32,
+    /// Minutes from a name's first failed check during which its failures count, and
+    /// after which they are forgotten.
+    #[serde(default = "default_sign_in_window_minutes")]
+    pub sign_in_window_minutes: u32,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            measures: Vec::new(),
+            incident_chat: false,
+            sign_in_failures: default_sign_in_failures(),
+            sign_in_window_minutes: default_sign_in_window_minutes(),
+        }
+    }
+}
+
+fn default_sign_in_failures() -> u32 {
+    5
+}
+
+fn default_sign_in_window_minutes() -> u32 {
+    15
+}
+
+/// How identifiers are put in one normal form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identifiers {
+    /// The region whose national phone numbers are read without a country code (ISO
+    /// 3166-1 alpha-2, e.g. `"US"`); without it a phone number must start with `+` and
+    /// its country code.
+    #[serde(default)]
+    pub phone_region: Option<String>,
+    /// Whether the local part of an email address (before the `@`) is matched
+    /// ignoring case, as nearly every provider does (the default), or as written.
+    #[serde(default)]
+    pub email_local_part: EmailLocalPart,
+}
+
+/// How the local part of an email address is matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailLocalPart {
+    /// `Ada@example.com` and `ada@example.com` are one address.
+    #[default]
+    CaseInsensitive,
+    /// They are two.
+    CaseSensitive,
 }
 
 /// What happens when data cannot be deleted right away (P31).

@@ -462,4 +462,24 @@ fn extras(p: &Policy, rep: &mut Reporter<'_>) {
     if let Some(d) = &p.compliance.review_every {
         duration(rep, Path::root().key("compliance").key("review_every"), d);
     }
+    if let Some(region) = &p.identifiers.phone_region {
+        if region.len() != 2 || !region.bytes().all(|b| b.is_ascii_uppercase()) {
+            rep.at(
+                &Path::root().key("identifiers").key("phone_region"),
+                format!("`{region}` is not a region code"),
+                "use an ISO 3166-1 alpha-2 code, e.g. \"US\" or \"GB\"",
+            );
+        }
+    }
+    let security = Path::root().key("security");
+    if p.security.sign_in_failures == 0 {
+        rep.at(
+            &security.key("sign_in_failures"),
+            "no failed password check would be allowed",
+            "use 1 or more (5 is usual)",
+        );
+    }
+    if !(1..=24 * 60).contains(&p.security.sign_in_window_minutes) {
+        rep.at(&security.key("sign_in_window_minutes"), "the window is not between 1 minute and a day", "use 15");
+    }
 }

@@ -12,6 +12,8 @@
 //! - [`listen`]: accepting connections, with header, body and idle timeouts and a cap on open connections.
 //! - [`extract`]: JSON bodies in charter's error shape; API-key authentication (`Caller`).
 //! - [`objects`]: object storage for uploads (local folder, S3-compatible, GCS).
+//! - [`subject`]: naming a subject (the [`subject::SubjectId`] newtype, identifiers in
+//!   normal form found by blind index), and its data key.
 //! - [`sign_in`]: failed password checks counted per name a request gives, and the refusal after too many.
 //! - [`telemetry`]: request metrics and logs that name the route template,
 //!   never the raw URI (which could carry personal data in its query).
@@ -29,6 +31,7 @@ pub mod routes;
 pub mod sign_in;
 pub mod startup;
 pub mod state;
+pub mod subject;
 pub mod telemetry;
 
 pub use listen::Limits;

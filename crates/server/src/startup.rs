@@ -69,6 +69,10 @@ impl Application {
             .await
             .context("cannot record the start in the audit chain")?;
         let objects = crate::objects::open(settings.object_store.as_deref(), &settings.data_dir.join("objects"))?;
+        let ids = &policy.policy.identifiers;
+        let fold = ids.email_local_part == charter_policy::model::EmailLocalPart::CaseInsensitive;
+        let identifiers = charter_vault::Normaliser::new(ids.phone_region.as_deref(), fold)
+            .map_err(|e| anyhow::anyhow!("the policy's [identifiers] phone_region: {e}"))?;
         let notice_html: Arc<str> = charter_policy::render::notice::html(&policy.policy).into();
         let state = AppState::new(Services {
             store: data.store,
@@ -78,6 +82,7 @@ impl Application {
             api_keys: crate::extract::KeyCache::default(),
             sign_ins: crate::sign_in::SignInThrottle::default(),
             policy: Arc::new(policy),
+            identifiers,
             notice_html,
             metrics: Metrics::default(),
             started: Instant::now(),

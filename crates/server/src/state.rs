@@ -39,6 +39,8 @@ pub struct Services {
     pub keys: Arc<KeyFile>,
     /// The policy in force.
     pub policy: Arc<LoadedPolicy>,
+    /// Puts identifiers in their normal form, as the policy says.
+    pub identifiers: charter_vault::Normaliser,
     /// Recently looked-up API keys.
     pub api_keys: crate::extract::KeyCache,
     /// Failed password checks, per name a request gives.

@@ -1184,6 +1184,10 @@ async fn every_collection_point_collects_and_reads_back_by_purpose() {
                 app.collect(&all, point, &json!({ "subject": subject, "fields": fields, "consents": consents })).await;
             assert_eq!((r.status, r.body["subject_id"].as_str()), (201, Some(id.as_str())), "{point}: {}", r.body);
             sent.extend(fields.as_object().unwrap().clone());
+            // Phone numbers are stored in their normal form (E.164).
+            if let Some(phone) = sent.get_mut("phone") {
+                *phone = json!(phone.as_str().unwrap().replace([' ', '-', '(', ')'], ""));
+            }
         }
         // A purpose reads its categories from every point: payment's name and email are
         // the same fields as signup's, last written wins.
@@ -1338,9 +1342,13 @@ async fn phone_and_external_id_name_the_same_subject_across_points() {
         let found = lookup("external_id=crm-00042&purpose=analytics").await;
         assert_eq!((found.status, found.body["subject_id"].as_str()), (200, Some(crm_id.as_str())), "{}", found.body);
         assert_eq!(found.body["fields"]["page"], "/docs");
-        // External ids are compared exactly; a phone without its country prefix is another number.
+        // External ids are compared exactly; a national number is read in the policy's
+        // region (TensorOpera's is the US), so it is the same number, and another
+        // country's is another.
         assert_eq!(lookup("external_id=CRM-00042&purpose=analytics").await.status, 404);
-        assert_eq!(lookup("phone=2025550147&purpose=analytics").await.status, 404);
+        let national = lookup("phone=(202)%20555-0147&purpose=analytics").await;
+        assert_eq!((national.status, national.body["subject_id"].as_str()), (200, Some(phone_id.as_str())));
+        assert_eq!(lookup("phone=%2B44%2020%207946%200147&purpose=analytics").await.status, 404);
         assert_eq!(app.count("subjects").await, 2);
         assert_no_plaintext(&db, &["2025550147", "202) 555", "crm-00042", "Where are the docs"]).await;
         app.stop().await;
@@ -1427,7 +1435,8 @@ async fn a_collection_racing_an_erasure_does_not_relink_the_erased() {
         let message =
             json!({ "subject": { "email": EMAIL }, "fields": { "name": NAME, "email": EMAIL, "message": "hello" } });
         let id = app.collect(&site, "support", &message).await.body["subject_id"].as_str().unwrap().to_owned();
-        let blind = app.state.keys.blind_indexer().index(charter_vault::IdentifierKind::Email, EMAIL);
+        let normal = app.state.identifiers.normalise(charter_vault::IdentifierKind::Email, EMAIL).unwrap();
+        let blind = app.state.keys.blind_indexer().index(&normal);
         assert!(app.state.store.shred(&id, charter_store::now_us()).await.unwrap());
         // What the collection would write, having found the subject just before the shred.
         let late = CollectionWrite {
@@ -1526,4 +1535,103 @@ async fn caller_chosen_names_are_never_echoed() {
         .await;
     assert!(!upload.body.to_string().contains("zq7"), "{}", upload.body);
     app.stop().await;
+}
+
+/// Selectors and identifier fields are checked and put in one normal form: an empty,
+/// blank or digitless value, or one with a control or invisible character, is refused
+/// and stores nothing; the variants of one address (case, fullwidth, decomposed accents,
+/// the Kelvin sign) are one subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifiers_are_checked_and_normalised() {
+    for db in backends("vault_identifiers").await {
+        let app = TestApp::spawn(&db).await;
+        let key = app.key("site", &["support"], &["support"]).await;
+        let message = |subject: Value, email: &str| json!({ "subject": subject, "fields": { "name": NAME, "email": email, "message": "hello" } });
+        let refused = [
+            json!({ "email": "" }),
+            json!({ "email": "   " }),
+            json!({ "phone": "call me" }),
+            json!({ "phone": "+" }),
+            json!({ "email": "ada\u{0}@analytical.example" }),
+            json!({ "email": "ada\u{200B}@analytical.example" }),
+            json!({ "email": "ad\u{AD}a@analytical.example" }),
+            json!({ "external_id": "crm\u{7}1" }),
+        ];
+        for subject in refused {
+            let r = app.collect(&key, "support", &message(subject.clone(), EMAIL)).await;
+            assert_eq!(
+                (r.status, r.body["error"]["code"].as_str()),
+                (422, Some("bad_subject")),
+                "{subject}: {}",
+                r.body
+            );
+        }
+        let field =
+            app.collect(&key, "support", &message(json!({ "email": EMAIL }), "ada\u{200B}@analytical.example")).await;
+        assert_eq!((field.status, field.body["error"]["code"].as_str()), (422, Some("wrong_type")), "{}", field.body);
+        assert_eq!((app.count("subjects").await, app.count("field_values").await), (0, 0), "nothing stored");
+
+        let variants = [
+            "kelvin@analytical.example",
+            "Kelvin@Analytical.Example",
+            "\u{212A}elvin@analytical.example",
+            "ｋｅｌｖｉｎ@ａｎａｌｙｔｉｃａｌ.ｅｘａｍｐｌｅ",
+        ];
+        let mut ids = std::collections::BTreeSet::new();
+        for v in variants {
+            let r = app.collect(&key, "support", &message(json!({ "email": v }), v)).await;
+            assert_eq!(r.status, 201, "{v}: {}", r.body);
+            ids.insert(r.body["subject_id"].as_str().unwrap().to_owned());
+        }
+        let accents = ["jose\u{301}@analytical.example", "jos\u{e9}@analytical.example"];
+        for v in accents {
+            let r = app.collect(&key, "support", &message(json!({ "email": v }), v)).await;
+            ids.insert(r.body["subject_id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(ids.len(), 2, "one subject per address: {ids:?}");
+        let read = app.read(&key, ids.iter().next().unwrap(), "purpose=support&fields=email").await;
+        let email = read.body["fields"]["email"].as_str().unwrap().to_owned();
+        assert!(["kelvin@analytical.example", "jos\u{e9}@analytical.example"].contains(&email.as_str()), "{email}");
+        app.stop().await;
+    }
+}
+
+/// A subject indexed under an identifier's earlier normal form is still found, and is
+/// indexed under the new form from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subjects_indexed_before_the_normal_form_are_found_and_reindexed() {
+    for db in backends("vault_reindex").await {
+        let app = TestApp::spawn(&db).await;
+        let key = app.key("site", &["support"], &["support"]).await;
+        let fullwidth = "ｇｒａｃｅ@analytical.example";
+        let body = json!({ "subject": { "email": "grace@analytical.example" }, "fields": { "name": NAME, "email": EMAIL, "message": "hi" } });
+        let id = app.collect(&key, "support", &body).await.body["subject_id"].as_str().unwrap().to_owned();
+        // As an earlier version indexed it: the fullwidth address, only trimmed and lower-cased.
+        let indexer = app.state.keys.blind_indexer();
+        let legacy = indexer.index_legacy(charter_vault::IdentifierKind::Email, fullwidth);
+        sqlx::query("UPDATE subject_identifiers SET blind = $1 WHERE subject_id = $2")
+            .bind(legacy.to_vec())
+            .bind(&id)
+            .execute(app.state.store.pool())
+            .await
+            .unwrap();
+        let path = format!(
+            "/v1/subjects/lookup?email={}&purpose=support",
+            "%EF%BD%87%EF%BD%92%EF%BD%81%EF%BD%83%EF%BD%85%40analytical.example"
+        );
+        let found = app.raw("GET", &path, Some(&key), None).await;
+        assert_eq!((found.status, found.body["subject_id"].as_str()), (200, Some(id.as_str())), "{}", found.body);
+        let normal = app.state.identifiers.normalise(charter_vault::IdentifierKind::Email, fullwidth).unwrap();
+        let blinds: Vec<Vec<u8>> = sqlx::query_scalar("SELECT blind FROM subject_identifiers WHERE subject_id = $1")
+            .bind(&id)
+            .fetch_all(app.state.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(blinds, vec![indexer.index(&normal).to_vec()], "re-indexed under the normal form only");
+        let plain = app
+            .raw("GET", "/v1/subjects/lookup?email=grace%40analytical.example&purpose=support", Some(&key), None)
+            .await;
+        assert_eq!(plain.body["subject_id"].as_str(), Some(id.as_str()), "the ordinary spelling finds them too");
+        app.stop().await;
+    }
 }

@@ -383,6 +383,36 @@ impl Store {
         row.as_ref().map(subject_from_row).transpose()
     }
 
+    /// Moves subject `subject_id`'s identifier of `kind` from blind index `old` to `new` (an
+    /// index of the identifier's normal form replacing one an earlier version made). When
+    /// `new` already names a subject, the old index stays as it is.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn reindex_identifier(
+        &self,
+        kind: &str,
+        old: &[u8; 32],
+        new: &[u8; 32],
+        subject_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        let moved = sqlx::query(INSERT_IDENTIFIER)
+            .bind(kind)
+            .bind(new.to_vec())
+            .bind(subject_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if moved == 1 {
+            sqlx::query("DELETE FROM subject_identifiers WHERE kind = $1 AND blind = $2 AND subject_id = $3")
+                .bind(kind)
+                .bind(old.to_vec())
+                .bind(subject_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
     /// Writes a whole collection atomically: the subject (when new), its
     /// identifier, the sealed fields (replacing earlier values) and the consents.
     #[tracing::instrument(level = "debug", skip_all, fields(point = w.point.as_str(), fields = w.fields.len()))]

@@ -216,11 +216,11 @@ pub(crate) fn unwrap_with(kek: &[u8; 32], subject: &str, wrapped: &WrappedKey) -
 /// Kinds of identifier that can be looked up by blind index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdentifierKind {
-    /// An email address: trimmed and lower-cased.
+    /// An email address.
     Email,
-    /// A phone number: digits only, with a leading `+` kept.
+    /// A phone number.
     Phone,
-    /// An identifier from another system: trimmed, otherwise as given.
+    /// An identifier from another system.
     ExternalId,
 }
 
@@ -234,8 +234,10 @@ impl IdentifierKind {
         }
     }
 
-    /// The normal form that is indexed, so the same person matches however they typed it.
-    pub fn normalise(self, value: &str) -> String {
+    /// The form indexes were made of before [`crate::Normaliser`]: trimmed; an email
+    /// lower-cased; a phone's digits, with a leading `+` kept. Only for finding subjects
+    /// indexed then (see [`BlindIndexer::index_legacy`]).
+    fn legacy_normal_form(self, value: &str) -> String {
         let v = value.trim();
         match self {
             Self::Email => v.to_lowercase(),
@@ -263,14 +265,24 @@ impl BlindIndexer {
         Self { key: SecretBox::new(Box::new(*key)) }
     }
 
-    /// The index of `value` as an identifier of `kind`.
-    pub fn index(&self, kind: IdentifierKind, value: &str) -> [u8; 32] {
+    /// The index of an identifier in normal form.
+    pub fn index(&self, id: &crate::NormalForm) -> [u8; 32] {
+        self.mac(id.kind(), id.expose())
+    }
+
+    /// The index an earlier version made of `value` as an identifier of `kind`, for a
+    /// lookup that misses under the normal form (the caller then re-indexes the subject).
+    pub fn index_legacy(&self, kind: IdentifierKind, value: &str) -> [u8; 32] {
+        self.mac(kind, &kind.legacy_normal_form(value))
+    }
+
+    fn mac(&self, kind: IdentifierKind, normal: &str) -> [u8; 32] {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret()).expect("HMAC takes any key length");
         mac.update(b"charter.blind.v1\0");
         mac.update(kind.as_str().as_bytes());
         mac.update(b"\0");
-        mac.update(kind.normalise(value).as_bytes());
+        mac.update(normal.as_bytes());
         mac.finalize().into_bytes().into()
     }
 }
@@ -356,20 +368,36 @@ mod tests {
     #[test]
     fn blind_indexes_match_normal_forms_only() {
         let b = BlindIndexer::new(&[1u8; 32]);
-        assert_eq!(
-            b.index(IdentifierKind::Email, " Ada@Example.COM "),
-            b.index(IdentifierKind::Email, "ada@example.com")
-        );
-        assert_eq!(b.index(IdentifierKind::Phone, "+44 20 7946-0018"), b.index(IdentifierKind::Phone, "+442079460018"));
-        assert_ne!(b.index(IdentifierKind::Phone, "+442079460018"), b.index(IdentifierKind::Phone, "442079460018"));
+        let n = crate::Normaliser::new(None, true).unwrap();
+        let id = |kind, v: &str| b.index(&n.normalise(kind, v).unwrap());
+        assert_eq!(id(IdentifierKind::Email, " Ada@Example.COM "), id(IdentifierKind::Email, "ada@example.com"));
+        assert_eq!(id(IdentifierKind::Phone, "+44 20 7946-0018"), id(IdentifierKind::Phone, "+442079460018"));
         assert_ne!(
-            b.index(IdentifierKind::Email, "x"),
-            b.index(IdentifierKind::ExternalId, "x"),
+            id(IdentifierKind::Email, "a@b.co"),
+            id(IdentifierKind::ExternalId, "a@b.co"),
             "kinds are separated"
         );
         assert_ne!(
-            b.index(IdentifierKind::Email, "a@b.c"),
-            BlindIndexer::new(&[2u8; 32]).index(IdentifierKind::Email, "a@b.c")
+            id(IdentifierKind::Email, "a@b.co"),
+            BlindIndexer::new(&[2u8; 32]).index(&n.normalise(IdentifierKind::Email, "a@b.co").unwrap())
+        );
+        // Where the old form and the new agree, so do the indexes: most stored ones still match.
+        assert_eq!(
+            b.index_legacy(IdentifierKind::Email, " Ada@Example.COM "),
+            id(IdentifierKind::Email, "ada@example.com")
+        );
+        assert_eq!(
+            b.index_legacy(IdentifierKind::Phone, "+44 20 7946-0018"),
+            id(IdentifierKind::Phone, "+442079460018")
+        );
+        assert_ne!(
+            b.index_legacy(IdentifierKind::Phone, "+442079460018"),
+            b.index_legacy(IdentifierKind::Phone, "442079460018")
+        );
+        assert_eq!(b.index_legacy(IdentifierKind::ExternalId, " x "), id(IdentifierKind::ExternalId, "x"));
+        assert_ne!(
+            b.index_legacy(IdentifierKind::Email, "ａda@example.com"),
+            id(IdentifierKind::Email, "ａda@example.com")
         );
     }
 

@@ -10,11 +10,14 @@
 //! - [`crypto`]: per-subject data keys, field sealing bound to subject, field
 //!   and category, key wrapping ([`KeyWrapper`], which a KMS can implement),
 //!   keyed blind indexes.
+//! - [`identifier`]: [`Normaliser`], the one normal form of email addresses, phone
+//!   numbers and external ids (validated; NFKC; E.164), which blind indexes are made of.
 //! - [`stream`]: chunked sealing of uploads with bounded memory.
 //! - [`personal`]: [`Personal`], a wrapper whose `Debug`/`Display` print `[redacted]`.
 //! - [`signing`]: signing and verifying audit checkpoints.
 
 pub mod crypto;
+pub mod identifier;
 pub mod keyfile;
 pub mod password;
 pub mod personal;
@@ -22,6 +25,7 @@ pub mod signing;
 pub mod stream;
 
 pub use crypto::{BlindIndexer, CryptoError, DataKey, FieldCipher, IdentifierKind, KeyWrapper, WrappedKey};
+pub use identifier::{BadIdentifier, NormalForm, Normaliser};
 pub use keyfile::{KeyFile, KeyFileError};
 pub use password::{check_password, hash_password, MalformedHash};
 pub use personal::Personal;

@@ -11,16 +11,16 @@ use charter_core::audit::AuditEvent;
 use charter_core::collect::{self, Refusal};
 use charter_policy::model::FieldType;
 use charter_store::api_keys::ApiKey;
-use charter_store::vault::{CollectError, CollectionWrite, FieldWrite, SubjectRecord};
-use charter_vault::{DataKey, IdentifierKind, KeyWrapper as _, Personal};
+use charter_store::vault::{CollectError, CollectionWrite, FieldWrite};
+use charter_vault::{DataKey, KeyWrapper as _};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
-use crate::routes::subjects::{subject_from_id, SubjectSelector};
 use crate::sign_in::Named;
 use crate::state::AppState;
+use crate::subject::{self, unwrap_key, Identifier, SubjectId, SubjectSelector};
 
 /// `/v1/collect/{point}`.
 pub fn routes() -> Router<AppState> {
@@ -70,7 +70,7 @@ async fn accept(
     let policy = &state.policy.policy;
     let Json(body) = body?;
     point_for_key(state, key, point)?;
-    let accepted = match collect::check(policy, point, &body.fields, &body.consents, today_utc()) {
+    let accepted = match collect::check(policy, &state.identifiers, point, &body.fields, &body.consents, today_utc()) {
         Ok(c) => c,
         Err(refusals) => {
             let audited = Refusal::audit_details(&refusals, policy);
@@ -94,40 +94,29 @@ async fn accept(
             return Err(ApiError::Unprocessable(code, first.message(policy), Value::Array(codes)).recorded());
         }
     };
-    let identifier = body.subject.identifier()?;
+    let identifier = body.subject.identifier(state)?;
     let blind = match &identifier {
-        Identifier::Raw(kind, value) => Some((*kind, state.keys.blind_indexer().index(*kind, value.expose()))),
+        Identifier::Named(normal, _) => Some((normal.kind(), state.keys.blind_indexer().index(normal))),
         Identifier::Id(_) => None,
     };
     // Collections can race: for a new person (the loser finds the winner's subject on its
     // next pass), to set a password (the loser checks against the winner's), or with an
     // erasure (the next pass finds the person gone).
     for _ in 0..3 {
-        let (subject, data_key, new_wrapped) = match (&identifier, &blind) {
-            (Identifier::Id(id), _) => {
-                let s = subject_from_id(state, id).await?;
+        let found = match &identifier {
+            Identifier::Id(id) => Some(subject::by_id(state, id).await?),
+            Identifier::Named(normal, given) => subject::find(state, normal, given).await?,
+        };
+        let (subject, data_key, new_wrapped) = match found {
+            Some(s) => {
                 let dk = unwrap_key(state, &s)?;
                 (s.id, dk, None)
             }
-            (Identifier::Raw(..), None) => unreachable!("raw identifiers are always blind-indexed"),
-            (Identifier::Raw(..), Some((kind, blind))) => {
-                match state
-                    .store
-                    .subject_by_identifier(kind.as_str(), blind)
-                    .await
-                    .map_err(|e| ApiError::Internal(e.into()))?
-                {
-                    Some(s) => {
-                        let dk = unwrap_key(state, &s)?;
-                        (s.id, dk, None)
-                    }
-                    None => {
-                        let id = uuid::Uuid::new_v4().to_string();
-                        let dk = DataKey::generate();
-                        let wrapped = state.keys.wrap(&id, &dk);
-                        (id, dk, Some(wrapped))
-                    }
-                }
+            None => {
+                let id = SubjectId::generate();
+                let dk = DataKey::generate();
+                let wrapped = state.keys.wrap(id.as_str(), &dk);
+                (id.as_str().to_owned(), dk, Some(wrapped))
             }
         };
         let exists = new_wrapped.is_none();
@@ -418,18 +407,4 @@ async fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))
-}
-
-/// How the request names its subject.
-pub(crate) enum Identifier {
-    /// By charter's opaque id.
-    Id(String),
-    /// By an identifier, as given (it is only ever blind-indexed).
-    Raw(IdentifierKind, Personal<String>),
-}
-
-/// The subject's data key; a shredded subject has none.
-pub(crate) fn unwrap_key(state: &AppState, s: &SubjectRecord) -> Result<DataKey, ApiError> {
-    let wrapped = s.wrapped.as_ref().ok_or_else(crate::routes::subjects::unknown_subject)?;
-    state.keys.unwrap(&s.id, wrapped).map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot unwrap a data key: {e}")))
 }

@@ -21,11 +21,11 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Path, Query};
-use crate::routes::collect::unwrap_key;
 use crate::routes::subjects::{
-    asked_purpose, disclosures, read_refused, read_view, require_key_purpose, require_purpose, subject_id,
+    asked_purpose, disclosures, read_refused, read_view, require_key_purpose, require_purpose,
 };
 use crate::state::AppState;
+use crate::subject::{unwrap_key, SubjectId};
 
 /// The download route.
 pub fn routes() -> Router<AppState> {
@@ -65,8 +65,8 @@ async fn send_object(
     let Query(q) = q?;
     let policy = &state.policy.policy;
     let purpose = require_purpose(state, q.purpose)?;
-    let id = subject_id(id);
-    require_key_purpose(state, key, &purpose, id.as_deref().ok()).await?;
+    let id = SubjectId::parse(id);
+    require_key_purpose(state, key, &purpose, id.as_ref().ok()).await?;
     let view = read_view(state, &id?, &purpose).await?;
     let subject = &view.subject;
     let record = state

@@ -14,77 +14,19 @@ use charter_core::access::{self, Denial, FieldRef};
 use charter_core::audit::AuditEvent;
 use charter_policy::model::FieldType;
 use charter_store::api_keys::ApiKey;
-use charter_store::vault::{ReadView, SubjectRecord};
-use charter_vault::{IdentifierKind, Personal};
+use charter_store::vault::ReadView;
+use charter_vault::Personal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Path, Query};
-use crate::routes::collect::{unwrap_key, Identifier};
 use crate::state::AppState;
+use crate::subject::{self, unwrap_key, SubjectId, SubjectSelector};
 
 /// `/v1/subjects/...`.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/subjects/lookup", get(lookup)).route("/v1/subjects/{id}/data", get(read))
-}
-
-/// How a request names a subject: exactly one of these.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SubjectSelector {
-    email: Option<Personal<String>>,
-    phone: Option<Personal<String>>,
-    external_id: Option<Personal<String>>,
-    id: Option<String>,
-}
-
-impl SubjectSelector {
-    /// A selector from its parts.
-    pub(crate) fn from_parts(
-        email: Option<Personal<String>>,
-        phone: Option<Personal<String>>,
-        external_id: Option<Personal<String>>,
-        id: Option<String>,
-    ) -> Self {
-        Self { email, phone, external_id, id }
-    }
-
-    pub(crate) fn identifier(&self) -> Result<Identifier, ApiError> {
-        let given = [self.email.is_some(), self.phone.is_some(), self.external_id.is_some(), self.id.is_some()]
-            .into_iter()
-            .filter(|given| *given)
-            .count();
-        if given != 1 {
-            return Err(ApiError::Unprocessable(
-                "bad_subject",
-                "name the subject with exactly one of email, phone, external_id or id".into(),
-                Value::Null,
-            ));
-        }
-        Ok(match (&self.email, &self.phone, &self.external_id, &self.id) {
-            (_, _, _, Some(id)) => Identifier::Id(id.clone()),
-            (Some(v), _, _, _) => Identifier::Raw(IdentifierKind::Email, v.clone()),
-            (_, Some(v), _, _) => Identifier::Raw(IdentifierKind::Phone, v.clone()),
-            (_, _, Some(v), _) => Identifier::Raw(IdentifierKind::ExternalId, v.clone()),
-            _ => unreachable!("exactly one is set"),
-        })
-    }
-}
-
-/// The subject with opaque id `id`; a malformed or unknown id is 404.
-pub(crate) async fn subject_from_id(state: &AppState, id: &str) -> Result<SubjectRecord, ApiError> {
-    let id = subject_id(id)?;
-    state.store.subject(&id).await.map_err(|e| ApiError::Internal(e.into()))?.ok_or_else(unknown_subject)
-}
-
-pub(crate) fn unknown_subject() -> ApiError {
-    ApiError::Missing("unknown_subject", "no such subject".into())
-}
-
-/// An opaque subject id in its normal form; a malformed one is an unknown subject (404).
-pub(crate) fn subject_id(id: &str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(id).map(|u| u.to_string()).map_err(|_| unknown_subject())
 }
 
 #[derive(Deserialize)]
@@ -103,8 +45,8 @@ async fn read(
     let answer = async {
         let (Path(id), Query(q)) = (id?, q?);
         let purpose = require_purpose(&state, q.purpose)?;
-        let id = subject_id(&id);
-        require_key_purpose(&state, &key, &purpose, id.as_deref().ok()).await?;
+        let id = SubjectId::parse(&id);
+        require_key_purpose(&state, &key, &purpose, id.as_ref().ok()).await?;
         let view = read_view(&state, &id?, &purpose).await?;
         read_subject(&state, &key, view, purpose, q.fields).await
     };
@@ -146,11 +88,12 @@ pub(crate) async fn require_key_purpose(
     state: &AppState,
     key: &ApiKey,
     purpose: &str,
-    asked: Option<&str>,
+    asked: Option<&SubjectId>,
 ) -> Result<(), ApiError> {
     if key.purposes.iter().any(|p| p == purpose) {
         return Ok(());
     }
+    let asked = asked.map(SubjectId::as_str);
     let denial = Denial::PurposeNotGrantedToKey.code();
     audit(state, vec![event(key, asked, purpose, "data.denied", denial, &json!({}))]).await?;
     Err(ApiError::Forbidden(
@@ -162,28 +105,13 @@ pub(crate) async fn require_key_purpose(
 
 /// A subject (by its opaque id in normal form, see [`subject_id`]) with what a read for
 /// `purpose` needs; an unknown id is 404.
-pub(crate) async fn read_view(state: &AppState, id: &str, purpose: &str) -> Result<ReadView, ApiError> {
+pub(crate) async fn read_view(state: &AppState, id: &SubjectId, purpose: &str) -> Result<ReadView, ApiError> {
     state
         .store
-        .subject_for_read(id, purpose)
+        .subject_for_read(id.as_str(), purpose)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(unknown_subject)
-}
-
-/// The subject an identifier (email, phone, external id) belongs to, found by its blind index.
-pub(crate) async fn subject_by_identifier(
-    state: &AppState,
-    kind: IdentifierKind,
-    value: &Personal<String>,
-) -> Result<SubjectRecord, ApiError> {
-    let blind = state.keys.blind_indexer().index(kind, value.expose());
-    state
-        .store
-        .subject_by_identifier(kind.as_str(), &blind)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(unknown_subject)
+        .ok_or_else(subject::unknown_subject)
 }
 
 /// The read's purpose: present and in the policy.
@@ -215,11 +143,11 @@ async fn lookup(
     let answer = async {
         let Query(q) = q?;
         let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, None);
-        let Identifier::Raw(kind, value) = selector.identifier()? else { unreachable!("no id in a lookup") };
+        let identifier = selector.identifier(&state)?;
         let purpose = require_purpose(&state, q.purpose)?;
         require_key_purpose(&state, &key, &purpose, None).await?;
-        let subject = subject_by_identifier(&state, kind, &value).await?;
-        let view = read_view(&state, &subject.id, &purpose).await?;
+        let found = subject::named(&state, &identifier).await?;
+        let view = read_view(&state, &SubjectId::parse(&found.id)?, &purpose).await?;
         read_subject(&state, &key, view, purpose, q.fields).await
     };
     read_refused(&state, &key, asked, answer.await).await

@@ -23,9 +23,9 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Path, Query};
-use crate::routes::collect::{entry_then_write, point_for_key, refused, unwrap_key, Identifier};
-use crate::routes::subjects::{subject_by_identifier, subject_from_id, SubjectSelector};
+use crate::routes::collect::{entry_then_write, point_for_key, refused};
 use crate::state::AppState;
+use crate::subject::{self, unwrap_key, SubjectSelector};
 use charter_store::api_keys::ApiKey;
 use charter_vault::Personal;
 
@@ -126,10 +126,7 @@ async fn receive(
         return Err(ApiError::TooLarge(format!("field `{field}` accepts at most {max} bytes")));
     }
     let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, q.id);
-    let subject = match selector.identifier()? {
-        Identifier::Id(id) => subject_from_id(state, &id).await?,
-        Identifier::Raw(kind, value) => subject_by_identifier(state, kind, &value).await?,
-    };
+    let subject = subject::named(state, &selector.identifier(state)?).await?;
     let data_key = unwrap_key(state, &subject)?;
     let object_id = uuid::Uuid::new_v4().to_string();
     let location = format!("subjects/{}/{object_id}", subject.id);

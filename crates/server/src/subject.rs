@@ -1,0 +1,153 @@
+//! Naming a subject: by charter's opaque id, parsed once at the edge into a
+//! [`SubjectId`], or by an identifier (email, phone, external id) put in its normal form
+//! and found through its blind index.
+//!
+//! A subject indexed before identifiers had their normal form is found by the index of
+//! its old form when the new one misses, and is then indexed under the new one.
+
+use charter_store::vault::SubjectRecord;
+use charter_vault::{BadIdentifier, DataKey, IdentifierKind, KeyWrapper as _, NormalForm, Personal};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Charter's opaque id of a subject, in normal form (a lower-case hyphenated UUID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectId(String);
+
+impl SubjectId {
+    /// Parses an id as a request gives it; a malformed one names no subject (404), like an
+    /// unknown one.
+    pub fn parse(id: &str) -> Result<Self, ApiError> {
+        uuid::Uuid::parse_str(id).map(|u| Self(u.to_string())).map_err(|_| unknown_subject())
+    }
+
+    /// A fresh random id, for a new subject.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The answer for an id or identifier that names no subject.
+pub fn unknown_subject() -> ApiError {
+    ApiError::Missing("unknown_subject", "no such subject".into())
+}
+
+/// How a request names a subject: exactly one of these.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectSelector {
+    email: Option<Personal<String>>,
+    phone: Option<Personal<String>>,
+    external_id: Option<Personal<String>>,
+    id: Option<String>,
+}
+
+/// How the request names its subject, once checked.
+pub enum Identifier {
+    /// By charter's opaque id.
+    Id(SubjectId),
+    /// By an identifier: its normal form, and the value as given (only for finding a
+    /// subject indexed under an earlier form).
+    Named(NormalForm, Personal<String>),
+}
+
+impl SubjectSelector {
+    /// A selector from its parts.
+    pub fn from_parts(
+        email: Option<Personal<String>>,
+        phone: Option<Personal<String>>,
+        external_id: Option<Personal<String>>,
+        id: Option<String>,
+    ) -> Self {
+        Self { email, phone, external_id, id }
+    }
+
+    /// The one way the request names its subject, checked: exactly one is given, an id is
+    /// well formed, an identifier is one of its kind (422 `bad_subject` otherwise).
+    pub fn identifier(&self, state: &AppState) -> Result<Identifier, ApiError> {
+        let given = [self.email.is_some(), self.phone.is_some(), self.external_id.is_some(), self.id.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(bad_subject("name the subject with exactly one of email, phone, external_id or id".into()));
+        }
+        let (kind, value) = match (&self.email, &self.phone, &self.external_id, &self.id) {
+            (_, _, _, Some(id)) => return SubjectId::parse(id).map(Identifier::Id),
+            (Some(v), _, _, _) => (IdentifierKind::Email, v),
+            (_, Some(v), _, _) => (IdentifierKind::Phone, v),
+            (_, _, Some(v), _) => (IdentifierKind::ExternalId, v),
+            _ => unreachable!("exactly one is set"),
+        };
+        let normal = state.identifiers.normalise(kind, value.expose()).map_err(|e| bad_identifier(kind, e))?;
+        Ok(Identifier::Named(normal, value.clone()))
+    }
+}
+
+fn bad_subject(message: String) -> ApiError {
+    ApiError::Unprocessable("bad_subject", message, Value::Null)
+}
+
+/// The refusal of an identifier that is not one of its kind, saying why and never echoing it.
+fn bad_identifier(kind: IdentifierKind, why: BadIdentifier) -> ApiError {
+    bad_subject(format!("the subject's {} {why}", kind.as_str().replace('_', " ")))
+}
+
+/// The subject with id `id`; an unknown one is 404.
+pub async fn by_id(state: &AppState, id: &SubjectId) -> Result<SubjectRecord, ApiError> {
+    state.store.subject(id.as_str()).await.map_err(|e| ApiError::Internal(e.into()))?.ok_or_else(unknown_subject)
+}
+
+/// The subject an identifier in normal form names, if any: by the index of its normal
+/// form, or else by the index an earlier version made of the value `given`, in which
+/// case the subject is indexed under the normal form from then on.
+pub async fn find(
+    state: &AppState,
+    normal: &NormalForm,
+    given: &Personal<String>,
+) -> Result<Option<SubjectRecord>, ApiError> {
+    let internal = |e| ApiError::Internal(anyhow::Error::from(e));
+    let kind = normal.kind().as_str();
+    let indexer = state.keys.blind_indexer();
+    let blind = indexer.index(normal);
+    if let Some(s) = state.store.subject_by_identifier(kind, &blind).await.map_err(internal)? {
+        return Ok(Some(s));
+    }
+    let legacy = indexer.index_legacy(normal.kind(), given.expose());
+    if legacy == blind {
+        return Ok(None);
+    }
+    let Some(s) = state.store.subject_by_identifier(kind, &legacy).await.map_err(internal)? else {
+        return Ok(None);
+    };
+    state.store.reindex_identifier(kind, &legacy, &blind, &s.id).await.map_err(internal)?;
+    Ok(Some(s))
+}
+
+/// The subject an identifier names; an unknown one is 404.
+pub async fn by_identifier(
+    state: &AppState,
+    normal: &NormalForm,
+    given: &Personal<String>,
+) -> Result<SubjectRecord, ApiError> {
+    find(state, normal, given).await?.ok_or_else(unknown_subject)
+}
+
+/// The subject a checked identifier names; an unknown one is 404.
+pub async fn named(state: &AppState, identifier: &Identifier) -> Result<SubjectRecord, ApiError> {
+    match identifier {
+        Identifier::Id(id) => by_id(state, id).await,
+        Identifier::Named(normal, given) => by_identifier(state, normal, given).await,
+    }
+}
+
+/// The subject's data key; a shredded subject has none (404).
+pub fn unwrap_key(state: &AppState, s: &SubjectRecord) -> Result<DataKey, ApiError> {
+    let wrapped = s.wrapped.as_ref().ok_or_else(unknown_subject)?;
+    state.keys.unwrap(&s.id, wrapped).map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot unwrap a data key: {e}")))
+}
