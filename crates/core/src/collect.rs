@@ -112,6 +112,21 @@ impl Refusal {
             .collect()
     }
 
+    /// The refusal's code, as responses and the audit chain name it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownPoint { .. } => "unknown_point",
+            Self::UndeclaredField { .. } => "undeclared_field",
+            Self::WrongType { .. } => "wrong_type",
+            Self::TooLarge { .. } => "too_large",
+            Self::MissingRequired { .. } => "missing_required",
+            Self::FileField { .. } => "file_field",
+            Self::ConsentNotAsked { .. } => "consent_not_asked",
+            Self::ConsentNotBoolean { .. } => "consent_not_boolean",
+            Self::UnderMinimumAge { .. } => "under_minimum_age",
+        }
+    }
+
     /// A sentence for the response. It names fields, points and purposes only when the
     /// policy declares them; a name the caller chose is said to be unknown, never echoed.
     pub fn message(&self, policy: &Policy) -> String {

@@ -74,13 +74,14 @@ impl Application {
         let identifiers = charter_vault::Normaliser::new(ids.phone_region.as_deref(), fold)
             .map_err(|e| anyhow::anyhow!("the policy's [identifiers] phone_region: {e}"))?;
         let notice_html: Arc<str> = charter_policy::render::notice::html(&policy.policy).into();
+        let sign_ins = crate::sign_in::SignInThrottle::new(data.store.clone(), &policy.policy.security);
         let state = AppState::new(Services {
             store: data.store,
             audit,
             keys: Arc::new(data.keys),
             objects,
             api_keys: crate::extract::KeyCache::default(),
-            sign_ins: crate::sign_in::SignInThrottle::default(),
+            sign_ins,
             policy: Arc::new(policy),
             identifiers,
             notice_html,

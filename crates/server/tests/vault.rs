@@ -1127,6 +1127,11 @@ async fn failed_password_checks_are_throttled_per_name() {
         let refused_at_once = statuses.iter().filter(|s| **s == 429).count();
         assert_eq!(usize::try_from(throttled).unwrap(), refused.len() + refused_at_once);
         assert_no_plaintext(&db, &[PASSWORD, "someone-else's-password", "guess-1"]).await;
+        // The counts are in the database: another server on it refuses the same names.
+        let beside = app.spawn_beside(&db).await;
+        let r = beside.collect(&site, "login", &login(EMAIL, PASSWORD)).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (429, Some("too_many_attempts")), "{}", r.body);
+        beside.stop().await;
         app.stop().await;
     }
 }

@@ -14,6 +14,7 @@
 //! - [`bench`]: the plain-insert baseline `charter bench` compares the chain with.
 //! - [`vault`]: subjects, blind indexes, sealed fields, consents, objections, shredding.
 //! - [`api_keys`]: API keys, stored as hashes.
+//! - [`sign_ins`]: failed password checks and checks under way, per name, shared by servers.
 //! - [`testing`]: throwaway databases for tests on both backends.
 
 pub mod api_keys;
@@ -22,6 +23,7 @@ pub mod bench;
 pub mod data_dir;
 pub mod db;
 pub mod native;
+pub mod sign_ins;
 pub mod testing;
 pub mod vault;
 

@@ -1,8 +1,6 @@
 //! `POST /v1/collect/{point}`: data minimisation at the door. Only what the
 //! policy declares for the point is accepted; a refused request stores nothing.
 
-use std::time::Instant;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -18,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
-use crate::sign_in::Named;
+use crate::sign_in::{Named, NotStarted};
 use crate::state::AppState;
 use crate::subject::{self, unwrap_key, Identifier, SubjectId, SubjectSelector};
 
@@ -67,33 +65,9 @@ async fn accept(
     point: &str,
     body: Result<Json<CollectBody>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let policy = &state.policy.policy;
     let Json(body) = body?;
     point_for_key(state, key, point)?;
-    let accepted = match collect::check(policy, &state.identifiers, point, &body.fields, &body.consents, today_utc()) {
-        Ok(c) => c,
-        Err(refusals) => {
-            let audited = Refusal::audit_details(&refusals, policy);
-            let event = AuditEvent::new(&key.name, "data.collect", "refused")
-                .with_detail(&json!({ "point": point, "refusals": audited }));
-            state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
-            // Each refusal as the chain has it: names the policy declares, never the caller's own.
-            let codes: Vec<Value> = refusals.iter().map(|r| r.audit_detail(policy)).collect();
-            let first = refusals[0].clone();
-            let code = match first {
-                Refusal::UnknownPoint { .. } => "unknown_point",
-                Refusal::UndeclaredField { .. } => "undeclared_field",
-                Refusal::WrongType { .. } => "wrong_type",
-                Refusal::TooLarge { .. } => "too_large",
-                Refusal::MissingRequired { .. } => "missing_required",
-                Refusal::FileField { .. } => "file_field",
-                Refusal::ConsentNotAsked { .. } => "consent_not_asked",
-                Refusal::ConsentNotBoolean { .. } => "consent_not_boolean",
-                Refusal::UnderMinimumAge { .. } => "under_minimum_age",
-            };
-            return Err(ApiError::Unprocessable(code, first.message(policy), Value::Array(codes)).recorded());
-        }
-    };
+    let accepted = checked(state, key, point, &body).await?;
     let identifier = body.subject.identifier(state)?;
     let blind = match &identifier {
         Identifier::Named(normal, _) => Some((normal.kind(), state.keys.blind_indexer().index(normal))),
@@ -103,118 +77,191 @@ async fn accept(
     // next pass), to set a password (the loser checks against the winner's), or with an
     // erasure (the next pass finds the person gone).
     for _ in 0..3 {
-        let found = match &identifier {
-            Identifier::Id(id) => Some(subject::by_id(state, id).await?),
-            Identifier::Named(normal, given) => subject::find(state, normal, given).await?,
+        let subject = resolve(state, &identifier).await?;
+        let who = match &blind {
+            Some((kind, blind)) => Named::Blind(kind.as_str(), *blind),
+            None => Named::Id(subject.id.clone()),
         };
-        let (subject, data_key, new_wrapped) = match found {
-            Some(s) => {
-                let dk = unwrap_key(state, &s)?;
-                (s.id, dk, None)
-            }
-            None => {
-                let id = SubjectId::generate();
-                let dk = DataKey::generate();
-                let wrapped = state.keys.wrap(id.as_str(), &dk);
-                (id.as_str().to_owned(), dk, Some(wrapped))
-            }
-        };
-        let exists = new_wrapped.is_none();
-        // A sign-in always checks (against a fixed hash for someone never stored); setting a
-        // password checks only when the subject exists, since a new one has none to match.
-        let checks = accepted.fields.iter().any(|f| f.kind == FieldType::Password && (f.verify || exists));
-        let attempt = if checks {
-            // An attempt for the name the request gives (P33): its blind index, or the id in
-            // normal form (named by id, the subject exists, so that is `subject`).
-            let who = match &blind {
-                Some((kind, blind)) => Named::Blind(kind.as_str(), *blind),
-                None => Named::Id(subject.clone()),
-            };
-            Some(state.sign_ins.begin(&who).await.map_err(too_many_attempts)?)
-        } else {
-            None
-        };
-        let values = match settle_passwords(state, &subject, &data_key, exists, &accepted.fields).await? {
-            Ok(values) => {
-                if let Some(attempt) = attempt {
-                    attempt.matched();
-                }
-                values
-            }
-            Err((code, field)) => {
-                if let Some(attempt) = attempt {
-                    attempt.failed(Instant::now());
-                }
-                let refusal = json!({ "code": code, "field": field });
-                let mut event = AuditEvent::new(&key.name, "data.collect", "refused")
-                    .with_detail(&json!({ "point": point, "refusals": [refusal.clone()] }));
-                // A refused sign-in names the subject it was for, so guessing shows in the chain.
-                event.subject = exists.then(|| subject.clone());
-                state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
-                let message = match code {
-                    "verification_failed" => format!("field `{field}` does not match what is stored for this subject"),
-                    _ => format!("field `{field}` is already set for this subject, to another value; change it where the current one is verified"),
-                };
-                return Err(ApiError::Unprocessable(code, message, Value::Array(vec![refusal])).recorded());
-            }
-        };
-        let cipher = data_key.fields();
-        let fields = accepted
-            .fields
-            .iter()
-            .zip(&values)
-            .filter_map(|(f, stored)| {
-                let value = match stored {
-                    Stored::AsGiven => &f.value,
-                    Stored::Hash(hash) => hash,
-                    Stored::Nothing => return None,
-                };
-                Some(FieldWrite {
-                    field: f.field.to_owned(),
-                    category: f.category.to_owned(),
-                    sealed: cipher.seal(&subject, f.field, f.category, value.as_bytes()),
-                    // A password is set only where none is: one set meanwhile by a
-                    // concurrent collection refuses this write, and the next pass checks
-                    // against it.
-                    if_unset: matches!(stored, Stored::Hash(_)),
-                })
-            })
-            .collect();
-        let write = CollectionWrite {
-            subject_id: subject.clone(),
-            new_subject: new_wrapped.clone(),
-            identifier: blind.as_ref().map(|(kind, b)| (kind.as_str(), *b)),
-            point: point.to_owned(),
-            fields,
-            consents: accepted.consents.iter().map(|(p, g)| ((*p).to_owned(), *g)).collect(),
-            at_us: charter_store::now_us(),
-        };
-        let named = |verified: bool| -> Vec<&str> {
-            accepted.fields.iter().filter(|f| f.verify == verified).map(|f| f.field).collect()
-        };
-        let (names, verified) = (named(false), named(true));
-        let consents: Vec<Value> = accepted.consents.iter().map(|(p, g)| json!({ "purpose": p, "given": g })).collect();
-        let mut event = AuditEvent::new(&key.name, "data.collect", "ok")
-            .with_detail(&json!({ "point": point, "fields": names, "verified": verified, "consents": consents, "new_subject": new_wrapped.is_some() }));
-        event.subject = Some(subject.clone());
-        let store = state.store.clone();
-        let written = async move { store.write_collection(&write).await };
-        let reason = |e: &CollectError| match e {
-            CollectError::IdentifierRace => "identifier_race",
-            CollectError::AlreadySet => "password_race",
-            CollectError::Erased => "subject_erased",
-            CollectError::KekRetired(_) => "kek_retired",
-            CollectError::Db(_) => "database_error",
-        };
-        let outcome = entry_then_write(state, event, point, written, reason, std::future::ready(())).await?;
-        match outcome {
-            Ok(()) => return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject })))),
+        let values = passwords(state, key, point, &subject, &who, &accepted.fields).await?;
+        let write = collection_write(&subject, blind.as_ref(), point, &accepted, &values);
+        match write_with_entry(state, key, point, &accepted, write).await? {
+            Ok(()) => return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject.id })))),
             Err(CollectError::IdentifierRace | CollectError::AlreadySet | CollectError::Erased) => continue,
             Err(e @ CollectError::KekRetired(_)) => return Err(ApiError::Internal(e.into())),
             Err(CollectError::Db(e)) => return Err(ApiError::Internal(e.into())),
         }
     }
     Err(ApiError::Internal(anyhow::anyhow!("collection kept racing for the same identifier")))
+}
+
+/// What the point accepts of the body (`core::collect::check`); a refusal is recorded in
+/// the audit chain with its details and answered with every refusal.
+async fn checked<'p>(
+    state: &'p AppState,
+    key: &ApiKey,
+    point: &str,
+    body: &CollectBody,
+) -> Result<collect::Collection<'p>, ApiError> {
+    let policy = &state.policy.policy;
+    let refusals = match collect::check(policy, &state.identifiers, point, &body.fields, &body.consents, today_utc()) {
+        Ok(c) => return Ok(c),
+        Err(refusals) => refusals,
+    };
+    let audited = Refusal::audit_details(&refusals, policy);
+    let event = AuditEvent::new(&key.name, "data.collect", "refused")
+        .with_detail(&json!({ "point": point, "refusals": audited }));
+    state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
+    // Each refusal as the chain has it: names the policy declares, never the caller's own.
+    let codes: Vec<Value> = refusals.iter().map(|r| r.audit_detail(policy)).collect();
+    let first = &refusals[0];
+    Err(ApiError::Unprocessable(first.code(), first.message(policy), Value::Array(codes)).recorded())
+}
+
+/// The subject a collection is for: found, or new (with a fresh data key, wrapped).
+struct Resolved {
+    id: String,
+    data_key: DataKey,
+    new_wrapped: Option<charter_vault::WrappedKey>,
+}
+
+async fn resolve(state: &AppState, identifier: &Identifier) -> Result<Resolved, ApiError> {
+    let found = match identifier {
+        Identifier::Id(id) => Some(subject::by_id(state, id).await?),
+        Identifier::Named(normal, given) => subject::find(state, normal, given).await?,
+    };
+    Ok(match found {
+        Some(s) => Resolved { data_key: unwrap_key(state, &s)?, id: s.id, new_wrapped: None },
+        None => {
+            let id = SubjectId::generate();
+            let data_key = DataKey::generate();
+            let new_wrapped = Some(state.keys.wrap(id.as_str(), &data_key));
+            Resolved { id: id.as_str().to_owned(), data_key, new_wrapped }
+        }
+    })
+}
+
+/// What to store of each field once the passwords are settled ([`settle_passwords`]),
+/// each check an attempt for the name the request gives (P33), throttled; a refused
+/// password is recorded in the audit chain and answered 422.
+async fn passwords(
+    state: &AppState,
+    key: &ApiKey,
+    point: &str,
+    subject: &Resolved,
+    who: &Named,
+    fields: &[collect::Accepted<'_>],
+) -> Result<Vec<Stored>, ApiError> {
+    let exists = subject.new_wrapped.is_none();
+    // A sign-in always checks (against a fixed hash for someone never stored); setting a
+    // password checks only when the subject exists, since a new one has none to match.
+    let checks = fields.iter().any(|f| f.kind == FieldType::Password && (f.verify || exists));
+    if !checks {
+        return settle_passwords(state, &subject.id, &subject.data_key, exists, fields)
+            .await?
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("a new subject's password was refused")));
+    }
+    let attempt = match state.sign_ins.begin(who).await {
+        Ok(a) => a,
+        Err(NotStarted::Refused(wait)) => return Err(too_many_attempts(wait)),
+        Err(NotStarted::Db(e)) => return Err(ApiError::Internal(e)),
+    };
+    let settled = settle_passwords(state, &subject.id, &subject.data_key, exists, fields).await;
+    let (code, field) = match settled {
+        Ok(Ok(values)) => {
+            attempt.matched().await?;
+            return Ok(values);
+        }
+        Ok(Err(refused)) => {
+            attempt.failed().await?;
+            refused
+        }
+        Err(e) => {
+            attempt.abandoned().await?;
+            return Err(e);
+        }
+    };
+    let refusal = json!({ "code": code, "field": field });
+    let mut event = AuditEvent::new(&key.name, "data.collect", "refused")
+        .with_detail(&json!({ "point": point, "refusals": [refusal.clone()] }));
+    // A refused sign-in names the subject it was for, so guessing shows in the chain.
+    event.subject = exists.then(|| subject.id.clone());
+    state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let message = match code {
+        "verification_failed" => format!("field `{field}` does not match what is stored for this subject"),
+        _ => format!(
+            "field `{field}` is already set for this subject, to another value; change it where the current one is verified"
+        ),
+    };
+    Err(ApiError::Unprocessable(code, message, Value::Array(vec![refusal])).recorded())
+}
+
+/// Everything the collection writes: the fields sealed with the subject's key.
+fn collection_write(
+    subject: &Resolved,
+    blind: Option<&(charter_vault::IdentifierKind, [u8; 32])>,
+    point: &str,
+    accepted: &collect::Collection<'_>,
+    values: &[Stored],
+) -> CollectionWrite {
+    let cipher = subject.data_key.fields();
+    let fields = accepted
+        .fields
+        .iter()
+        .zip(values)
+        .filter_map(|(f, stored)| {
+            let value = match stored {
+                Stored::AsGiven => &f.value,
+                Stored::Hash(hash) => hash,
+                Stored::Nothing => return None,
+            };
+            Some(FieldWrite {
+                field: f.field.to_owned(),
+                category: f.category.to_owned(),
+                sealed: cipher.seal(&subject.id, f.field, f.category, value.as_bytes()),
+                // A password is set only where none is: one set meanwhile by a concurrent
+                // collection refuses this write, and the next pass checks against it.
+                if_unset: matches!(stored, Stored::Hash(_)),
+            })
+        })
+        .collect();
+    CollectionWrite {
+        subject_id: subject.id.clone(),
+        new_subject: subject.new_wrapped.clone(),
+        identifier: blind.map(|(kind, b)| (kind.as_str(), *b)),
+        point: point.to_owned(),
+        fields,
+        consents: accepted.consents.iter().map(|(p, g)| ((*p).to_owned(), *g)).collect(),
+        at_us: charter_store::now_us(),
+    }
+}
+
+/// Writes the collection after its `data.collect` entry ([`entry_then_write`]).
+async fn write_with_entry(
+    state: &AppState,
+    key: &ApiKey,
+    point: &str,
+    accepted: &collect::Collection<'_>,
+    write: CollectionWrite,
+) -> Result<Result<(), CollectError>, ApiError> {
+    let named = |verified: bool| -> Vec<&str> {
+        accepted.fields.iter().filter(|f| f.verify == verified).map(|f| f.field).collect()
+    };
+    let (names, verified) = (named(false), named(true));
+    let consents: Vec<Value> = accepted.consents.iter().map(|(p, g)| json!({ "purpose": p, "given": g })).collect();
+    let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&json!({
+        "point": point, "fields": names, "verified": verified, "consents": consents, "new_subject": write.new_subject.is_some()
+    }));
+    event.subject = Some(write.subject_id.clone());
+    let store = state.store.clone();
+    let written = async move { store.write_collection(&write).await };
+    let reason = |e: &CollectError| match e {
+        CollectError::IdentifierRace => "identifier_race",
+        CollectError::AlreadySet => "password_race",
+        CollectError::Erased => "subject_erased",
+        CollectError::KekRetired(_) => "kek_retired",
+        CollectError::Db(_) => "database_error",
+    };
+    entry_then_write(state, event, point, written, reason, std::future::ready(())).await
 }
 
 /// Appends `entry` (a collection's `data.collect` entry), then runs `write`; when the write

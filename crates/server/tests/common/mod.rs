@@ -36,8 +36,20 @@ impl TestApp {
 
     /// Spawns the application with the policy in `policy_text` and these connection limits.
     pub async fn spawn_with(db: &TestDb, policy_text: &str, limits: charter_server::Limits) -> Self {
-        capture_logs();
+        Self::spawn_in(db, policy_text, limits, tempfile::tempdir().unwrap()).await
+    }
+
+    /// Spawns a second server on the same database with the same keys, as servers that
+    /// share a PostgreSQL database do.
+    pub async fn spawn_beside(&self, db: &TestDb) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        std::fs::copy(self.dir.path().join("data/keys.json"), dir.path().join("data/keys.json")).unwrap();
+        Self::spawn_in(db, charter_policy::TENSOROPERA, charter_server::Limits::default(), dir).await
+    }
+
+    async fn spawn_in(db: &TestDb, policy_text: &str, limits: charter_server::Limits, dir: tempfile::TempDir) -> Self {
+        capture_logs();
         let policy = charter_policy::load("test-policy.toml", policy_text).unwrap();
         let app = Application::build(Settings {
             listen: "127.0.0.1:0".into(),
