@@ -204,6 +204,39 @@ mod tests {
     }
 
     #[test]
+    fn each_denial_has_its_own_code_as_serialised() {
+        let all = [
+            Denial::UnknownPurpose,
+            Denial::PurposeNotGrantedToKey,
+            Denial::CategoryNotInPurpose,
+            Denial::ConsentMissing,
+            Denial::Objected,
+            Denial::Restricted,
+            Denial::RetentionExpired,
+            Denial::Erased,
+        ];
+        for d in all {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.code(), "{d:?}");
+        }
+        assert_eq!(Denial::RetentionExpired.code(), "retention_expired");
+    }
+
+    #[test]
+    fn retention_runs_out_at_its_exact_end() {
+        let day = PolicyDuration::parse("1d").unwrap();
+        let end = NOW + 24 * HOUR_US;
+        assert!(!retention_expired(Retention::Fixed(day), NOW, None, end - 1));
+        assert!(retention_expired(Retention::Fixed(day), NOW, None, end));
+        assert!(!retention_expired(Retention::Account, NOW, None, end), "an open account keeps it");
+        assert!(!retention_expired(Retention::Account, NOW, Some(NOW + 1), NOW));
+        assert!(retention_expired(Retention::Account, NOW, Some(NOW), NOW));
+        assert!(!retention_expired(Retention::AccountPlus(day), NOW, None, end * 2));
+        assert!(!retention_expired(Retention::AccountPlus(day), NOW, Some(NOW), end - 1));
+        assert!(retention_expired(Retention::AccountPlus(day), NOW, Some(NOW), end));
+        assert_eq!(duration_us(day), 24 * HOUR_US);
+    }
+
+    #[test]
     fn restriction_lets_through_what_the_law_allows() {
         let p = policy();
         let allowed: Vec<&String> =

@@ -152,12 +152,13 @@ impl ChainVerifier {
     /// one, `prev_hash` the previous entry's hash, and `seq` one more than the
     /// previous, so edits, deletions, reorderings and insertions all show.
     pub fn push(&mut self, e: &Entry) -> Result<(), ChainBreak> {
-        if e.seq != self.expected_seq {
-            let reason = if e.seq > self.expected_seq {
-                format!("expected entry {} next, found {}: entries are missing", self.expected_seq, e.seq)
-            } else {
-                format!("expected entry {} next, found {}: entries are out of order", self.expected_seq, e.seq)
-            };
+        let gap = match e.seq.cmp(&self.expected_seq) {
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Greater => Some("entries are missing"),
+            std::cmp::Ordering::Less => Some("entries are out of order"),
+        };
+        if let Some(gap) = gap {
+            let reason = format!("expected entry {} next, found {}: {gap}", self.expected_seq, e.seq);
             return Err(ChainBreak { seq: self.expected_seq.min(e.seq), reason });
         }
         if e.prev_hash != self.prev {
@@ -221,6 +222,50 @@ mod tests {
     #[test]
     fn untouched_chain_verifies() {
         assert_eq!(verify(&build(50)), Ok(()));
+    }
+
+    #[test]
+    fn entries_follow_the_head_they_are_placed_after() {
+        let head = (41, [7u8; 32]);
+        let e = chain(Some(head), 5, event(1));
+        assert_eq!((e.seq, e.at_us, e.prev_hash), (42, 5, [7u8; 32]));
+        assert_eq!(e.hash, entry_hash(42, 5, &e.event, &[7u8; 32]));
+        let mut two = vec![chain(None, 0, event(2)), chain(None, 0, event(3))];
+        assert_eq!(place(Some(head), 9, &mut two), Some((43, two[1].hash)));
+        assert_eq!((two[0].seq, two[1].seq, two[1].prev_hash), (42, 43, two[0].hash));
+        assert_eq!(place(Some(head), 9, &mut []), Some(head), "nothing placed: the head stays");
+        assert_eq!(chain(None, 0, event(1)).seq, 1);
+    }
+
+    #[test]
+    fn a_checkpoint_signs_the_sequence_number_and_hash() {
+        let m = checkpoint_message(258, &[9u8; 32]);
+        let mut expected = b"charter.checkpoint.v1\0".to_vec();
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 2]);
+        expected.extend_from_slice(&[9u8; 32]);
+        assert_eq!(m, expected);
+        assert_ne!(checkpoint_message(259, &[9u8; 32]), m);
+    }
+
+    #[test]
+    fn the_verifier_counts_entries_and_keeps_the_head() {
+        let entries = build(5);
+        let mut v = ChainVerifier::default();
+        assert_eq!((v.checked(), v.head()), (0, GENESIS));
+        for e in &entries {
+            v.push(e).unwrap();
+        }
+        assert_eq!((v.checked(), v.head()), (5, entries[4].hash));
+        let mut gap = ChainVerifier::default();
+        let missing = gap.push(&entries[2]).unwrap_err();
+        assert_eq!(missing.seq, 1);
+        assert!(missing.reason.contains("entries are missing"), "{}", missing.reason);
+        let mut back = ChainVerifier::default();
+        back.push(&entries[0]).unwrap();
+        back.push(&entries[1]).unwrap();
+        let reordered = back.push(&entries[0]).unwrap_err();
+        assert_eq!(reordered.seq, 1);
+        assert!(reordered.reason.contains("out of order"), "{}", reordered.reason);
     }
 
     #[test]

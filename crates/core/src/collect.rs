@@ -360,3 +360,289 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> Policy {
+        charter_policy::load(charter_policy::TENSOROPERA_NAME, charter_policy::TENSOROPERA).unwrap().policy
+    }
+
+    /// One refusal of each kind, with the code each must carry.
+    fn every_kind() -> Vec<(Refusal, &'static str)> {
+        let s = |v: &str| v.to_owned();
+        vec![
+            (Refusal::UnknownPoint { point: s("nowhere") }, "unknown_point"),
+            (Refusal::UndeclaredField { field: s("shoe"), point: s("signup") }, "undeclared_field"),
+            (Refusal::WrongType { field: s("email"), expected: s("an email address") }, "wrong_type"),
+            (Refusal::TooLarge { field: s("name"), max_bytes: 256 }, "too_large"),
+            (Refusal::MissingRequired { field: s("name") }, "missing_required"),
+            (Refusal::FileField { field: s("cv") }, "file_field"),
+            (Refusal::ConsentNotAsked { purpose: s("surveys"), point: s("signup") }, "consent_not_asked"),
+            (Refusal::ConsentNotBoolean { purpose: s("newsletter") }, "consent_not_boolean"),
+            (Refusal::UnderMinimumAge { minimum_age: 18 }, "under_minimum_age"),
+        ]
+    }
+
+    #[test]
+    fn each_refusal_has_its_code_as_serialised() {
+        for (r, code) in every_kind() {
+            assert_eq!(r.code(), code);
+            assert_eq!(serde_json::to_value(&r).unwrap()["code"], code);
+        }
+    }
+
+    #[test]
+    fn messages_say_what_was_wrong() {
+        let p = policy();
+        let said: Vec<String> = every_kind().iter().map(|(r, _)| r.message(&p)).collect();
+        assert_eq!(
+            said,
+            [
+                "no collection point of that name is in the policy",
+                "a field that is not declared for collection point `signup` was sent; nothing was stored",
+                "field `email` must be an email address",
+                "field `name` is larger than its limit of 256 bytes",
+                "required field `name` is missing",
+                "field `cv` is a file: send it to the upload endpoint",
+                "collection point `signup` does not ask for consent to `surveys`",
+                "the consent answer for `newsletter` must be true or false",
+                "this service is not available to anyone under 18; nothing was stored",
+            ]
+        );
+        let unknown = Refusal::ConsentNotAsked { purpose: "zq7@example.org".into(), point: "signup".into() };
+        assert_eq!(
+            unknown.message(&p),
+            "a consent was given for a purpose that is not in the policy; `signup` asks only for its own"
+        );
+    }
+
+    #[test]
+    fn the_chain_keeps_only_declared_names() {
+        let p = policy();
+        let detail = |r: Refusal| r.audit_detail(&p);
+        assert_eq!(detail(Refusal::UnknownPoint { point: "x@y.example".into() }), json!({ "code": "unknown_point" }));
+        assert_eq!(
+            detail(Refusal::UndeclaredField { field: "x@y.example".into(), point: "signup".into() }),
+            json!({ "code": "undeclared_field", "point": "signup" })
+        );
+        assert_eq!(
+            detail(Refusal::ConsentNotAsked { purpose: "x@y.example".into(), point: "signup".into() }),
+            json!({ "code": "consent_not_asked", "point": "signup" })
+        );
+        assert_eq!(
+            detail(Refusal::ConsentNotAsked { purpose: "surveys".into(), point: "signup".into() }),
+            json!({ "code": "consent_not_asked", "purpose": "surveys", "point": "signup" })
+        );
+        assert_eq!(
+            detail(Refusal::ConsentNotBoolean { purpose: "x@y.example".into() }),
+            json!({ "code": "consent_not_boolean" })
+        );
+        assert_eq!(
+            detail(Refusal::ConsentNotBoolean { purpose: "newsletter".into() }),
+            json!({ "code": "consent_not_boolean", "purpose": "newsletter" })
+        );
+        assert_eq!(
+            detail(Refusal::WrongType { field: "email".into(), expected: "an email address".into() }),
+            json!({ "code": "wrong_type", "field": "email", "expected": "an email address" })
+        );
+    }
+
+    #[test]
+    fn alike_refusals_are_recorded_once_with_a_count() {
+        let p = policy();
+        let undeclared = |f: &str| Refusal::UndeclaredField { field: f.into(), point: "signup".into() };
+        let refusals =
+            [undeclared("a"), Refusal::MissingRequired { field: "name".into() }, undeclared("b"), undeclared("c")];
+        assert_eq!(
+            Refusal::audit_details(&refusals, &p),
+            vec![
+                json!({ "code": "undeclared_field", "point": "signup", "count": 3 }),
+                json!({ "code": "missing_required", "field": "name" }),
+            ]
+        );
+        assert_eq!(
+            Refusal::audit_details(&refusals[1..2], &p),
+            vec![json!({ "code": "missing_required", "field": "name" })],
+            "one alone has no count"
+        );
+        assert!(Refusal::audit_details(&[], &p).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod value_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ids() -> Normaliser {
+        Normaliser::new(Some("US"), true).unwrap()
+    }
+
+    fn value(kind: FieldType, v: Value) -> Result<String, Refusal> {
+        check_value(&ids(), "f", kind, &v)
+    }
+
+    fn wrong(expected: &str) -> Result<String, Refusal> {
+        Err(Refusal::WrongType { field: "f".into(), expected: expected.into() })
+    }
+
+    #[test]
+    fn each_type_takes_its_values_in_canonical_form() {
+        let ok = |s: &str| Ok(s.to_owned());
+        let cases = [
+            (FieldType::String, json!("Ada"), ok("Ada")),
+            (FieldType::String, json!("a\nb"), wrong("a string on one line")),
+            (FieldType::String, json!("a\rb"), wrong("a string on one line")),
+            (FieldType::String, json!(5), wrong("a string")),
+            (FieldType::Text, json!("a\nb"), ok("a\nb")),
+            (FieldType::Password, json!("pw"), ok("pw")),
+            (FieldType::Text, json!(true), wrong("a string")),
+            (FieldType::Email, json!(" Ada@Example.COM "), ok("ada@example.com")),
+            (FieldType::Email, json!("not an address"), wrong("an email address")),
+            (FieldType::Email, json!(5), wrong("an email address")),
+            (FieldType::Phone, json!("(415) 555-0100"), ok("+14155550100")),
+            (FieldType::Url, json!("https://example.com/x"), ok("https://example.com/x")),
+            (FieldType::Url, json!("ftp://example.com/x"), wrong("an http(s) URL")),
+            (FieldType::Date, json!("2024-02-29"), ok("2024-02-29")),
+            (FieldType::Date, json!("2023-02-29"), wrong("a date (YYYY-MM-DD)")),
+            (FieldType::BirthDate, json!("1815-12-10"), ok("1815-12-10")),
+            (FieldType::AgeAttestation, json!(true), ok("true")),
+            (FieldType::Boolean, json!(false), ok("false")),
+            (FieldType::Boolean, json!("yes"), wrong("true or false")),
+            (FieldType::Integer, json!(42), ok("42")),
+            (FieldType::Integer, json!(4.5), wrong("a whole number")),
+            (FieldType::File, json!("x"), Err(Refusal::FileField { field: "f".into() })),
+        ];
+        for (kind, v, expected) in cases {
+            assert_eq!(value(kind, v.clone()), expected, "{kind:?} {v}");
+        }
+        let phone = value(FieldType::Phone, json!("12")).unwrap_err();
+        assert!(
+            matches!(phone, Refusal::WrongType { ref expected, .. } if expected.starts_with("a phone number")),
+            "{phone:?}"
+        );
+    }
+
+    #[test]
+    fn a_value_at_its_limit_is_accepted_and_one_byte_over_is_not() {
+        let p = charter_policy::load(charter_policy::TENSOROPERA_NAME, charter_policy::TENSOROPERA).unwrap().policy;
+        let body = |name: String| {
+            json!({ "name": name, "email": "ada@example.com", "password": "pw", "age_attestation": true })
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let at_limit = check(&p, &ids(), "signup", &body("a".repeat(256)), &Map::new(), (2026, 1, 1)).unwrap();
+        assert_eq!(at_limit.fields.iter().find(|f| f.field == "name").unwrap().value.len(), 256);
+        assert_eq!(
+            check(&p, &ids(), "signup", &body("a".repeat(257)), &Map::new(), (2026, 1, 1)).unwrap_err(),
+            vec![Refusal::TooLarge { field: "name".into(), max_bytes: 256 }]
+        );
+        let debug = format!("{:?}", at_limit.fields[0]);
+        assert!(
+            debug.starts_with("Accepted { field: ") && debug.contains("category: ") && !debug.contains("aaaa"),
+            "{debug}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ids() -> Normaliser {
+        Normaliser::new(Some("US"), true).unwrap()
+    }
+
+    fn tensoropera() -> Policy {
+        charter_policy::load(charter_policy::TENSOROPERA_NAME, charter_policy::TENSOROPERA).unwrap().policy
+    }
+
+    /// TensorOpera's policy with sign-up asking for a birth date instead of an attestation.
+    fn with_birth_date() -> Policy {
+        let text = charter_policy::TENSOROPERA.replace(
+            "[collection_points.signup.fields.age_attestation]\ncategory = \"user.age_attestation\"\ntype = \"age_attestation\"",
+            "[collection_points.signup.fields.birth_date]\ncategory = \"user.age_attestation\"\ntype = \"birth_date\"",
+        );
+        charter_policy::load("birth-date.toml", &text).unwrap().policy
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    const TODAY: (i32, u32, u32) = (2026, 6, 15);
+
+    fn signup(extra: Value) -> Map<String, Value> {
+        let mut fields = obj(json!({ "name": "Ada", "email": "ada@example.com", "password": "pw" }));
+        fields.extend(obj(extra));
+        fields
+    }
+
+    #[test]
+    fn the_minimum_age_is_enforced_from_a_birth_date_or_an_attestation() {
+        let p = tensoropera();
+        let none = Map::new();
+        assert!(check(&p, &ids(), "signup", &signup(json!({ "age_attestation": true })), &none, TODAY).is_ok());
+        let under = vec![Refusal::UnderMinimumAge { minimum_age: 18 }];
+        let no = signup(json!({ "age_attestation": false, "shoe": 1 }));
+        assert_eq!(check(&p, &ids(), "signup", &no, &none, TODAY).unwrap_err(), under, "under age: that alone");
+        let born = with_birth_date();
+        let at = |date: &str| check(&born, &ids(), "signup", &signup(json!({ "birth_date": date })), &none, TODAY);
+        assert!(at("2008-06-15").is_ok(), "18 today");
+        assert_eq!(at("2008-06-16").unwrap_err(), under, "18 tomorrow");
+        assert!(at("1950-01-01").is_ok());
+    }
+
+    #[test]
+    fn required_fields_must_be_sent_except_files() {
+        let p = tensoropera();
+        let none = Map::new();
+        let missing =
+            check(&p, &ids(), "signup", &obj(json!({ "name": "Ada", "age_attestation": true })), &none, TODAY);
+        assert_eq!(
+            missing.unwrap_err(),
+            vec![
+                Refusal::MissingRequired { field: "email".into() },
+                Refusal::MissingRequired { field: "password".into() }
+            ]
+        );
+        let application = obj(json!({ "name": "Ada", "email": "ada@example.com", "position": "Engineer" }));
+        let accepted = check(&p, &ids(), "job_application", &application, &none, TODAY).unwrap();
+        assert_eq!(accepted.fields.len(), 3, "the CV (a required file) goes to the upload endpoint");
+        let optional = check(&p, &ids(), "signup", &signup(json!({ "age_attestation": true })), &none, TODAY).unwrap();
+        assert!(optional.fields.iter().all(|f| f.field != "phone"), "an optional field may be left out");
+    }
+
+    #[test]
+    fn consents_are_the_point_s_own_and_true_or_false() {
+        let p = tensoropera();
+        let fields = signup(json!({ "age_attestation": true }));
+        let asked = obj(json!({ "newsletter": true, "direct_marketing": false }));
+        let c = check(&p, &ids(), "signup", &fields, &asked, TODAY).unwrap();
+        assert_eq!(c.consents, vec![("direct_marketing", false), ("newsletter", true)], "in the body's key order");
+        let wrong = obj(json!({ "surveys": true, "newsletter": "yes" }));
+        assert_eq!(
+            check(&p, &ids(), "signup", &fields, &wrong, TODAY).unwrap_err(),
+            vec![
+                Refusal::ConsentNotBoolean { purpose: "newsletter".into() },
+                Refusal::ConsentNotAsked { purpose: "surveys".into(), point: "signup".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn accepted_fields_carry_their_declaration() {
+        let p = tensoropera();
+        let login = obj(json!({ "email": "ada@example.com", "password": "pw" }));
+        let c = check(&p, &ids(), "login", &login, &Map::new(), TODAY).unwrap();
+        let password = c.fields.iter().find(|f| f.field == "password").unwrap();
+        assert_eq!((password.kind, password.verify), (FieldType::Password, true));
+        let email = c.fields.iter().find(|f| f.field == "email").unwrap();
+        assert_eq!((email.category, email.verify), ("user.contact.email", false));
+    }
+}

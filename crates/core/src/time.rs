@@ -25,5 +25,12 @@ mod tests {
         assert_eq!(civil_from_days(19_811), (2024, 3, 29));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(59), (1970, 3, 1), "the year's start moves from March to January");
+        assert_eq!(civil_from_days(58), (1970, 2, 28));
+        assert_eq!(civil_from_days(-719_468), (0, 3, 1), "the first day of the era");
+        assert_eq!(civil_from_days(-719_469), (0, 2, 29), "a leap day four centuries back");
+        assert_eq!(civil_from_days(47_541), (2100, 3, 1), "2100 is not a leap year");
+        assert_eq!(civil_from_days(47_540), (2100, 2, 28));
+        assert_eq!(civil_from_days(2_932_896), (9999, 12, 31));
     }
 }
