@@ -1,27 +1,20 @@
 //! Writing and verifying the audit chain.
 //!
-//! One writer per process owns the chain's head. It takes everything waiting
-//! (up to [`MAX_BATCH`] events), chains the events in memory and writes them
-//! with one multi-row `INSERT`. The primary key on `seq` is what keeps several
-//! processes on one database from forking the chain: a writer whose head went
-//! stale gets a unique violation, reloads the head and chains its batch again.
+//! One writer per process owns the chain's head. Appenders hand it their events over a
+//! channel. It takes everything waiting (up to [`MAX_BATCH`] events), chains the events
+//! in memory and writes them with one multi-row `INSERT`, one commit for the batch: the
+//! appends that arrive while one commit is under way are the next batch (group commit).
+//! The primary key on `seq` is what keeps several processes on one database from forking
+//! the chain: a writer whose head went stale gets a unique violation, reloads the head
+//! and chains its batch again.
 //!
-//! On PostgreSQL the writer is a task with a connection of its own, and callers
-//! hand it events over a channel. On a SQLite file the appenders write
-//! themselves: each puts its events in a shared queue; the first on each thread
-//! lets the other tasks ready on that thread run up to their appends (`yield_now`,
-//! and again while more appends arrive, at most 4 times), then writes the whole
-//! queue on its own thread (group commit) and wakes the others; if another thread
-//! holds the writer just then, that thread writes it. Each thread has its own first
-//! appender (threads share one only beyond the first 16 to append), so a thread
-//! whose tasks all wait for their entries does not wait, idle, for another thread's
-//! first appender to run. No event is sent over a channel: whoever holds the writer
-//! writes everything queued, whichever thread queued it. A thread of its own still
-//! signs the periodic checkpoints and writes whatever an appender left queued.
+//! The writer's loop is written once, over a [`Sink`]: on a SQLite file the writer's own
+//! `rusqlite` connection (the loop runs on a thread of its own, where a commit may
+//! block), on PostgreSQL a connection of its own taken from the pool (the loop is a task).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use charter_core::audit::{self, AuditEvent, ChainBreak, ChainVerifier, Entry, Hash};
@@ -66,163 +59,6 @@ enum Command {
 pub struct AuditLog {
     tx: mpsc::Sender<Command>,
     counters: Arc<Counters>,
-    /// On a SQLite file: the writer the appenders share.
-    shared: Option<Arc<Shared>>,
-}
-
-/// An append waiting in the shared queue: its events and whom to tell.
-type Waiting = (Vec<AuditEvent>, oneshot::Sender<Result<i64, AuditError>>);
-
-/// Most times the first appender yields while more appends keep arriving.
-const MAX_YIELDS: usize = 4;
-
-/// Batches one holder of the writer writes before leaving the rest to the writer's thread.
-const MAX_ROUNDS: usize = 8;
-
-/// The appender about to write the queue. On drop (after its yields, or if it is
-/// cancelled during one) it lets later appenders lead again and writes the queue; what it
-/// cannot finish goes to the writer's thread.
-struct Lead<'a> {
-    shared: &'a Shared,
-    slot: usize,
-    tx: &'a mpsc::Sender<Command>,
-}
-
-impl Drop for Lead<'_> {
-    fn drop(&mut self) {
-        self.shared.leading[self.slot].store(false, Ordering::SeqCst);
-        if !self.shared.try_write() {
-            // If the channel is full the thread has ticks waiting already (and one comes every second).
-            let _ = self.tx.try_send(Command::Tick);
-        }
-    }
-}
-
-/// The SQLite writer, shared by the appenders (see the module's notes).
-struct Shared {
-    queue: Mutex<Vec<Waiting>>,
-    writer: Mutex<Writer>,
-    /// Set once the writer has closed: later appends fail with [`AuditError::Stopped`].
-    stopped: AtomicBool,
-    /// Per thread slot ([`lead_slot`]): set while a first appender on a thread with that
-    /// slot yields before writing; later appenders on any thread with that slot only wait.
-    /// It is cleared before that appender calls [`Shared::try_write`], so an appender
-    /// that found it set has its events queued before someone looks at the queue again.
-    leading: [AtomicBool; LEAD_SLOTS],
-}
-
-/// Leader slots: the 17th thread to append shares the first one's (threads that share a
-/// slot share a first appender, which is only slower).
-const LEAD_SLOTS: usize = 16;
-
-/// The calling thread's leader slot: threads are numbered as they first append.
-fn lead_slot() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    thread_local!(static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % LEAD_SLOTS);
-    SLOT.with(|s| *s)
-}
-
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Shared {
-    /// Takes what is queued: whole appends, up to [`MAX_BATCH`] events (at least one append).
-    fn take(&self) -> Batch {
-        let mut q = locked(&self.queue);
-        let (mut n, mut events) = (0, 0);
-        while n < q.len() && (n == 0 || events + q[n].0.len() <= MAX_BATCH) {
-            events += q[n].0.len();
-            n += 1;
-        }
-        let mut b = Batch { events: Vec::with_capacity(events), ..Batch::default() };
-        for (evs, reply) in q.drain(..n) {
-            b.replies.push((evs.len(), reply));
-            b.events.extend(evs);
-        }
-        b
-    }
-
-    /// With the writer held: writes queued batches until the queue is empty (true)
-    /// or `rounds` batches are written (false); after a close, refuses them instead.
-    fn write_queued(&self, w: &mut Writer, rounds: usize) -> bool {
-        for _ in 0..rounds {
-            let batch = self.take();
-            if batch.replies.is_empty() {
-                return true;
-            }
-            if self.stopped.load(Ordering::Acquire) {
-                for (_, reply) in batch.replies {
-                    let _ = reply.send(Err(AuditError::Stopped));
-                }
-                continue;
-            }
-            let n = batch.events.len();
-            let result = w.write_native(&mut unplaced(batch.events));
-            w.deliver(batch.replies, n, result);
-            if let Err(e) = w.checkpoint_native(false) {
-                tracing::warn!(error = %e, "audit checkpoint failed");
-            }
-        }
-        locked(&self.queue).is_empty()
-    }
-
-    /// Writes the queue if the writer is free. Whoever holds the writer looks at the
-    /// queue again after letting go, so nothing queued meanwhile is left behind.
-    /// False when the queue is not empty after [`MAX_ROUNDS`]: the caller hands the
-    /// rest to the writer's thread.
-    fn try_write(&self) -> bool {
-        loop {
-            let mut w = match self.writer.try_lock() {
-                Ok(w) => w,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return true,
-            };
-            let emptied = self.write_queued(&mut w, MAX_ROUNDS);
-            drop(w);
-            if !emptied {
-                return false;
-            }
-            if locked(&self.queue).is_empty() {
-                return true;
-            }
-        }
-    }
-
-    /// The writer's thread: signs checkpoints as they fall due, answers checkpoint and
-    /// close requests, and writes whatever an appender left queued.
-    fn run(self: Arc<Self>, mut rx: mpsc::Receiver<Command>) {
-        while let Some(cmd) = rx.blocking_recv() {
-            let control = match cmd {
-                Command::Tick => None,
-                Command::Append(evs, reply) => {
-                    locked(&self.queue).push((evs, reply));
-                    None
-                }
-                c => Some(c),
-            };
-            let mut w = locked(&self.writer);
-            self.write_queued(&mut w, usize::MAX);
-            let stop = matches!(control, Some(Command::Close(_)));
-            let signed = w.checkpoint_native(control.is_some());
-            if stop {
-                self.stopped.store(true, Ordering::Release);
-            }
-            w.answer(control, signed);
-            drop(w);
-            // Appends queued while this thread held the writer: written, or after a
-            // close refused, rather than left waiting.
-            while !self.try_write() {}
-            if stop {
-                return;
-            }
-        }
-        let mut w = locked(&self.writer);
-        self.write_queued(&mut w, usize::MAX);
-        let signed = w.checkpoint_native(true);
-        self.stopped.store(true, Ordering::Release);
-        w.answer(None, signed);
-    }
 }
 
 /// What the writer has done, for metrics.
@@ -237,58 +73,28 @@ struct Counters {
 }
 
 impl AuditLog {
-    /// Starts the writer. It runs until every handle is dropped, then signs a final checkpoint.
+    /// Starts the writer. It runs until every handle is dropped (or [`AuditLog::close`]),
+    /// then signs a final checkpoint.
     ///
-    /// On a SQLite file the writer is a connection of its own that the appenders
-    /// share, with a thread for checkpoints and leftovers (see the module's notes).
-    /// On PostgreSQL it is a task with a connection of its own, taken from the pool.
+    /// On a SQLite file the writer has a connection of its own to the audit file, and a
+    /// thread (it blocks while it commits); on PostgreSQL it is a task with a connection
+    /// of its own, taken from the pool.
     pub fn start(store: &Store, signer: CheckpointSigner) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let counters = Arc::new(Counters::default());
-        let native = store.sqlite_audit_file().zip(store.sqlite_file()).zip(store.sqlite_direct()).and_then(
-            |((audit, data), direct)| match crate::native::open_writer(audit, store.synchronous())
-                .and_then(|c| Ok((c, crate::native::Checkpointer::start(&[audit, data], store.synchronous())?)))
-            {
-                Ok((conn, wal)) => Some((conn, direct.closed(), wal)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "audit writer falls back to the pool");
-                    None
-                }
-            },
-        );
-        let sink = match native {
-            Some((conn, closed, wal)) => Sink::Sqlite { conn: Box::new(conn), closed, _wal: wal },
-            None => Sink::Pool(Held { pool: store.pool().clone(), conn: None }),
-        };
-        let writer =
-            Writer { sink, signer, head: None, last_checkpoint: (0, Instant::now()), counters: counters.clone() };
-        // Checkpoints are due at least every CHECKPOINT_INTERVAL while entries arrive.
-        let ticker = tx.downgrade();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(tx) = ticker.upgrade() else { break };
-                if tx.send(Command::Tick).await.is_err() {
-                    break;
-                }
+        spawn_ticker(tx.downgrade());
+        let task = match SqliteSink::open(store) {
+            Some(sink) => {
+                let writer = Writer::new(sink, signer, counters.clone());
+                let runtime = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || runtime.block_on(writer.run(rx)))
             }
-        });
-        let (task, shared) = if matches!(writer.sink, Sink::Sqlite { .. }) {
-            let shared = Arc::new(Shared {
-                queue: Mutex::new(Vec::new()),
-                writer: Mutex::new(writer),
-                stopped: AtomicBool::new(false),
-                leading: std::array::from_fn(|_| AtomicBool::new(false)),
-            });
-            let s = shared.clone();
-            (tokio::task::spawn_blocking(move || s.run(rx)), Some(shared))
-        } else {
-            (tokio::spawn(writer.run(rx)), None)
+            None => {
+                let sink = Held { pool: store.pool().clone(), conn: None };
+                tokio::spawn(Writer::new(sink, signer, counters.clone()).run(rx))
+            }
         };
-        (Self { tx, counters, shared }, task)
+        (Self { tx, counters }, task)
     }
 
     /// Appends an event; returns its sequence number once it is durable in the database.
@@ -303,33 +109,7 @@ impl AuditLog {
             return Err(AuditError::Write("nothing to append".into()));
         }
         let (reply, rx) = oneshot::channel();
-        match &self.shared {
-            Some(shared) => {
-                if shared.stopped.load(Ordering::Acquire) {
-                    return Err(AuditError::Stopped);
-                }
-                locked(&shared.queue).push((events, reply));
-                // The first appender on this thread lets the other tasks ready on it reach
-                // their appends before it writes, so that one commit carries them all.
-                let slot = lead_slot();
-                if !shared.leading[slot].swap(true, Ordering::SeqCst) {
-                    // Dropped after the yields, or if this append is cancelled during one.
-                    let _lead = Lead { shared, slot, tx: &self.tx };
-                    // While appends keep arriving, it yields again: the more one commit carries, the
-                    // less each read pays for it. Under light load that is a single yield.
-                    let mut queued = locked(&shared.queue).len();
-                    for _ in 0..MAX_YIELDS {
-                        tokio::task::yield_now().await;
-                        let now = locked(&shared.queue).len();
-                        if now == queued {
-                            break;
-                        }
-                        queued = now;
-                    }
-                }
-            }
-            None => self.tx.send(Command::Append(events, reply)).await.map_err(|_| AuditError::Stopped)?,
-        }
+        self.tx.send(Command::Append(events, reply)).await.map_err(|_| AuditError::Stopped)?;
         rx.await.map_err(|_| AuditError::Stopped)?
     }
 
@@ -364,19 +144,80 @@ impl AuditLog {
     }
 }
 
-/// Where the writer puts entries.
-enum Sink {
-    /// A SQLite file, through the writer's own connection.
-    Sqlite {
-        conn: Box<rusqlite::Connection>,
-        /// The store's closed flag.
-        closed: crate::native::Closed,
-        /// Keeps the WAL short while the writer runs; stops when the writer does.
-        _wal: crate::native::Checkpointer,
-    },
-    /// PostgreSQL (or a SQLite file the native writer could not open): a connection
-    /// of the writer's own, taken from the pool and kept.
-    Pool(Held),
+/// Checkpoints are due at least every [`CHECKPOINT_INTERVAL`] while entries arrive: a
+/// task sends the writer a tick that often, until the writer's channel closes.
+fn spawn_ticker(ticker: mpsc::WeakSender<Command>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(tx) = ticker.upgrade() else { break };
+            if tx.send(Command::Tick).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Where the writer puts entries: what its loop asks of the database.
+trait Sink {
+    /// The chain's last entry, as stored.
+    async fn head(&mut self) -> Result<Option<(i64, Hash)>, WriteError>;
+    /// Inserts placed entries, in one commit.
+    async fn insert(&mut self, entries: &[Entry]) -> Result<(), WriteError>;
+    /// Stores a signed checkpoint.
+    async fn checkpoint(&mut self, seq: i64, hash: &Hash, key_id: &str, signature: &[u8]) -> Result<(), WriteError>;
+    /// Lets go of the connection, when the writer stops.
+    async fn close(&mut self);
+}
+
+/// The writer's own connection to a SQLite audit file, and the thread that keeps the WAL
+/// short while the writer runs.
+struct SqliteSink {
+    conn: rusqlite::Connection,
+    /// The store's closed flag.
+    closed: crate::native::Closed,
+    _wal: crate::native::Checkpointer,
+}
+
+impl SqliteSink {
+    /// The sink for a SQLite file store; `None` on PostgreSQL, or when the connection
+    /// cannot be opened (the writer then goes through the pool).
+    fn open(store: &Store) -> Option<Self> {
+        let ((audit, data), direct) = store.sqlite_audit_file().zip(store.sqlite_file()).zip(store.sqlite_direct())?;
+        let opened = crate::native::open_writer(audit, store.synchronous())
+            .and_then(|c| Ok((c, crate::native::Checkpointer::start(&[audit, data], store.synchronous())?)));
+        match opened {
+            Ok((conn, wal)) => Some(Self { conn, closed: direct.closed(), _wal: wal }),
+            Err(e) => {
+                tracing::warn!(error = %e, "audit writer falls back to the pool");
+                None
+            }
+        }
+    }
+}
+
+// The writer's loop runs on a thread of its own for this sink: its calls block it, and
+// nothing else.
+impl Sink for SqliteSink {
+    async fn head(&mut self) -> Result<Option<(i64, Hash)>, WriteError> {
+        Ok(crate::native::load_head(&self.conn)?)
+    }
+
+    async fn insert(&mut self, entries: &[Entry]) -> Result<(), WriteError> {
+        Ok(crate::native::insert(&self.conn, &self.closed, entries)?)
+    }
+
+    async fn checkpoint(&mut self, seq: i64, hash: &Hash, key_id: &str, signature: &[u8]) -> Result<(), WriteError> {
+        self.closed.check()?;
+        let mut st = self.conn.prepare_cached(INSERT_CHECKPOINT)?;
+        st.execute(rusqlite::params![seq, &hash[..], now_us(), key_id, signature])?;
+        Ok(())
+    }
+
+    async fn close(&mut self) {}
 }
 
 /// The pool writer's connection. It is taken out of the pool once and kept, so a
@@ -422,12 +263,96 @@ impl Held {
     }
 }
 
+impl Held {
+    /// `result`, having let go of the connection when it failed (the connection may be
+    /// what failed): the next write takes another.
+    fn kept<T>(&mut self, result: Result<T, WriteError>) -> Result<T, WriteError> {
+        if matches!(result, Err(WriteError::Failed(_))) {
+            self.conn = None;
+        }
+        result
+    }
+
+    async fn load_head(&mut self) -> Result<Option<(i64, Hash)>, WriteError> {
+        let conn = self.get().await?;
+        let row = sqlx::query(SELECT_HEAD).fetch_optional(&mut *conn).await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get::<i64, _>(0)?, to_hash(r.try_get::<Vec<u8>, _>(1)?)?)),
+            None => None,
+        })
+    }
+
+    async fn insert_entries(&mut self, entries: &[Entry]) -> Result<(), WriteError> {
+        let conn = self.get().await?;
+        if entries.len() <= MAX_BATCH {
+            let sql = insert_sql(entries.len());
+            bind_entries(sqlx::query(sql), entries).execute(&mut *conn).await?;
+            return Ok(());
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        for chunk in entries.chunks(MAX_BATCH) {
+            let sql = insert_sql(chunk.len());
+            bind_entries(sqlx::query(sql), chunk).execute(&mut *tx).await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    async fn insert_checkpoint(
+        &mut self,
+        seq: i64,
+        hash: &Hash,
+        key_id: &str,
+        signature: &[u8],
+    ) -> Result<(), WriteError> {
+        let conn = self.get().await?;
+        sqlx::query(INSERT_CHECKPOINT)
+            .bind(seq)
+            .bind(hash.to_vec())
+            .bind(now_us())
+            .bind(key_id.to_owned())
+            .bind(signature.to_vec())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Sink for Held {
+    async fn head(&mut self) -> Result<Option<(i64, Hash)>, WriteError> {
+        let head = self.load_head().await;
+        self.kept(head)
+    }
+
+    async fn insert(&mut self, entries: &[Entry]) -> Result<(), WriteError> {
+        let inserted = self.insert_entries(entries).await;
+        self.kept(inserted)
+    }
+
+    async fn checkpoint(&mut self, seq: i64, hash: &Hash, key_id: &str, signature: &[u8]) -> Result<(), WriteError> {
+        let stored = self.insert_checkpoint(seq, hash, key_id, signature).await;
+        self.kept(stored)
+    }
+
+    async fn close(&mut self) {
+        Held::close(self).await;
+    }
+}
+
 /// Why a write failed.
 enum WriteError {
     /// Another process took the sequence numbers first.
     Race,
     /// Anything else.
     Failed(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Race => f.write_str("lost the race for the audit head too many times"),
+            Self::Failed(m) => f.write_str(m),
+        }
+    }
 }
 
 impl From<sqlx::Error> for WriteError {
@@ -487,8 +412,9 @@ impl Batch {
     }
 }
 
-struct Writer {
-    sink: Sink,
+/// The writer: the chain's head as this process knows it, and where it writes.
+struct Writer<S> {
+    sink: S,
     signer: CheckpointSigner,
     head: Option<(i64, Hash)>,
     last_checkpoint: (i64, Instant),
@@ -513,33 +439,70 @@ fn unplaced(events: Vec<AuditEvent>) -> Vec<Entry> {
         .collect()
 }
 
-impl Writer {
-    /// The loop of a writer that writes through its own connection (PostgreSQL).
+impl<S: Sink> Writer<S> {
+    fn new(sink: S, signer: CheckpointSigner, counters: Arc<Counters>) -> Self {
+        Self { sink, signer, head: None, last_checkpoint: (0, Instant::now()), counters }
+    }
+
+    /// The loop: each pass takes what waits on the channel, writes it in one commit,
+    /// tells the appenders, and signs a checkpoint when one is due or asked for.
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(first) = rx.recv().await {
             let batch = Batch::take(first, &mut || rx.try_recv().ok());
             if !batch.events.is_empty() {
                 let n = batch.events.len();
-                let result = self.write_pool(&mut unplaced(batch.events)).await;
+                let result = self.write(&mut unplaced(batch.events)).await;
                 self.deliver(batch.replies, n, result);
             }
-            let signed = self.checkpoint_pool(batch.control.is_some()).await;
+            let signed = self.checkpoint(batch.control.is_some()).await;
             let stop = matches!(batch.control, Some(Command::Close(_)));
             if stop {
-                self.held().close().await;
+                self.sink.close().await;
             }
             if self.answer(batch.control, signed) {
                 return;
             }
         }
-        let signed = self.checkpoint_pool(true).await;
-        self.held().close().await;
+        let signed = self.checkpoint(true).await;
+        self.sink.close().await;
         self.answer(None, signed);
     }
 
-    fn held(&mut self) -> &mut Held {
-        let Sink::Pool(held) = &mut self.sink else { unreachable!("a pool writer has a pool") };
-        held
+    /// Places `entries` after the head and inserts them; after a lost race (another process
+    /// appended first) reloads the head and tries again. The first entry's sequence number.
+    async fn write(&mut self, entries: &mut [Entry]) -> Result<i64, WriteError> {
+        for _ in 0..MAX_RACES {
+            let head = match self.head {
+                Some(h) => Some(h),
+                None => self.sink.head().await?,
+            };
+            let placed = audit::place(head, now_us(), entries);
+            match self.sink.insert(entries).await {
+                Ok(()) => {
+                    self.head = placed;
+                    return Ok(entries[0].seq);
+                }
+                Err(WriteError::Race) => {
+                    self.head = None;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => {
+                    self.head = None;
+                    return Err(e);
+                }
+            }
+        }
+        Err(WriteError::Race)
+    }
+
+    /// Signs and stores a checkpoint over the head when one is due (or `force`d).
+    async fn checkpoint(&mut self, force: bool) -> Result<(), AuditError> {
+        let Some((seq, hash)) = self.checkpoint_due(force) else { return Ok(()) };
+        let signature = self.signer.sign(&audit::checkpoint_message(seq, &hash));
+        let key_id = self.signer.public_key_hex();
+        self.sink.checkpoint(seq, &hash, &key_id, &signature).await.map_err(|e| AuditError::Write(e.to_string()))?;
+        self.last_checkpoint = (seq, Instant::now());
+        Ok(())
     }
 
     /// Tells each caller of a batch its first sequence number, or the error.
@@ -601,146 +564,15 @@ impl Writer {
         let due = seq - last_seq >= CHECKPOINT_EVERY || last_at.elapsed() >= CHECKPOINT_INTERVAL;
         (seq > last_seq && (force || due)).then_some((seq, hash))
     }
-
-    async fn write_pool(&mut self, entries: &mut [Entry]) -> Result<i64, WriteError> {
-        let Sink::Pool(held) = &mut self.sink else { unreachable!("a pool writer has a pool") };
-        for _ in 0..MAX_RACES {
-            match write_once(held, self.head, entries).await {
-                Ok((first_seq, head)) => {
-                    self.head = head;
-                    return Ok(first_seq);
-                }
-                Err(WriteError::Race) => {
-                    // Another process appended first: start again from its head.
-                    self.head = None;
-                    tokio::task::yield_now().await;
-                }
-                Err(e) => {
-                    // The connection may be what failed: the next write takes another.
-                    self.head = None;
-                    held.conn = None;
-                    return Err(e);
-                }
-            }
-        }
-        Err(WriteError::Race)
-    }
-
-    fn write_native(&mut self, entries: &mut [Entry]) -> Result<i64, WriteError> {
-        let Sink::Sqlite { conn, closed, .. } = &mut self.sink else {
-            unreachable!("a native writer has a connection")
-        };
-        for _ in 0..MAX_RACES {
-            let head = match self.head {
-                Some(h) => Some(h),
-                None => crate::native::load_head(conn)?,
-            };
-            let h = audit::place(head, now_us(), entries);
-            match crate::native::insert(conn, closed, entries).map_err(WriteError::from) {
-                Ok(()) => {
-                    self.head = h;
-                    return Ok(entries[0].seq);
-                }
-                Err(WriteError::Race) => {
-                    self.head = None;
-                    std::thread::yield_now();
-                }
-                Err(e) => {
-                    self.head = None;
-                    return Err(e);
-                }
-            }
-        }
-        Err(WriteError::Race)
-    }
-
-    async fn checkpoint_pool(&mut self, force: bool) -> Result<(), AuditError> {
-        let Some((seq, hash)) = self.checkpoint_due(force) else { return Ok(()) };
-        let signature = self.signer.sign(&audit::checkpoint_message(seq, &hash));
-        let key_id = self.signer.public_key_hex();
-        let Sink::Pool(held) = &mut self.sink else { unreachable!("a pool writer has a pool") };
-        let conn = held.get().await.map_err(|e| AuditError::Write(e.to_string()))?;
-        let written = sqlx::query(INSERT_CHECKPOINT)
-            .bind(seq)
-            .bind(hash.to_vec())
-            .bind(now_us())
-            .bind(key_id)
-            .bind(signature.to_vec())
-            .execute(&mut *conn)
-            .await;
-        if let Err(e) = written {
-            held.conn = None;
-            return Err(AuditError::Write(e.to_string()));
-        }
-        self.last_checkpoint = (seq, Instant::now());
-        Ok(())
-    }
-
-    fn checkpoint_native(&mut self, force: bool) -> Result<(), AuditError> {
-        let Some((seq, hash)) = self.checkpoint_due(force) else { return Ok(()) };
-        let signature = self.signer.sign(&audit::checkpoint_message(seq, &hash));
-        let Sink::Sqlite { conn, closed, .. } = &mut self.sink else {
-            unreachable!("a native writer has a connection")
-        };
-        closed
-            .check()
-            .and_then(|()| conn.prepare_cached(INSERT_CHECKPOINT))
-            .and_then(|mut st| {
-                st.execute(rusqlite::params![seq, &hash[..], now_us(), self.signer.public_key_hex(), &signature[..]])
-            })
-            .map_err(|e| AuditError::Write(e.to_string()))?;
-        self.last_checkpoint = (seq, Instant::now());
-        Ok(())
-    }
 }
 
 const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoint (seq, hash, at_us, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING";
 
-/// Places `entries` after `head` (read from the database when not known) and inserts them
-/// on the writer's connection: the first entry's sequence number, and the new head.
-async fn write_once(
-    held: &mut Held,
-    head: Option<(i64, Hash)>,
-    entries: &mut [Entry],
-) -> Result<(i64, Option<(i64, Hash)>), WriteError> {
-    let conn = held.get().await?;
-    let head = match head {
-        Some(h) => Some(h),
-        None => load_head(conn).await?,
-    };
-    let h = audit::place(head, now_us(), entries);
-    insert(conn, entries).await?;
-    Ok((entries[0].seq, h))
-}
-
 /// The chain's last entry.
 pub(crate) const SELECT_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
 
-async fn load_head(conn: &mut sqlx::AnyConnection) -> Result<Option<(i64, Hash)>, sqlx::Error> {
-    let row = sqlx::query(SELECT_HEAD).fetch_optional(&mut *conn).await?;
-    Ok(match row {
-        Some(r) => Some((r.try_get::<i64, _>(0)?, to_hash(r.try_get::<Vec<u8>, _>(1)?)?)),
-        None => None,
-    })
-}
-
 const COLUMNS: &str =
     "INSERT INTO audit_log (seq, at_us, actor, action, subject, purpose, result, detail, prev_hash, hash) VALUES ";
-
-/// Inserts entries: one multi-row statement per [`MAX_BATCH`] entries, in one
-/// transaction when there is more than one statement.
-async fn insert(conn: &mut sqlx::AnyConnection, entries: &[Entry]) -> Result<(), sqlx::Error> {
-    if entries.len() <= MAX_BATCH {
-        let sql = insert_sql(entries.len());
-        return bind_entries(sqlx::query(sql), entries).execute(&mut *conn).await.map(|_| ());
-    }
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    for chunk in entries.chunks(MAX_BATCH) {
-        let sql = insert_sql(chunk.len());
-        bind_entries(sqlx::query(sql), chunk).execute(&mut *tx).await?;
-    }
-    tx.commit().await
-}
 
 /// `INSERT ... VALUES (...), (...)` for `rows` entries (at most [`MAX_BATCH`]: callers
 /// insert in chunks of that size), each text written once.
