@@ -20,7 +20,7 @@
 //! - `routes/`: one module per area, each exporting `routes()`:
 //!   `health` (`/healthz`, `/readyz`), `metrics` (`/metrics`),
 //!   `openapi` (`/openapi.json`), `notice` (`/`, the rendered policy),
-//!   `collect` (`POST /v1/collect/{point}`), `subjects` (purpose-bound reads), `upload` (streamed, sealed uploads and downloads).
+//!   `collect` (`POST /v1/collect/{point}`), `subjects` (purpose-bound reads), `upload` (streamed, sealed uploads), `download` (opened as the client reads).
 
 pub mod error;
 pub mod extract;

@@ -20,9 +20,16 @@ type ByRoute = BTreeMap<String, Vec<(Method, u16, u64, f64)>>;
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<ByRoute>,
+    /// Sealed chunks of uploads opened for downloads.
+    download_chunks: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
+    /// Counts one sealed chunk opened for a download.
+    pub fn download_chunk(&self) {
+        self.download_chunks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Counts one request; allocates only for a route, method and status not seen before.
     fn record(&self, method: &Method, route: &str, status: u16, seconds: f64) {
         let mut m = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -79,6 +86,11 @@ impl Metrics {
             out,
             "# HELP charter_audit_batches_total Commits the audit writer wrote those entries in.\n# TYPE charter_audit_batches_total counter\ncharter_audit_batches_total {}",
             state.audit.batches()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP charter_download_chunks_opened_total Sealed 64 KiB chunks of uploads opened for downloads.\n# TYPE charter_download_chunks_opened_total counter\ncharter_download_chunks_opened_total {}",
+            self.download_chunks.load(std::sync::atomic::Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -1640,3 +1640,38 @@ async fn subjects_indexed_before_the_normal_form_are_found_and_reindexed() {
         app.stop().await;
     }
 }
+
+/// A download opens the object's sealed chunks only as the client reads them: a client
+/// that reads the first MiB of 64 and goes away leaves the rest unread and unopened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_stops_when_its_client_goes_away() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(&db).await;
+    let key = app.key("storage", &["raw_data_storage"], &["signup", "raw_upload"]).await;
+    let id = app.collect(&key, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
+    let content: Vec<u8> = (0..64u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let up = app
+        .upload_at("raw_upload", &key, &format!("field=file&id={id}"), "application/octet-stream", &content, false)
+        .await;
+    assert_eq!(up.status, 201, "{}", up.body);
+    let object = up.body["object_id"].as_str().unwrap().to_owned();
+    let (addr, path) = (app.addr.clone(), format!("/v1/subjects/{id}/objects/{object}?purpose=raw_data_storage"));
+    let key2 = key.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key2}\r\n\r\n").unwrap();
+        let mut first = vec![0u8; 1 << 20];
+        s.read_exact(&mut first).unwrap();
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let metrics = app.raw("GET", "/metrics", None, None).await.body.as_str().unwrap().to_owned();
+    let opened: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("charter_download_chunks_opened_total "))
+        .and_then(|n| n.parse().ok())
+        .expect("the counter");
+    assert!(opened < 512, "{opened} of 1,024 chunks opened for a client that read 16");
+    app.stop().await;
+}

@@ -94,6 +94,7 @@ async fn send_object(
     let data_key = unwrap_key(state, subject)?;
     let got = state.objects.get(&ObjectPath::from(record.location.as_str())).await.map_err(internal)?;
     let opening = Opening {
+        state: state.clone(),
         source: got.into_stream(),
         pending: BytesMut::new(),
         opener: None,
@@ -114,6 +115,7 @@ async fn send_object(
 /// A stored object opened chunk by chunk as the client reads it: nothing is read
 /// or decrypted ahead of the client, and nothing once it has gone away.
 struct Opening {
+    state: AppState,
     source: futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>,
     pending: BytesMut,
     opener: Option<StreamOpener>,
@@ -142,6 +144,7 @@ impl Opening {
             // A full frame followed by more bytes is never the last one.
             if let Some(o) = self.opener.as_mut().filter(|_| self.pending.len() > SEALED_CHUNK) {
                 let frame = self.pending.split_to(SEALED_CHUNK);
+                self.state.metrics.download_chunk();
                 return Some(o.open(&frame, false).map(Bytes::from).map_err(std::io::Error::other));
             }
             match self.source.next().await {
@@ -178,6 +181,7 @@ impl Opening {
         if self.pending.len() == SEALED_CHUNK {
             return Err(truncated());
         }
+        self.state.metrics.download_chunk();
         o.open(&self.pending, true).map(Bytes::from).map_err(std::io::Error::other)
     }
 }
