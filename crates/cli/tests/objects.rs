@@ -58,14 +58,14 @@ fn start_s3(exe: &Path, root: &Path) -> S3 {
     S3 { child, endpoint: format!("http://{endpoint}") }
 }
 
-/// An upload with its content type; returns the status and body.
-fn upload(addr: &str, path: &str, token: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+/// An upload with its content type, declaring `length` bytes and sending `body`; returns
+/// the status and body.
+fn upload(addr: &str, path: &str, token: &str, length: usize, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: text/plain\r\nContent-Length: {length}\r\n\r\n"
     )
     .unwrap();
     s.write_all(body).unwrap();
@@ -131,7 +131,7 @@ fn uploads_are_sealed_in_a_real_s3_bucket() {
     // Over one 64 KiB chunk and over the 5 MiB of an S3 part, so the upload takes several parts.
     let content: Vec<u8> = SECRET.bytes().cycle().take(6 * 1024 * 1024 + 123).collect();
     let query = format!("/v1/collect/support/upload?field=attachment&id={id}");
-    let (status, body) = upload(&server.addr, &query, &token, "text/plain", &content);
+    let (status, body) = upload(&server.addr, &query, &token, content.len(), &content);
     assert_eq!(status, 201, "{body}");
     let object = serde_json::from_str::<serde_json::Value>(&body).unwrap()["object_id"].as_str().unwrap().to_owned();
 
@@ -149,10 +149,10 @@ fn uploads_are_sealed_in_a_real_s3_bucket() {
     assert!(head.starts_with("http/1.1 200") && head.contains("content-disposition: attachment"), "{head}");
     assert!(raw[split + 4..] == content[..], "the download is the upload, byte for byte");
 
-    // Too large for the field: refused, and nothing is left in the bucket.
+    // Declared too large for the field: refused before its body is read, and nothing is
+    // left in the bucket.
     let before = stored(&root).len();
-    let huge: Vec<u8> = vec![b'x'; 26 * 1024 * 1024];
-    let (status, body) = upload(&server.addr, &query, &token, "text/plain", &huge);
+    let (status, body) = upload(&server.addr, &query, &token, 26 * 1024 * 1024, b"");
     assert_eq!(status, 413, "{body}");
     assert_eq!(stored(&root).len(), before, "a refused upload leaves no object or part behind");
     let (status, logs) = server.stop();

@@ -5,7 +5,7 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 
-use crate::Store;
+use crate::{Store, StoreError};
 
 /// A key as stored (never the token).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,7 @@ impl Store {
 
     /// The key a token belongs to, revoked or not.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn api_key_by_token(&self, token: &str) -> Result<Option<ApiKey>, sqlx::Error> {
+    pub async fn api_key_by_token(&self, token: &str) -> Result<Option<ApiKey>, StoreError> {
         let row = sqlx::query("SELECT id, name, purposes, points, revoked_at_us FROM api_keys WHERE token_hash = $1")
             .bind(hash(token))
             .fetch_optional(self.pool())
@@ -93,7 +93,7 @@ impl Store {
     }
 
     /// Revokes the key named `name`; returns whether one was revoked.
-    pub async fn revoke_api_key(&self, name: &str, at_us: i64) -> Result<bool, sqlx::Error> {
+    pub async fn revoke_api_key(&self, name: &str, at_us: i64) -> Result<bool, StoreError> {
         let n = sqlx::query("UPDATE api_keys SET revoked_at_us = $2 WHERE name = $1 AND revoked_at_us IS NULL")
             .bind(name)
             .bind(at_us)

@@ -24,7 +24,7 @@ use sqlx::{AnyPool, Row as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::Store;
+use crate::{Store, StoreError};
 
 /// Most events written by one statement.
 pub const MAX_BATCH: usize = 64;
@@ -687,7 +687,19 @@ pub enum VerifyError {
     },
     /// Reading failed.
     #[error("cannot read the audit chain")]
-    Read(#[from] sqlx::Error),
+    Read(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for VerifyError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Read(e.into())
+    }
+}
+
+impl From<rusqlite::Error> for VerifyError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Read(e.into())
+    }
 }
 
 impl VerifyError {
@@ -758,13 +770,13 @@ pub async fn verify(store: &Store, verifier: &CheckpointVerifier) -> Result<Veri
             checker.finish()
         })
         .await
-        .map_err(|e| sqlx::Error::Protocol(format!("verifier thread failed: {e}")))?;
+        .map_err(StoreError::from)?;
     }
     // Pages are read by keyset and decoded in a task of their own while the
     // previous page is hashed, so reading and hashing overlap.
     let mut next = tokio::spawn(read_page(store.pool().clone(), i64::MIN));
     loop {
-        let page = next.await.map_err(|e| sqlx::Error::Protocol(format!("page reader failed: {e}")))??;
+        let page = next.await.map_err(StoreError::from)??;
         let Some(last) = page.last() else { break };
         next = tokio::spawn(read_page(store.pool().clone(), last.seq.saturating_add(1)));
         for e in &page {
@@ -778,28 +790,27 @@ pub async fn verify(store: &Store, verifier: &CheckpointVerifier) -> Result<Veri
 /// a plain row cursor is an order of magnitude cheaper per row than the async pool.
 fn verify_sqlite_file(file: &std::path::Path, checker: &mut Checker) -> Result<(), VerifyError> {
     use rusqlite::OpenFlags;
-    let io = |e: rusqlite::Error| VerifyError::Read(sqlx::Error::Protocol(format!("reading the SQLite chain: {e}")));
-    let conn =
-        rusqlite::Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(io)?;
+    let conn = rusqlite::Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     // A sequential scan of the whole table: map the file rather than copy it page by page.
-    conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(io)?;
-    let mut stmt = conn.prepare(SELECT_ENTRIES).map_err(io)?;
-    let mut rows = stmt.query([]).map_err(io)?;
+    conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    let mut stmt = conn.prepare(SELECT_ENTRIES)?;
+    let mut rows = stmt.query([])?;
     // One entry is reused for every row: its strings keep their capacity, so
     // the loop does not allocate.
     let mut e =
         Entry { seq: 0, at_us: 0, event: AuditEvent::new("", "", ""), prev_hash: audit::GENESIS, hash: audit::GENESIS };
-    let bad =
-        |what: &str| VerifyError::Read(sqlx::Error::Decode(format!("audit column {what} has the wrong type").into()));
-    while let Some(r) = rows.next().map_err(io)? {
+    let bad = |what: &'static str| VerifyError::Read(StoreError::WrongType(what));
+    while let Some(r) = rows.next()? {
         let text = |i: usize, into: &mut String| -> Result<(), VerifyError> {
             into.clear();
-            into.push_str(r.get_ref(i).map_err(io)?.as_str().map_err(|_| bad("text"))?);
+            into.push_str(r.get_ref(i)?.as_str().map_err(|_| bad("text"))?);
             Ok(())
         };
         let opt_text = |i: usize, into: &mut Option<String>| -> Result<(), VerifyError> {
-            match r.get_ref(i).map_err(io)?.as_str_or_null().map_err(|_| bad("text"))? {
+            match r.get_ref(i)?.as_str_or_null().map_err(|_| bad("text"))? {
                 None => *into = None,
                 Some(v) => {
                     let s = into.get_or_insert_with(String::new);
@@ -810,12 +821,12 @@ fn verify_sqlite_file(file: &std::path::Path, checker: &mut Checker) -> Result<(
             Ok(())
         };
         let hash = |i: usize, into: &mut Hash| -> Result<(), VerifyError> {
-            let b = r.get_ref(i).map_err(io)?.as_blob().map_err(|_| bad("hash"))?;
+            let b = r.get_ref(i)?.as_blob().map_err(|_| bad("hash"))?;
             *into = Hash::try_from(b).map_err(|_| bad("hash"))?;
             Ok(())
         };
-        e.seq = r.get(0).map_err(io)?;
-        e.at_us = r.get(1).map_err(io)?;
+        e.seq = r.get(0)?;
+        e.at_us = r.get(1)?;
         text(2, &mut e.event.actor)?;
         text(3, &mut e.event.action)?;
         opt_text(4, &mut e.event.subject)?;

@@ -43,6 +43,18 @@ pub enum StoreError {
     /// A query failed.
     #[error("database query failed")]
     Query(#[from] sqlx::Error),
+    /// A query on a direct SQLite connection failed.
+    #[error("SQLite query failed")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A column that may not be NULL was.
+    #[error("column {0} is NULL")]
+    Null(&'static str),
+    /// A column holds a value of another type than it should.
+    #[error("a {0} column holds a value of another type")]
+    WrongType(&'static str),
+    /// A task or thread doing the work failed.
+    #[error("a database task failed")]
+    Task(#[from] tokio::task::JoinError),
     /// The schema is behind this build.
     #[error("database schema is at migration {applied} of {expected}")]
     Behind {

@@ -151,21 +151,21 @@ impl Direct {
     }
 
     /// Runs `f` on an idle read connection (opening one if none is idle).
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    pub fn read<T, E: From<rusqlite::Error>>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
         self.on(&self.idle_readers, true, |c| f(c))
     }
 
     /// Runs `f` on an idle read-write connection (opening one if none is idle).
-    pub fn write<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    pub fn write<T, E: From<rusqlite::Error>>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E>) -> Result<T, E> {
         self.on(&self.idle_writers, false, f)
     }
 
-    fn on<T>(
+    fn on<T, E: From<rusqlite::Error>>(
         &self,
         idle: &Mutex<Vec<Connection>>,
         query_only: bool,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
+        f: impl FnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         self.closed.check()?;
         let conn = lock(idle).pop();
         let mut conn = match conn {

@@ -1,8 +1,9 @@
 //! Password checks per name, in the database so that every server on it shares them:
-//! the failures since the first of the current window, and the checks under way, each
-//! with a lease. The rules (how many, how long) are the caller's, from the policy.
+//! the failures counted since the first of them (the window starts at a name's first
+//! failure, and again at the first after it ended or after a match), and the checks
+//! under way, each with a lease. The rules (how many, how long) are the caller's, from the policy.
 
-use crate::Store;
+use crate::{Store, StoreError};
 
 /// The limits a check is started under.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +43,7 @@ impl Store {
     /// One transaction that begins by writing the name's row, so that concurrent starts
     /// for one name, on any server, are decided one after another.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn begin_sign_in(&self, name: &str, now_us: i64, limits: Limits) -> Result<Begin, sqlx::Error> {
+    pub async fn begin_sign_in(&self, name: &str, now_us: i64, limits: Limits) -> Result<Begin, StoreError> {
         let mut tx = self.pool().begin().await?;
         // A count whose window has ended starts again.
         let (failures, since_us): (i64, i64) = sqlx::query_as(
@@ -90,7 +91,7 @@ impl Store {
         outcome: Outcome,
         now_us: i64,
         limits: Limits,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM sign_in_running WHERE id = $1").bind(id).execute(&mut *tx).await?;
         match outcome {
@@ -98,7 +99,7 @@ impl Store {
                 sqlx::query(
                     "UPDATE sign_in_failures SET \
                      failures = CASE WHEN since_us + $3 <= $2 THEN 1 ELSE failures + 1 END, \
-                     since_us = CASE WHEN since_us + $3 <= $2 THEN $2 ELSE since_us END \
+                     since_us = CASE WHEN since_us + $3 <= $2 OR failures = 0 THEN $2 ELSE since_us END \
                      WHERE name = $1",
                 )
                 .bind(name)
@@ -116,13 +117,13 @@ impl Store {
             }
             Outcome::Abandoned => {}
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     /// Forgets counts whose window ended before `now_us` with no check under way, and
     /// leases that ran out; returns how many names were forgotten.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn prune_sign_ins(&self, now_us: i64, limits: Limits) -> Result<u64, sqlx::Error> {
+    pub async fn prune_sign_ins(&self, now_us: i64, limits: Limits) -> Result<u64, StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM sign_in_running WHERE until_us <= $1").bind(now_us).execute(&mut *tx).await?;
         let forgotten = sqlx::query(
@@ -187,6 +188,15 @@ mod tests {
                 fail(&store, "ada", later + 6 + i).await;
             }
             assert!(matches!(start(&store, "ada", later + 20).await, Begin::Refused(_)), "a match cleared the count");
+            // The window starts at the first failure, not at the check before it.
+            let Begin::Started(id) = start(&store, "hopper", t0).await else { panic!("hopper's first check") };
+            store.end_sign_in("hopper", &id, Outcome::Matched, t0, LIMITS).await.unwrap();
+            let first_failure = t0 + LIMITS.window_us / 2;
+            for i in 0..5 {
+                fail(&store, "hopper", first_failure + i).await;
+            }
+            let refused = start(&store, "hopper", first_failure + 10).await;
+            assert_eq!(refused, Begin::Refused(LIMITS.window_us - 10), "counted from the first failure");
         }
     }
 

@@ -8,7 +8,7 @@
 use charter_vault::WrappedKey;
 use sqlx::Row as _;
 
-use crate::Store;
+use crate::{Store, StoreError};
 
 /// A subject as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,7 @@ pub enum CollectError {
     Erased,
     /// The database failed.
     #[error("database error while collecting")]
-    Db(#[from] sqlx::Error),
+    Db(#[from] StoreError),
 }
 
 impl SubjectRecord {
@@ -154,15 +154,74 @@ impl SubjectRecord {
     }
 }
 
-fn subject_from_row(r: &sqlx::any::AnyRow) -> Result<SubjectRecord, sqlx::Error> {
+/// A row's columns by position, whichever driver read it: each read's decoding is
+/// written once, for direct SQLite connections and the pool alike.
+trait Columns {
+    fn text(&self, i: usize) -> Result<Option<String>, StoreError>;
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError>;
+    fn blob(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn blob(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(i)?)
+    }
+}
+
+impl Columns for sqlx::any::AnyRow {
+    fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn blob(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+/// A column that may not be NULL.
+fn required<T>(value: Option<T>, column: &'static str) -> Result<T, StoreError> {
+    value.ok_or(StoreError::Null(column))
+}
+
+/// A subject from the columns of [`SUBJECT_COLUMNS`], at positions 0 to 5.
+fn subject_from(r: &impl Columns) -> Result<SubjectRecord, StoreError> {
     Ok(SubjectRecord::from_columns(
-        r.try_get(0)?,
-        r.try_get(1)?,
-        r.try_get(2)?,
-        r.try_get(3)?,
-        r.try_get(4)?,
-        r.try_get(5)?,
+        required(r.text(0)?, "subjects.id")?,
+        r.int(1)?,
+        r.blob(2)?,
+        r.int(3)?,
+        r.int(4)?,
+        r.int(5)?,
     ))
+}
+
+/// One row of [`READ_VIEW_SQL`] into the view being assembled: the subject's row (it
+/// has an id) or a field's.
+fn view_row(r: &impl Columns, head: &mut Option<ViewHead>, fields: &mut Vec<StoredField>) -> Result<(), StoreError> {
+    if r.text(0)?.is_some() {
+        *head = Some((subject_from(r)?, r.int(6)?, r.int(7)?.unwrap_or(0)));
+        return Ok(());
+    }
+    fields.push(StoredField {
+        field: required(r.text(8)?, "field_values.field")?,
+        category: required(r.text(9)?, "field_values.category")?,
+        point: required(r.text(10)?, "field_values.point")?,
+        sealed: required(r.blob(11)?, "field_values.sealed")?,
+        collected_at_us: required(r.int(12)?, "field_values.collected_at_us")?,
+    });
+    Ok(())
 }
 
 /// One subject, its fields, and its latest consent and any objection for one purpose, in
@@ -188,26 +247,13 @@ static READ_VIEW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 
 /// [`Store::subject_for_read`] on a direct SQLite connection, by [`READ_VIEW_SQL`]: one
 /// statement (and so one snapshot) rather than one for the subject and one for its fields.
-fn read_view_native(conn: &rusqlite::Connection, id: &str, purpose: &str) -> rusqlite::Result<Option<ReadView>> {
+fn read_view_native(conn: &rusqlite::Connection, id: &str, purpose: &str) -> Result<Option<ReadView>, StoreError> {
     let mut st = conn.prepare_cached(&READ_VIEW_SQL)?;
     // Bound by name: SQLite numbers parameters in order of appearance, and `$2` comes first.
     let mut rows = st.query(rusqlite::named_params! { "$1": id, "$2": purpose })?;
-    let mut head = None;
-    let mut fields = Vec::with_capacity(16);
+    let (mut head, mut fields) = (None, Vec::with_capacity(16));
     while let Some(r) = rows.next()? {
-        match r.get::<_, Option<String>>(0)? {
-            Some(sid) => {
-                let subject = SubjectRecord::from_columns(sid, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
-                head = Some((subject, r.get::<_, Option<i64>>(6)?, r.get::<_, i64>(7)?));
-            }
-            None => fields.push(StoredField {
-                field: r.get(8)?,
-                category: r.get(9)?,
-                point: r.get(10)?,
-                sealed: r.get(11)?,
-                collected_at_us: r.get(12)?,
-            }),
-        }
+        view_row(r, &mut head, &mut fields)?;
     }
     Ok(ReadView::assemble(head, fields))
 }
@@ -243,7 +289,8 @@ const UPSERT_FIELD: &str = "INSERT INTO field_values (subject_id, field, categor
 const INSERT_CONSENT: &str =
     "INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES ($1, $2, $3, $4, $5)";
 
-/// How a direct write of a collection ended, short of a database error.
+/// How a write of a collection ended, short of a database error.
+#[derive(Debug, Clone, Copy)]
 enum Written {
     Done,
     /// A concurrent collection claimed the identifier first.
@@ -256,57 +303,115 @@ enum Written {
     Erased,
 }
 
-/// [`Store::write_collection`] on a direct SQLite connection, in one `BEGIN IMMEDIATE` transaction.
-fn write_collection_native(conn: &mut rusqlite::Connection, w: &CollectionWrite) -> rusqlite::Result<Written> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    // Any early return drops `tx`, which rolls back.
-    match &w.new_subject {
-        Some(wrapped) => {
-            let stored = tx.prepare_cached(INSERT_SUBJECT)?.execute(rusqlite::params![
-                w.subject_id,
-                w.at_us,
-                i64::from(wrapped.kek_version),
-                wrapped.sealed
-            ])?;
-            if stored == 0 {
-                return Ok(Written::KekRetired(wrapped.kek_version));
-            }
-        }
-        None => {
-            if tx.prepare_cached(GUARD_SUBJECT)?.execute([&w.subject_id])? == 0 {
-                return Ok(Written::Erased);
-            }
+impl Written {
+    fn into_result(self) -> Result<(), CollectError> {
+        match self {
+            Self::Done => Ok(()),
+            Self::IdentifierRace => Err(CollectError::IdentifierRace),
+            Self::KekRetired(v) => Err(CollectError::KekRetired(v)),
+            Self::AlreadySet => Err(CollectError::AlreadySet),
+            Self::Erased => Err(CollectError::Erased),
         }
     }
+}
+
+/// A value bound to one of a write's statements, for either driver.
+#[derive(Debug, Clone, Copy)]
+enum Param<'a> {
+    Text(&'a str),
+    Int(i64),
+    Blob(&'a [u8]),
+}
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Self::Text(t) => ValueRef::Text(t.as_bytes()),
+            Self::Int(i) => ValueRef::Integer(i),
+            Self::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+/// One statement of a write; when it writes no row and `otherwise` is set, the write
+/// stops there, rolled back, with that outcome.
+struct Step<'a> {
+    sql: &'static str,
+    params: Vec<Param<'a>>,
+    otherwise: Option<Written>,
+}
+
+/// The statements of a collection, in order, written once for both drivers: the subject
+/// (inserted when new, unless its key-encryption key is retired; held when it exists,
+/// unless it was erased), its identifier, its fields and its consents.
+fn collection_steps(w: &CollectionWrite) -> Vec<Step<'_>> {
+    use Param::{Blob, Int, Text};
+    let mut steps = Vec::with_capacity(2 + w.fields.len() + w.consents.len());
+    steps.push(match &w.new_subject {
+        Some(k) => Step {
+            sql: INSERT_SUBJECT,
+            params: vec![Text(&w.subject_id), Int(w.at_us), Int(i64::from(k.kek_version)), Blob(&k.sealed)],
+            otherwise: Some(Written::KekRetired(k.kek_version)),
+        },
+        None => Step { sql: GUARD_SUBJECT, params: vec![Text(&w.subject_id)], otherwise: Some(Written::Erased) },
+    });
     if let Some((kind, blind)) = &w.identifier {
-        let inserted =
-            tx.prepare_cached(INSERT_IDENTIFIER)?.execute(rusqlite::params![kind, &blind[..], w.subject_id])?;
-        if inserted == 0 && w.new_subject.is_some() {
-            // Someone else created this person a moment ago; the caller retries and finds them.
-            return Ok(Written::IdentifierRace);
-        }
+        // For a new subject, someone else created this person a moment ago: the caller
+        // retries and finds them.
+        let otherwise = w.new_subject.is_some().then_some(Written::IdentifierRace);
+        steps.push(Step {
+            sql: INSERT_IDENTIFIER,
+            params: vec![Text(kind), Blob(blind), Text(&w.subject_id)],
+            otherwise,
+        });
     }
     for f in &w.fields {
-        let statement = if f.if_unset { INSERT_FIELD_IF_UNSET } else { UPSERT_FIELD };
-        let written = tx.prepare_cached(statement)?.execute(rusqlite::params![
-            w.subject_id,
-            f.field,
-            f.category,
-            w.point,
-            f.sealed,
-            w.at_us
-        ])?;
-        if written == 0 {
-            return Ok(Written::AlreadySet);
-        }
+        let (sql, otherwise) =
+            if f.if_unset { (INSERT_FIELD_IF_UNSET, Some(Written::AlreadySet)) } else { (UPSERT_FIELD, None) };
+        let params =
+            vec![Text(&w.subject_id), Text(&f.field), Text(&f.category), Text(&w.point), Blob(&f.sealed), Int(w.at_us)];
+        steps.push(Step { sql, params, otherwise });
     }
-    {
-        let mut st = tx.prepare_cached(INSERT_CONSENT)?;
-        for (purpose, given) in &w.consents {
-            st.execute(rusqlite::params![w.subject_id, purpose, i64::from(*given), w.point, w.at_us])?;
+    for (purpose, given) in &w.consents {
+        let params = vec![Text(&w.subject_id), Text(purpose), Int(i64::from(*given)), Text(&w.point), Int(w.at_us)];
+        steps.push(Step { sql: INSERT_CONSENT, params, otherwise: None });
+    }
+    steps
+}
+
+/// Runs `steps` in one `BEGIN IMMEDIATE` transaction on a direct SQLite connection.
+fn run_native(conn: &mut rusqlite::Connection, steps: &[Step<'_>]) -> Result<Written, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for s in steps {
+        let written = tx.prepare_cached(s.sql)?.execute(rusqlite::params_from_iter(&s.params))?;
+        if let (0, Some(outcome)) = (written, s.otherwise) {
+            return Ok(outcome); // dropping `tx` rolls back
         }
     }
     tx.commit()?;
+    Ok(Written::Done)
+}
+
+/// Runs `steps` in one transaction through the pool.
+async fn run_pool(pool: &sqlx::AnyPool, steps: &[Step<'_>]) -> Result<Written, StoreError> {
+    let mut tx = pool.begin().await?;
+    for s in steps {
+        let mut q = sqlx::query(s.sql);
+        for p in &s.params {
+            q = match *p {
+                Param::Text(t) => q.bind(t.to_owned()),
+                Param::Int(i) => q.bind(i),
+                Param::Blob(b) => q.bind(b.to_vec()),
+            };
+        }
+        let written = q.execute(&mut *tx).await?.rows_affected();
+        if let (0, Some(outcome)) = (written, s.otherwise) {
+            tx.rollback().await?;
+            return Ok(outcome);
+        }
+    }
+    tx.commit().await?;
     Ok(Written::Done)
 }
 
@@ -316,47 +421,33 @@ const SUBJECT_COLUMNS: &str =
 impl Store {
     /// The subject with this id.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn subject(&self, id: &str) -> Result<Option<SubjectRecord>, sqlx::Error> {
+    pub async fn subject(&self, id: &str) -> Result<Option<SubjectRecord>, StoreError> {
         let row = sqlx::query(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects s WHERE s.id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(subject_from_row).transpose()
+        row.as_ref().map(subject_from).transpose()
     }
 
     /// The subject with this id, its sealed fields, and its standing on
     /// `purpose` (latest consent answer, whether it objected): one round trip on PostgreSQL,
     /// one statement on both backends.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn subject_for_read(&self, id: &str, purpose: &str) -> Result<Option<ReadView>, sqlx::Error> {
+    pub async fn subject_for_read(&self, id: &str, purpose: &str) -> Result<Option<ReadView>, StoreError> {
         if let Some(readers) = self.sqlite_direct() {
-            return readers
-                .read(|conn| read_view_native(conn, id, purpose))
-                .map_err(|e| sqlx::Error::Protocol(format!("reading a subject: {e}")));
+            return readers.read(|conn| read_view_native(conn, id, purpose));
         }
         let rows = sqlx::query(READ_VIEW_SQL.as_str()).bind(id).bind(purpose).fetch_all(self.pool()).await?;
-        // The subject's row is the one with an id; the field rows have none.
-        let mut head = None;
-        let mut fields = Vec::with_capacity(rows.len());
+        let (mut head, mut fields) = (None, Vec::with_capacity(rows.len()));
         for r in &rows {
-            if r.try_get::<Option<String>, _>(0)?.is_some() {
-                head = Some((subject_from_row(r)?, r.try_get::<Option<i64>, _>(6)?, r.try_get::<i64, _>(7)?));
-            } else {
-                fields.push(StoredField {
-                    field: r.try_get(8)?,
-                    category: r.try_get(9)?,
-                    point: r.try_get(10)?,
-                    sealed: r.try_get(11)?,
-                    collected_at_us: r.try_get(12)?,
-                });
-            }
+            view_row(r, &mut head, &mut fields)?;
         }
         Ok(ReadView::assemble(head, fields))
     }
 
     /// One stored field of a subject: its category and sealed value.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn field_value(&self, subject_id: &str, field: &str) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
+    pub async fn field_value(&self, subject_id: &str, field: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         let row = sqlx::query("SELECT category, sealed FROM field_values WHERE subject_id = $1 AND field = $2")
             .bind(subject_id)
             .bind(field)
@@ -371,7 +462,7 @@ impl Store {
         &self,
         kind: &str,
         blind: &[u8; 32],
-    ) -> Result<Option<SubjectRecord>, sqlx::Error> {
+    ) -> Result<Option<SubjectRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {SUBJECT_COLUMNS} FROM subjects s JOIN subject_identifiers i ON i.subject_id = s.id \
              WHERE i.kind = $1 AND i.blind = $2"
@@ -380,7 +471,7 @@ impl Store {
         .bind(blind.to_vec())
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(subject_from_row).transpose()
+        row.as_ref().map(subject_from).transpose()
     }
 
     /// Moves subject `subject_id`'s identifier of `kind` from blind index `old` to `new` (an
@@ -393,7 +484,7 @@ impl Store {
         old: &[u8; 32],
         new: &[u8; 32],
         subject_id: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         let moved = sqlx::query(INSERT_IDENTIFIER)
             .bind(kind)
@@ -410,94 +501,27 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     /// Writes a whole collection atomically: the subject (when new), its
     /// identifier, the sealed fields (replacing earlier values) and the consents.
     #[tracing::instrument(level = "debug", skip_all, fields(point = w.point.as_str(), fields = w.fields.len()))]
     pub async fn write_collection(&self, w: &CollectionWrite) -> Result<(), CollectError> {
-        if let Some(direct) = self.sqlite_direct() {
+        let steps = collection_steps(w);
+        let written = match self.sqlite_direct() {
             // A write may wait for another connection's lock: let the runtime move its other
             // tasks off this thread meanwhile.
-            return match blocking(|| direct.write(|conn| write_collection_native(conn, w))) {
-                Ok(Written::Done) => Ok(()),
-                Ok(Written::IdentifierRace) => Err(CollectError::IdentifierRace),
-                Ok(Written::KekRetired(v)) => Err(CollectError::KekRetired(v)),
-                Ok(Written::AlreadySet) => Err(CollectError::AlreadySet),
-                Ok(Written::Erased) => Err(CollectError::Erased),
-                Err(e) => Err(CollectError::Db(sqlx::Error::Protocol(format!("writing a collection: {e}")))),
-            };
-        }
-        let mut tx = self.pool().begin().await?;
-        match &w.new_subject {
-            Some(wrapped) => {
-                let stored = sqlx::query(INSERT_SUBJECT)
-                    .bind(w.subject_id.as_str())
-                    .bind(w.at_us)
-                    .bind(i64::from(wrapped.kek_version))
-                    .bind(wrapped.sealed.clone())
-                    .execute(&mut *tx)
-                    .await?;
-                if stored.rows_affected() == 0 {
-                    tx.rollback().await?;
-                    return Err(CollectError::KekRetired(wrapped.kek_version));
-                }
-            }
-            None => {
-                let held = sqlx::query(GUARD_SUBJECT).bind(w.subject_id.as_str()).execute(&mut *tx).await?;
-                if held.rows_affected() == 0 {
-                    tx.rollback().await?;
-                    return Err(CollectError::Erased);
-                }
-            }
-        }
-        if let Some((kind, blind)) = &w.identifier {
-            let inserted = sqlx::query(INSERT_IDENTIFIER)
-                .bind(*kind)
-                .bind(blind.to_vec())
-                .bind(w.subject_id.as_str())
-                .execute(&mut *tx)
-                .await?;
-            if inserted.rows_affected() == 0 && w.new_subject.is_some() {
-                // Someone else created this person a moment ago; the caller retries and finds them.
-                tx.rollback().await?;
-                return Err(CollectError::IdentifierRace);
-            }
-        }
-        for f in &w.fields {
-            let written = sqlx::query(if f.if_unset { INSERT_FIELD_IF_UNSET } else { UPSERT_FIELD })
-                .bind(w.subject_id.as_str())
-                .bind(f.field.as_str())
-                .bind(f.category.as_str())
-                .bind(w.point.as_str())
-                .bind(f.sealed.clone())
-                .bind(w.at_us)
-                .execute(&mut *tx)
-                .await?;
-            if written.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Err(CollectError::AlreadySet);
-            }
-        }
-        for (purpose, given) in &w.consents {
-            sqlx::query(INSERT_CONSENT)
-                .bind(w.subject_id.as_str())
-                .bind(purpose.as_str())
-                .bind(i64::from(*given))
-                .bind(w.point.as_str())
-                .bind(w.at_us)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            Some(direct) => blocking(|| direct.write(|conn| run_native(conn, &steps)))?,
+            None => run_pool(self.pool(), &steps).await?,
+        };
+        written.into_result()
     }
 
     /// Crypto-shreds a subject: destroys its wrapped data key, its blind indexes
     /// and its ciphertext. Returns whether the subject existed and was not already shredded.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn shred(&self, subject_id: &str, at_us: i64) -> Result<bool, sqlx::Error> {
+    pub async fn shred(&self, subject_id: &str, at_us: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE subjects SET wrapped_key = NULL, kek_version = NULL, shredded_at_us = $2 WHERE id = $1 AND shredded_at_us IS NULL",
@@ -573,7 +597,7 @@ impl Store {
 
     /// Every wrapped data key not under key-encryption key version `current`: what a
     /// rotation to `current` still has to rewrap.
-    pub async fn wrapped_keys_not_under(&self, current: u32) -> Result<Vec<(String, WrappedKey)>, sqlx::Error> {
+    pub async fn wrapped_keys_not_under(&self, current: u32) -> Result<Vec<(String, WrappedKey)>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {SUBJECT_COLUMNS} FROM subjects s WHERE s.wrapped_key IS NOT NULL AND s.kek_version <> $1"
         ))
@@ -582,7 +606,7 @@ impl Store {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let s = subject_from_row(r)?;
+            let s = subject_from(r)?;
             if let Some(w) = s.wrapped {
                 out.push((s.id, w));
             }
@@ -599,7 +623,7 @@ impl Store {
         retired: &[u32],
         keys: &[(String, WrappedKey)],
         at_us: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         if self.backend() == crate::Backend::Postgres {
             sqlx::query("LOCK TABLE subjects IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
@@ -623,7 +647,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 }
 
@@ -653,7 +677,7 @@ pub struct ObjectRecord {
 impl Store {
     /// Records an uploaded object.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn insert_object(&self, o: &ObjectRecord) -> Result<(), sqlx::Error> {
+    pub async fn insert_object(&self, o: &ObjectRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO objects (id, subject_id, point, field, category, content_type, size, location, collected_at_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -674,7 +698,7 @@ impl Store {
 
     /// An object of a subject.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn object(&self, subject_id: &str, id: &str) -> Result<Option<ObjectRecord>, sqlx::Error> {
+    pub async fn object(&self, subject_id: &str, id: &str) -> Result<Option<ObjectRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT id, subject_id, point, field, category, content_type, size, location, collected_at_us FROM objects \
              WHERE subject_id = $1 AND id = $2",
