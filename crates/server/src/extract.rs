@@ -27,15 +27,18 @@ where
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rejection) if crate::listen::is_body_timeout(&rejection) => Err(ApiError::BodyTimeout),
             Err(rejection) => Err(match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge("the request body is larger than 1 MiB".into()),
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                    ApiError::BadRequest("unsupported_media_type", "send the body as application/json".into())
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::TooLarge { message: "the request body is larger than 1 MiB".into() }
                 }
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::BadRequest {
+                    code: "unsupported_media_type",
+                    message: "send the body as application/json".into(),
+                },
                 // serde_json's message names the position and expected shape, not the values.
-                _ => ApiError::BadRequest(
-                    "malformed_json",
-                    format!("the body is not valid JSON of the expected shape: {}", safe_reason(&rejection)),
-                ),
+                _ => ApiError::BadRequest {
+                    code: "malformed_json",
+                    message: format!("the body is not valid JSON of the expected shape: {}", safe_reason(&rejection)),
+                },
             }),
         }
     }
@@ -67,10 +70,10 @@ where
             Err(rejection) if rejection.status().is_server_error() => {
                 Err(ApiError::Internal(anyhow::anyhow!("a route's path parameters: {}", rejection.body_text())))
             }
-            Err(_) => Err(ApiError::BadRequest(
-                "malformed_path",
-                "a path segment could not be read: it is not valid UTF-8 once percent-decoded".into(),
-            )),
+            Err(_) => Err(ApiError::BadRequest {
+                code: "malformed_path",
+                message: "a path segment could not be read: it is not valid UTF-8 once percent-decoded".into(),
+            }),
         }
     }
 }
@@ -102,7 +105,7 @@ where
             } else {
                 "a query parameter has the wrong form".to_owned()
             };
-            ApiError::BadRequest("malformed_query", safe)
+            ApiError::BadRequest { code: "malformed_query", message: safe }
         })
     }
 }
@@ -119,16 +122,16 @@ impl FromRequestParts<AppState> for Caller {
         let token = match header.and_then(|h| h.strip_prefix("Bearer ")) {
             Some(t) if !t.trim().is_empty() => t.trim(),
             _ => {
-                return Err(ApiError::Unauthorised(
-                    "missing_api_key",
-                    "send an API key as `Authorization: Bearer <key>`".into(),
-                ))
+                return Err(ApiError::Unauthorised {
+                    code: "missing_api_key",
+                    message: "send an API key as `Authorization: Bearer <key>`".into(),
+                })
             }
         };
         let key = match state.api_keys.get(token) {
             Some(k) => Some(k),
             None => {
-                let k = state.store.api_key_by_token(token).await.map_err(|e| ApiError::Internal(e.into()))?;
+                let k = state.store.api_key_by_token(token).await?;
                 let k = k.map(Arc::new);
                 if let Some(k) = &k {
                     state.api_keys.put(token, k.clone());
@@ -138,8 +141,12 @@ impl FromRequestParts<AppState> for Caller {
         };
         match key {
             Some(k) if k.revoked_at_us.is_none() => Ok(Self(k)),
-            Some(_) => Err(ApiError::Unauthorised("revoked_api_key", "this API key was revoked".into())),
-            None => Err(ApiError::Unauthorised("invalid_api_key", "this API key is not known".into())),
+            Some(_) => {
+                Err(ApiError::Unauthorised { code: "revoked_api_key", message: "this API key was revoked".into() })
+            }
+            None => {
+                Err(ApiError::Unauthorised { code: "invalid_api_key", message: "this API key is not known".into() })
+            }
         }
     }
 }

@@ -37,7 +37,7 @@ impl SubjectId {
 
 /// The answer for an id or identifier that names no subject.
 pub fn unknown_subject() -> ApiError {
-    ApiError::Missing("unknown_subject", "no such subject".into())
+    ApiError::Missing { code: "unknown_subject", message: "no such subject".into() }
 }
 
 /// How a request names a subject: exactly one of these.
@@ -90,7 +90,7 @@ impl SubjectSelector {
 }
 
 fn bad_subject(message: String) -> ApiError {
-    ApiError::Unprocessable("bad_subject", message, Value::Null)
+    ApiError::Unprocessable { code: "bad_subject", message, details: Value::Null }
 }
 
 /// The refusal of an identifier that is not one of its kind, saying why and never echoing it.
@@ -100,7 +100,7 @@ fn bad_identifier(kind: IdentifierKind, why: BadIdentifier) -> ApiError {
 
 /// The subject with id `id`; an unknown one is 404.
 pub async fn by_id(state: &AppState, id: &SubjectId) -> Result<SubjectRecord, ApiError> {
-    state.store.subject(id.as_str()).await.map_err(|e| ApiError::Internal(e.into()))?.ok_or_else(unknown_subject)
+    state.store.subject(id.as_str()).await?.ok_or_else(unknown_subject)
 }
 
 /// The subject an identifier in normal form names, if any: by the index of its normal
@@ -111,21 +111,20 @@ pub async fn find(
     normal: &NormalForm,
     given: &Personal<String>,
 ) -> Result<Option<SubjectRecord>, ApiError> {
-    let internal = |e| ApiError::Internal(anyhow::Error::from(e));
     let kind = normal.kind().as_str();
     let indexer = state.keys.blind_indexer();
     let blind = indexer.index(normal);
-    if let Some(s) = state.store.subject_by_identifier(kind, &blind).await.map_err(internal)? {
+    if let Some(s) = state.store.subject_by_identifier(kind, &blind).await? {
         return Ok(Some(s));
     }
     let legacy = indexer.index_legacy(normal.kind(), given.expose());
     if legacy == blind {
         return Ok(None);
     }
-    let Some(s) = state.store.subject_by_identifier(kind, &legacy).await.map_err(internal)? else {
+    let Some(s) = state.store.subject_by_identifier(kind, &legacy).await? else {
         return Ok(None);
     };
-    state.store.reindex_identifier(kind, &legacy, &blind, &s.id).await.map_err(internal)?;
+    state.store.reindex_identifier(kind, &legacy, &blind, &s.id).await?;
     Ok(Some(s))
 }
 

@@ -87,8 +87,7 @@ async fn accept(
         match write_with_entry(state, key, point, &accepted, write).await? {
             Ok(()) => return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject.id })))),
             Err(CollectError::IdentifierRace | CollectError::AlreadySet | CollectError::Erased) => continue,
-            Err(e @ CollectError::KekRetired(_)) => return Err(ApiError::Internal(e.into())),
-            Err(CollectError::Db(e)) => return Err(ApiError::Internal(e.into())),
+            Err(e @ (CollectError::KekRetired(_) | CollectError::Db(_))) => return Err(e.into()),
         }
     }
     Err(ApiError::Internal(anyhow::anyhow!("collection kept racing for the same identifier")))
@@ -110,11 +109,12 @@ async fn checked<'p>(
     let audited = Refusal::audit_details(&refusals, policy);
     let event = AuditEvent::new(&key.name, "data.collect", "refused")
         .with_detail(&json!({ "point": point, "refusals": audited }));
-    state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
+    state.audit.append(event).await?;
     // Each refusal as the chain has it: names the policy declares, never the caller's own.
     let codes: Vec<Value> = refusals.iter().map(|r| r.audit_detail(policy)).collect();
     let first = &refusals[0];
-    Err(ApiError::Unprocessable(first.code(), first.message(policy), Value::Array(codes)).recorded())
+    Err(ApiError::Unprocessable { code: first.code(), message: first.message(policy), details: Value::Array(codes) }
+        .recorded())
 }
 
 /// The subject a collection is for: found, or new (with a fresh data key, wrapped).
@@ -185,14 +185,14 @@ async fn passwords(
         .with_detail(&json!({ "point": point, "refusals": [refusal.clone()] }));
     // A refused sign-in names the subject it was for, so guessing shows in the chain.
     event.subject = exists.then(|| subject.id.clone());
-    state.audit.append(event).await.map_err(|e| ApiError::Internal(e.into()))?;
+    state.audit.append(event).await?;
     let message = match code {
         "verification_failed" => format!("field `{field}` does not match what is stored for this subject"),
         _ => format!(
             "field `{field}` is already set for this subject, to another value; change it where the current one is verified"
         ),
     };
-    Err(ApiError::Unprocessable(code, message, Value::Array(vec![refusal])).recorded())
+    Err(ApiError::Unprocessable { code, message, details: Value::Array(vec![refusal]) }.recorded())
 }
 
 /// Everything the collection writes: the fields sealed with the subject's key.
@@ -311,13 +311,16 @@ where
 /// The point must be in the policy (404) and the key must hold it (403).
 pub(crate) fn point_for_key(state: &AppState, key: &ApiKey, point: &str) -> Result<(), ApiError> {
     if !state.policy.policy.collection_points.contains_key(point) {
-        return Err(ApiError::Missing("unknown_point", "no collection point of that name is in the policy".into()));
+        return Err(ApiError::Missing {
+            code: "unknown_point",
+            message: "no collection point of that name is in the policy".into(),
+        });
     }
     if !key.points.iter().any(|p| p == point) {
-        return Err(ApiError::Forbidden(
-            "point_not_granted_to_key",
-            format!("API key `{}` may not collect at `{point}`", key.name),
-        ));
+        return Err(ApiError::Forbidden {
+            code: "point_not_granted_to_key",
+            message: format!("API key `{}` may not collect at `{point}`", key.name),
+        });
     }
     Ok(())
 }
@@ -348,7 +351,10 @@ pub(crate) async fn refused(
 /// `wait`, in whole seconds rounded up.
 fn too_many_attempts(wait: std::time::Duration) -> ApiError {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    ApiError::TooManyAttempts(format!("too many failed password checks for this name; try again in {secs} s"), secs)
+    ApiError::TooManyAttempts {
+        message: format!("too many failed password checks for this name; try again in {secs} s"),
+        retry_after_s: secs,
+    }
 }
 
 /// What a collection stores of one field.
@@ -397,8 +403,7 @@ async fn settle_passwords<'f>(
                     let against = stored.as_deref().unwrap_or(&NO_HASH);
                     charter_vault::check_password(&given, against).map(|m| m && had_one)
                 })
-                .await?
-                .map_err(|e| ApiError::Internal(e.into()))?;
+                .await??;
                 match (verify, matches) {
                     (_, true) => Stored::Nothing,
                     (true, false) => return Ok(Err(("verification_failed", f.field))),
@@ -422,9 +427,7 @@ async fn stored_hash(
     data_key: &DataKey,
     field: &str,
 ) -> Result<Option<String>, ApiError> {
-    let Some((category, sealed)) =
-        state.store.field_value(subject, field).await.map_err(|e| ApiError::Internal(e.into()))?
-    else {
+    let Some((category, sealed)) = state.store.field_value(subject, field).await? else {
         return Ok(None);
     };
     let hash = data_key

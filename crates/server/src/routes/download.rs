@@ -32,10 +32,6 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/subjects/{id}/objects/{object}", get(download))
 }
 
-fn internal(e: impl Into<anyhow::Error>) -> ApiError {
-    ApiError::Internal(e.into())
-}
-
 #[derive(Deserialize)]
 struct DownloadQuery {
     purpose: Option<String>,
@@ -72,9 +68,8 @@ async fn send_object(
     let record = state
         .store
         .object(&subject.id, object)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::Missing("unknown_object", "no such object".into()))?;
+        .await?
+        .ok_or_else(|| ApiError::Missing { code: "unknown_object", message: "no such object".into() })?;
     let subject_state = view.state(&purpose);
     let r = FieldRef { name: &record.field, category: &record.category, collected_at_us: record.collected_at_us };
     let mut event = AuditEvent::new(&key.name, "data.read", "ok")
@@ -84,15 +79,15 @@ async fn send_object(
     if let Err(d) = access::decide(policy, &purpose, &key.purposes, &subject_state, &r, charter_store::now_us()) {
         event.action = "data.denied".into();
         event.result = d.code().into();
-        state.audit.append(event).await.map_err(internal)?;
-        return Err(ApiError::Denied(json!({ record.field.clone(): d.code() })));
+        state.audit.append(event).await?;
+        return Err(ApiError::Denied { fields: json!({ record.field.clone(): d.code() }) });
     }
     // The object is read for `purpose`: a recipient the policy shares it with is disclosed its category.
     let mut events = vec![event];
     disclosures(policy, key, &subject.id, &purpose, std::iter::once(record.category.as_str()), &mut events);
-    state.audit.append_all(events).await.map_err(internal)?;
+    state.audit.append_all(events).await?;
     let data_key = unwrap_key(state, subject)?;
-    let got = state.objects.get(&ObjectPath::from(record.location.as_str())).await.map_err(internal)?;
+    let got = state.objects.get(&ObjectPath::from(record.location.as_str())).await?;
     let opening = Opening {
         state: state.clone(),
         source: got.into_stream(),
@@ -109,7 +104,7 @@ async fn send_object(
         .header(header::CONTENT_LENGTH, record.size)
         .header(header::CONTENT_DISPOSITION, "attachment")
         .body(Body::from_stream(plain))
-        .map_err(internal)
+        .map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// A stored object opened chunk by chunk as the client reads it: nothing is read

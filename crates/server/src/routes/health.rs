@@ -22,7 +22,7 @@ async fn healthz() -> Json<Value> {
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.store.ready().await.map_err(|e| {
         tracing::warn!(error = ?e, "not ready");
-        ApiError::NotReady("the database is unreachable or its schema is out of date")
+        ApiError::NotReady { reason: "the database is unreachable or its schema is out of date" }
     })?;
     Ok(Json(json!({ "status": "ready", "policy_version": state.policy.policy.version })))
 }

@@ -96,30 +96,30 @@ pub(crate) async fn require_key_purpose(
     let asked = asked.map(SubjectId::as_str);
     let denial = Denial::PurposeNotGrantedToKey.code();
     audit(state, vec![event(key, asked, purpose, "data.denied", denial, &json!({}))]).await?;
-    Err(ApiError::Forbidden(
-        "purpose_not_granted_to_key",
-        format!("API key `{}` may not read for `{purpose}`", key.name),
-    )
+    Err(ApiError::Forbidden {
+        code: "purpose_not_granted_to_key",
+        message: format!("API key `{}` may not read for `{purpose}`", key.name),
+    }
     .recorded())
 }
 
 /// A subject (by its opaque id in normal form, see [`subject_id`]) with what a read for
 /// `purpose` needs; an unknown id is 404.
 pub(crate) async fn read_view(state: &AppState, id: &SubjectId, purpose: &str) -> Result<ReadView, ApiError> {
-    state
-        .store
-        .subject_for_read(id.as_str(), purpose)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(subject::unknown_subject)
+    state.store.subject_for_read(id.as_str(), purpose).await?.ok_or_else(subject::unknown_subject)
 }
 
 /// The read's purpose: present and in the policy.
 pub(crate) fn require_purpose(state: &AppState, purpose: Option<String>) -> Result<String, ApiError> {
-    let purpose = purpose
-        .ok_or_else(|| ApiError::BadRequest("missing_purpose", "name the purpose of this read: ?purpose=...".into()))?;
+    let purpose = purpose.ok_or_else(|| ApiError::BadRequest {
+        code: "missing_purpose",
+        message: "name the purpose of this read: ?purpose=...".into(),
+    })?;
     if !state.policy.policy.purposes.contains_key(&purpose) {
-        return Err(ApiError::BadRequest("unknown_purpose", "no purpose of that name is in the policy".into()));
+        return Err(ApiError::BadRequest {
+            code: "unknown_purpose",
+            message: "no purpose of that name is in the policy".into(),
+        });
     }
     Ok(purpose)
 }
@@ -172,7 +172,8 @@ pub(crate) fn event(
 
 /// Appends a request's events together, before any data leaves.
 pub(crate) async fn audit(state: &AppState, events: Vec<AuditEvent>) -> Result<(), ApiError> {
-    state.audit.append_all(events).await.map(|_| ()).map_err(|e| ApiError::Internal(e.into()))
+    state.audit.append_all(events).await?;
+    Ok(())
 }
 
 fn field_kind(state: &AppState, point: &str, field: &str) -> FieldType {
@@ -226,7 +227,7 @@ async fn read_subject(
             vec![event(key, Some(&subject.id), &purpose, "data.denied", "denied", &json!({ "fields": denied }))],
         )
         .await?;
-        return Err(ApiError::Denied(Value::Object(denied.into_iter().collect())));
+        return Err(ApiError::Denied { fields: Value::Object(denied.into_iter().collect()) });
     }
     // A password is kept only as a salted hash: no read returns it, or discloses it.
     let (candidates, hashed): (Vec<_>, Vec<_>) =
@@ -263,7 +264,7 @@ async fn read_subject(
         purpose: &purpose,
         subject_id: &subject.id,
     };
-    let body = serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.into()))?;
+    let body = serde_json::to_vec(&answer)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

@@ -44,10 +44,6 @@ struct UploadQuery {
     external_id: Option<Personal<String>>,
 }
 
-fn internal(e: impl Into<anyhow::Error>) -> ApiError {
-    ApiError::Internal(e.into())
-}
-
 async fn upload(
     State(state): State<AppState>,
     Caller(key): Caller,
@@ -71,6 +67,8 @@ async fn upload(
     }
 }
 
+/// The steps of an upload: the file field and what it accepts, the subject, the bytes
+/// streamed in (sealed, and scanned as the point says), then the entry and the record.
 async fn receive(
     state: &AppState,
     key: &ApiKey,
@@ -79,164 +77,220 @@ async fn receive(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let policy = &state.policy.policy;
     point_for_key(state, key, point)?;
-    let p = &policy.collection_points[point];
-    let point = point.to_owned();
-    let field = q
-        .field
-        .clone()
-        .ok_or_else(|| ApiError::BadRequest("missing_field", "name the file field: ?field=...".into()))?;
-    let decl = match p.fields.get(&field) {
-        Some(d) if d.kind == FieldType::File => d,
-        Some(_) => {
-            return Err(ApiError::Unprocessable(
-                "wrong_type",
-                format!("field `{field}` of `{point}` is not a file"),
-                Value::Null,
-            ))
-        }
-        None => {
-            return Err(ApiError::Unprocessable(
-                "undeclared_field",
-                format!("the field named is not declared for collection point `{point}`; nothing was stored"),
-                Value::Null,
-            ))
-        }
-    };
-    let max = decl.max_bytes.unwrap_or(0);
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    if !decl.content_types.is_empty() && !decl.content_types.contains(&content_type) {
-        return Err(ApiError::UnsupportedType(format!(
-            "field `{field}` accepts {}; this upload's content type is not one of them",
-            decl.content_types.join(", ")
-        )));
-    }
-    let declared_len =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared_len.is_some_and(|n| n > max) {
-        return Err(ApiError::TooLarge(format!("field `{field}` accepts at most {max} bytes")));
-    }
+    let file = accepted_file(state, point, q.field.as_deref(), headers)?;
     let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, q.id);
     let subject = subject::named(state, &selector.identifier(state)?).await?;
     let data_key = unwrap_key(state, &subject)?;
     let object_id = uuid::Uuid::new_v4().to_string();
     let location = format!("subjects/{}/{object_id}", subject.id);
-    let path = ObjectPath::from(location.as_str());
     let (sealer, header_bytes) = StreamSealer::new(&data_key, &subject.id, &object_id);
-    let upload = state.objects.put_multipart(&path).await.map_err(internal)?;
+    let upload = state.objects.put_multipart(&ObjectPath::from(location.as_str())).await?;
     let mut sink = Sink { writer: WriteMultipart::new(upload), sealer, buf: BytesMut::with_capacity(CHUNK), stored: 0 };
     sink.writer.write(&header_bytes);
-    // A point that scans its uploads sees every byte. Recording and rejecting points scan
-    // on a thread of their own while the same bytes are sealed and stored (a rejected
-    // upload is aborted before anything is committed); an anonymising point's stored
-    // bytes are the scanner's output, so it scans in line.
-    let reject = decl.scan == Some(ScanAction::Reject);
-    let mut scanner = decl.scan.map(|action| {
-        let scan = match action {
-            ScanAction::Anonymise => {
-                Scan::InLine(StreamScanner::new(Some(charter_scan::anonymise::Anonymiser::new(b""))))
-            }
-            // With every scan thread busy, this upload scans in line rather than wait for one.
-            ScanAction::Record | ScanAction::Reject => match BesideScan::start(reject) {
-                Some(b) => Scan::Beside(b),
-                None => Scan::InLine(StreamScanner::new(None)),
-            },
-        };
-        (action, scan)
-    });
-    let mut size: u64 = 0;
-    let mut scanner_counts = None;
-    let mut stream = body.into_data_stream();
-    let outcome: Result<(), ApiError> = async {
-        while let Some(piece) = stream.next().await {
-            let piece = piece.map_err(|e| match crate::listen::is_body_timeout(&e) {
-                true => ApiError::BodyTimeout,
-                false => ApiError::BadRequest("upload_interrupted", "the upload stopped before its end".into()),
-            })?;
-            size += piece.len() as u64;
-            if size > max {
-                return Err(ApiError::TooLarge(format!("field `{field}` accepts at most {max} bytes")));
-            }
-            match scanner.as_mut() {
-                Some((_, Scan::InLine(s))) => {
-                    let out = s.push(&piece);
-                    if reject && !s.counts().is_empty() {
-                        break; // refused below, with what the scan counted
-                    }
-                    sink.feed(&out).await?;
-                }
-                Some((_, Scan::Beside(b))) => {
-                    if b.found_for_reject() {
-                        break; // refused below, with what the scan counted
-                    }
-                    b.push(piece.clone()).await;
-                    sink.feed(&piece).await?;
-                }
-                None => sink.feed(&piece).await?,
-            }
-        }
-        if let Some((action, scan)) = scanner.take() {
-            let counts = match scan {
-                Scan::InLine(s) => {
-                    let (rest, counts) = s.finish();
-                    sink.feed(&rest).await?;
-                    counts
-                }
-                Scan::Beside(b) => b.finish().await?,
-            };
-            refuse_if_found(action, &counts, &field)?;
-            scanner_counts = Some((action, counts));
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = outcome {
-        sink.writer.abort().await.map_err(internal)?;
-        if let ApiError::Unprocessable("personal_data_found", _, details) = &e {
-            let mut event = AuditEvent::new(&key.name, "data.collect", "refused").with_detail(
-                &json!({ "point": point, "fields": [field], "scan": { "action": "reject", "findings": details } }),
-            );
-            event.subject = Some(subject.id.clone());
-            state.audit.append(event).await.map_err(internal)?;
-            return Err(e.recorded());
-        }
-        return Err(e);
-    }
+    let mut received = 0;
+    let scanned = match stream_in(body, &mut sink, &file, &mut received).await {
+        Ok(scanned) => scanned,
+        Err(e) => return Err(refused_upload(state, key, &file, &subject.id, sink, e).await),
+    };
     let stored = sink.finish().await?;
     let record = ObjectRecord {
-        id: object_id.clone(),
-        subject_id: subject.id.clone(),
-        point: point.clone(),
-        field: field.clone(),
-        category: decl.category.clone(),
-        content_type: content_type.clone(),
+        id: object_id,
+        subject_id: subject.id,
+        point: file.point.to_owned(),
+        field: file.field.clone(),
+        category: file.decl.category.clone(),
+        content_type: file.content_type.clone(),
         size: i64::try_from(stored).unwrap_or(i64::MAX),
         location,
         collected_at_us: charter_store::now_us(),
     };
-    let scan = scanner_counts.map(|(action, counts)| {
+    let answer =
+        json!({ "subject_id": record.subject_id, "object_id": record.id, "size": stored, "received": received });
+    record_upload(state, key, &file, record, scanned).await?;
+    Ok((StatusCode::CREATED, axum::Json(answer)))
+}
+
+/// A point's file field, as an upload names it, and what it accepts.
+struct FileField<'p> {
+    point: &'p str,
+    field: String,
+    decl: &'p charter_policy::model::Field,
+    max: u64,
+    content_type: String,
+}
+
+/// The file field the upload names, if the point declares it as a file; the upload's
+/// content type, if the field accepts it; its declared length, if within the field's limit.
+fn accepted_file<'p>(
+    state: &'p AppState,
+    point: &'p str,
+    field: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<FileField<'p>, ApiError> {
+    let p = &state.policy.policy.collection_points[point];
+    let field = field.ok_or_else(|| ApiError::BadRequest {
+        code: "missing_field",
+        message: "name the file field: ?field=...".into(),
+    })?;
+    let decl = match p.fields.get(field) {
+        Some(d) if d.kind == FieldType::File => d,
+        Some(_) => {
+            return Err(ApiError::Unprocessable {
+                code: "wrong_type",
+                message: format!("field `{field}` of `{point}` is not a file"),
+                details: Value::Null,
+            })
+        }
+        None => {
+            return Err(ApiError::Unprocessable {
+                code: "undeclared_field",
+                message: format!("the field named is not declared for collection point `{point}`; nothing was stored"),
+                details: Value::Null,
+            })
+        }
+    };
+    let max = decl.max_bytes.unwrap_or(0);
+    let header = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+    let content_type = header(header::CONTENT_TYPE).unwrap_or("").split(';').next().unwrap_or("").trim().to_owned();
+    if !decl.content_types.is_empty() && !decl.content_types.contains(&content_type) {
+        return Err(ApiError::UnsupportedType {
+            message: format!(
+                "field `{field}` accepts {}; this upload's content type is not one of them",
+                decl.content_types.join(", ")
+            ),
+        });
+    }
+    if header(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > max) {
+        return Err(ApiError::TooLarge { message: format!("field `{field}` accepts at most {max} bytes") });
+    }
+    Ok(FileField { point, field: field.to_owned(), decl, max, content_type })
+}
+
+/// The scan a point asks for. Recording and rejecting points scan on a thread of their
+/// own while the same bytes are sealed and stored (a rejected upload is aborted before
+/// anything is committed); an anonymising point's stored bytes are the scanner's output,
+/// so it scans in line.
+fn scanner_for(action: Option<ScanAction>) -> Option<(ScanAction, Scan)> {
+    let action = action?;
+    let scan = match action {
+        ScanAction::Anonymise => Scan::InLine(StreamScanner::new(Some(charter_scan::anonymise::Anonymiser::new(b"")))),
+        // With every scan thread busy, this upload scans in line rather than wait for one.
+        ScanAction::Record | ScanAction::Reject => match BesideScan::start(action == ScanAction::Reject) {
+            Some(b) => Scan::Beside(b),
+            None => Scan::InLine(StreamScanner::new(None)),
+        },
+    };
+    Some((action, scan))
+}
+
+/// What a scan found, by type.
+type Findings = std::collections::BTreeMap<EntityType, u64>;
+
+/// Streams the body into `sink`, scanning it as the field says and counting the bytes
+/// `received`; a body over the field's limit, or with personal data at a rejecting
+/// point, is refused. What the scan found, when there was one.
+async fn stream_in(
+    body: Body,
+    sink: &mut Sink,
+    file: &FileField<'_>,
+    received: &mut u64,
+) -> Result<Option<(ScanAction, Findings)>, ApiError> {
+    let reject = file.decl.scan == Some(ScanAction::Reject);
+    let mut scanner = scanner_for(file.decl.scan);
+    let mut stream = body.into_data_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| match crate::listen::is_body_timeout(&e) {
+            true => ApiError::BodyTimeout,
+            false => {
+                ApiError::BadRequest { code: "upload_interrupted", message: "the upload stopped before its end".into() }
+            }
+        })?;
+        *received += piece.len() as u64;
+        if *received > file.max {
+            return Err(ApiError::TooLarge {
+                message: format!("field `{}` accepts at most {} bytes", file.field, file.max),
+            });
+        }
+        match scanner.as_mut() {
+            Some((_, Scan::InLine(s))) => {
+                let out = s.push(&piece);
+                if reject && !s.counts().is_empty() {
+                    break; // refused below, with what the scan counted
+                }
+                sink.feed(&out).await?;
+            }
+            Some((_, Scan::Beside(b))) => {
+                if b.found_for_reject() {
+                    break; // refused below, with what the scan counted
+                }
+                b.push(piece.clone()).await;
+                sink.feed(&piece).await?;
+            }
+            None => sink.feed(&piece).await?,
+        }
+    }
+    let Some((action, scan)) = scanner else { return Ok(None) };
+    let counts = match scan {
+        Scan::InLine(s) => {
+            let (rest, counts) = s.finish();
+            sink.feed(&rest).await?;
+            counts
+        }
+        Scan::Beside(b) => b.finish().await?,
+    };
+    refuse_if_found(action, &counts, &file.field)?;
+    Ok(Some((action, counts)))
+}
+
+/// Aborts a refused upload's object, so nothing is committed; a rejecting point's
+/// finding is recorded in the audit chain with what was found (types and counts).
+async fn refused_upload(
+    state: &AppState,
+    key: &ApiKey,
+    file: &FileField<'_>,
+    subject: &str,
+    sink: Sink,
+    e: ApiError,
+) -> ApiError {
+    if let Err(abort) = sink.writer.abort().await {
+        return abort.into();
+    }
+    let ApiError::Unprocessable { code: "personal_data_found", details, .. } = &e else { return e };
+    let mut event = AuditEvent::new(&key.name, "data.collect", "refused").with_detail(
+        &json!({ "point": file.point, "fields": [file.field], "scan": { "action": "reject", "findings": details } }),
+    );
+    event.subject = Some(subject.to_owned());
+    match state.audit.append(event).await {
+        Ok(_) => e.recorded(),
+        Err(audit) => audit.into(),
+    }
+}
+
+/// The upload's `data.collect` entry, then its record: in the chain before the object is
+/// recorded (its sealed bytes are stored, but nothing points at them yet); the bytes are
+/// deleted when the record, or the entry, fails.
+async fn record_upload(
+    state: &AppState,
+    key: &ApiKey,
+    file: &FileField<'_>,
+    record: ObjectRecord,
+    scanned: Option<(ScanAction, Findings)>,
+) -> Result<(), ApiError> {
+    let scan = scanned.map(|(action, counts)| {
         let findings: serde_json::Map<String, Value> =
             counts.iter().map(|(k, n)| (k.name().to_owned(), json!(n))).collect();
         json!({ "action": action_name(action), "findings": findings })
     });
     // The content type as the policy declares it; a point that declares none takes any, and
     // then the caller's text is not one for the permanent chain.
-    let declared_type = decl.content_types.contains(&content_type).then_some(content_type.as_str());
+    let declared_type = file.decl.content_types.contains(&file.content_type).then_some(file.content_type.as_str());
     let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&json!({
-        "point": point, "fields": [field], "object": object_id, "size": stored, "content_type": declared_type, "scan": scan
+        "point": file.point, "fields": [file.field], "object": record.id, "size": record.size,
+        "content_type": declared_type, "scan": scan
     }));
-    event.subject = Some(subject.id.clone());
-    // In the chain before the object is recorded (its sealed bytes are stored, but nothing
-    // points at them yet): the bytes are deleted when the record, or the entry, fails.
+    event.subject = Some(record.subject_id.clone());
+    let path = ObjectPath::from(record.location.as_str());
     let (store, objects, stored_at) = (state.store.clone(), state.objects.clone(), path.clone());
     let written = async move {
         let r = store.insert_object(&record).await;
@@ -249,11 +303,8 @@ async fn receive(
     let unrecorded = async move {
         let _ = objects.delete(&path).await;
     };
-    entry_then_write(state, event, &point, written, |_| "database_error", unrecorded).await?.map_err(internal)?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "subject_id": subject.id, "object_id": object_id, "size": stored, "received": size })),
-    ))
+    entry_then_write(state, event, file.point, written, |_| "database_error", unrecorded).await??;
+    Ok(())
 }
 
 fn action_name(a: ScanAction) -> &'static str {
@@ -265,22 +316,18 @@ fn action_name(a: ScanAction) -> &'static str {
 }
 
 /// For a rejecting point, any finding refuses the upload, naming types and counts, never values.
-fn refuse_if_found(
-    action: ScanAction,
-    counts: &std::collections::BTreeMap<EntityType, u64>,
-    field: &str,
-) -> Result<(), ApiError> {
+fn refuse_if_found(action: ScanAction, counts: &Findings, field: &str) -> Result<(), ApiError> {
     if action != ScanAction::Reject || counts.is_empty() {
         return Ok(());
     }
     let found: serde_json::Map<String, Value> = counts.iter().map(|(k, n)| (k.name().to_owned(), json!(n))).collect();
-    Err(ApiError::Unprocessable(
-        "personal_data_found",
-        format!(
+    Err(ApiError::Unprocessable {
+        code: "personal_data_found",
+        message: format!(
             "the upload for `{field}` contains personal data, which this point does not accept; nothing was stored"
         ),
-        Value::Object(found),
-    ))
+        details: Value::Object(found),
+    })
 }
 
 /// How an upload is scanned.
@@ -351,7 +398,7 @@ impl BesideScan {
     /// Waits for the scan of everything pushed; the findings counted by type.
     async fn finish(mut self) -> Result<std::collections::BTreeMap<EntityType, u64>, ApiError> {
         self.tx = None;
-        self.done.await.map_err(internal)
+        Ok(self.done.await?)
     }
 }
 
@@ -372,7 +419,7 @@ impl Sink {
                 self.writer.write(&self.sealer.seal(&self.buf, false));
                 self.buf.clear();
                 // Back-pressure: at most two parts in flight, so memory stays bounded.
-                self.writer.wait_for_capacity(2).await.map_err(internal)?;
+                self.writer.wait_for_capacity(2).await?;
             }
             let take = (CHUNK - self.buf.len()).min(rest.len());
             self.buf.extend_from_slice(&rest[..take]);
@@ -388,7 +435,7 @@ impl Sink {
             self.buf.clear();
         }
         self.writer.write(&self.sealer.seal(&self.buf, true));
-        self.writer.finish().await.map_err(internal)?;
+        self.writer.finish().await?;
         Ok(self.stored)
     }
 }
