@@ -503,7 +503,17 @@ impl<'a> Notice<'a> {
         }
     }
 
+    /// The sections that concern everyone: children, data quality, retention, compliance,
+    /// security, breaches, incidents, changes and contact.
     fn everyone(&mut self) {
+        self.children_and_quality();
+        self.retention();
+        self.compliance_and_security();
+        self.breaches_and_incidents();
+        self.changes_and_contact();
+    }
+
+    fn children_and_quality(&mut self) {
         let p = self.p;
         let age = p.controller.minimum_age;
         self.heading(2, SECTIONS[12]);
@@ -511,7 +521,10 @@ impl<'a> Notice<'a> {
 
         self.heading(2, SECTIONS[13]);
         self.line("We take reasonable steps to keep personal information accurate, complete and current. You can review the information you gave us and correct it at any time; please tell us promptly of any change.");
+    }
 
+    fn retention(&mut self) {
+        let p = self.p;
         self.heading(2, SECTIONS[14]);
         self.line("We keep personal information only as long as we need it for the purposes above, including legal obligations, dispute resolution, security and enforcing our rights. When it is no longer needed, we delete or anonymise it:\n");
         self.line("| Information | Kept | Then |\n| --- | --- | --- |");
@@ -531,7 +544,10 @@ impl<'a> Notice<'a> {
         if p.retention.isolate_backups {
             self.line("\nWhere deletion or anonymisation is not yet possible, such as in backup archives, we keep the information secure and isolated from any further processing until it can be deleted.");
         }
+    }
 
+    fn compliance_and_security(&mut self) {
+        let p = self.p;
         self.heading(2, SECTIONS[15]);
         let every = p
             .compliance
@@ -549,7 +565,10 @@ impl<'a> Notice<'a> {
             self.bullet(&md(m));
         }
         self.line("\nWhere you have a password for our services, keep it confidential and do not share it. No transmission over the internet is completely secure.");
+    }
 
+    fn breaches_and_incidents(&mut self) {
+        let p = self.p;
         self.heading(2, SECTIONS[17]);
         let within = spoken(&p.breach.notify_subjects_within);
         let channels: Vec<String> = p.breach.channels.iter().map(|c| c.label().to_owned()).collect();
@@ -570,7 +589,10 @@ impl<'a> Notice<'a> {
             mailto(&p.controller.security_email),
             mailto(&p.controller.privacy_email)
         );
+    }
 
+    fn changes_and_contact(&mut self) {
+        let p = self.p;
         self.heading(2, SECTIONS[19]);
         let notify: Vec<String> = p
             .changes
