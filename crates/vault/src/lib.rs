@@ -12,6 +12,7 @@
 //!   keyed blind indexes.
 //! - [`identifier`]: [`Normaliser`], the one normal form of email addresses, phone
 //!   numbers and external ids (validated; NFKC; E.164), which blind indexes are made of.
+//! - [`password`]: argon2id hashes of passwords (PHC strings), with reused working memory.
 //! - [`stream`]: chunked sealing of uploads with bounded memory.
 //! - [`personal`]: [`Personal`], a wrapper whose `Debug`/`Display` print `[redacted]`.
 //! - [`signing`]: signing and verifying audit checkpoints.
