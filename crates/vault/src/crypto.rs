@@ -319,6 +319,19 @@ mod tests {
     }
 
     #[test]
+    fn each_seal_has_a_fresh_nonce_and_keys_never_print() {
+        let k = DataKey::generate();
+        let (a, b) = (k.seal_field("s1", "f", "c", b"same"), k.seal_field("s1", "f", "c", b"same"));
+        assert_ne!(a, b, "the same value sealed twice differs");
+        assert_eq!(k.open_field("s1", "f", "c", &b).unwrap(), b"same");
+        let (x, y) = (wrap_with(&[3u8; 32], 1, "s1", &k), wrap_with(&[3u8; 32], 1, "s1", &k));
+        assert_ne!(x.sealed, y.sealed, "the same key wrapped twice differs");
+        assert_ne!(random_nonce::<12>(), random_nonce::<12>());
+        assert_eq!(format!("{k:?}"), "DataKey([redacted])");
+        assert_eq!(format!("{:?}", k.fields()), "FieldCipher([redacted])");
+    }
+
+    #[test]
     fn wrapped_keys_are_bound_to_subject_and_version() {
         let kek = [9u8; 32];
         let k = DataKey::generate();

@@ -268,6 +268,8 @@ mod tests {
         let id = n.normalise(IdentifierKind::ExternalId, "  CRM-0042 ").unwrap();
         assert_eq!((id.kind(), id.expose()), (IdentifierKind::ExternalId, "CRM-0042"));
         assert_eq!(n.normalise(IdentifierKind::ExternalId, "CRM\u{7}42"), Err(BadIdentifier::Invisible));
-        assert!(!format!("{id:?}").contains("CRM"), "Debug never shows the value");
+        assert_eq!(format!("{id:?}"), "NormalForm(external_id, [redacted])", "Debug never shows the value");
+        let longest = "x".repeat(MAX_LEN);
+        assert_eq!(n.normalise(IdentifierKind::ExternalId, &longest).map(|f| f.expose().len()), Ok(MAX_LEN));
     }
 }

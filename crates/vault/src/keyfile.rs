@@ -242,6 +242,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_malformed_key_file_is_refused_saying_how() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("{\"format\": 1,", "ends too early"),
+            ("{format}", "is not valid JSON"),
+            ("{\"format\": \"one\"}", "is missing a key or has a wrong value type"),
+        ];
+        for (text, says) in cases {
+            let path = dir.path().join("keys.json");
+            fs::write(&path, text).unwrap();
+            let refused = KeyFile::load(&path).unwrap_err().to_string();
+            assert!(refused.contains(says), "{text}: {refused}");
+        }
+    }
+
+    #[test]
     fn created_once_with_private_mode_and_reloaded_identically() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
@@ -256,6 +272,11 @@ mod tests {
         let dk = crate::DataKey::generate();
         let w = a.wrap("s", &dk);
         assert!(b.unwrap("s", &w).is_ok(), "the reloaded file holds the same KEK");
+        let shown = format!("{a:?}");
+        assert!(
+            shown.starts_with("KeyFile { path: ") && shown.contains("keys.json") && shown.ends_with(".. }"),
+            "{shown}"
+        );
         let other = KeyFile::load_or_create(&dir.path().join("other.json")).unwrap();
         assert_ne!(a.checkpoint_signer().public_key_hex(), other.checkpoint_signer().public_key_hex());
     }

@@ -132,6 +132,13 @@ mod tests {
             .to_string();
         assert_eq!(check_password("pw-0123456789", &theirs), Ok(true));
         assert_eq!(check_password("pw-01234567890", &theirs), Ok(false));
+        // One that needs more memory than the buffers kept gets a buffer of its own size.
+        let bigger = Params::new(24 * 1024, 1, 1, None).unwrap();
+        let large = Argon2::new(Algorithm::Argon2id, Version::V0x13, bigger)
+            .hash_password(b"pw", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert_eq!(check_password("pw", &large), Ok(true));
     }
 
     #[test]

@@ -60,5 +60,8 @@ mod tests {
         assert!(!s.verifier().verify(b"checkpoint 11", &sig));
         assert!(!other.verifier().verify(b"checkpoint 10", &sig));
         assert!(!s.verifier().verify(b"checkpoint 10", &sig[..63]));
+        let key = s.verifier().public_key_hex();
+        assert_eq!((key.len(), key.as_str()), (64, s.public_key_hex().as_str()), "the same key, 32 bytes in hex");
+        assert_ne!(key, other.public_key_hex());
     }
 }

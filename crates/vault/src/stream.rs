@@ -170,5 +170,7 @@ mod tests {
         swapped[a..b].copy_from_slice(&second);
         swapped[b..b + SEALED_CHUNK].copy_from_slice(&first);
         assert!(open_all(&k, "s", "o", &swapped).is_err(), "reordering is detected");
+        assert_eq!(open_all(&k, "s", "o", &sealed[..3]), Err(CryptoError::Truncated), "shorter than a header");
+        assert_eq!((CHUNK, SEALED_CHUNK), (65_536, 65_552), "the stored format's chunk sizes");
     }
 }
