@@ -148,10 +148,8 @@ mod tests {
     const LIMITS: Limits = Limits { failures: 5, window_us: 900_000_000, lease_us: 60_000_000 };
 
     async fn stores() -> Vec<(TestDb, Store)> {
-        let mut dbs = vec![TestDb::sqlite()];
-        dbs.extend(TestDb::postgres("sign_ins_unit").await);
         let mut out = Vec::new();
-        for db in dbs {
+        for db in TestDb::backends("sign_ins_unit").await {
             let store = Store::open(&db.url).await.unwrap();
             out.push((db, store));
         }

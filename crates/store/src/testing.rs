@@ -28,6 +28,14 @@ impl TestDb {
         Self { url, dir: Some(dir), postgres: None }
     }
 
+    /// A fresh SQLite database, and a fresh PostgreSQL one when a server is configured (see
+    /// [`TestDb::postgres`]): the backends a test runs on.
+    pub async fn backends(test: &str) -> Vec<Self> {
+        let mut dbs = vec![Self::sqlite()];
+        dbs.extend(Self::postgres(test).await);
+        dbs
+    }
+
     /// A fresh PostgreSQL database, or `None` (with a printed notice) when no server is configured.
     pub async fn postgres(test: &str) -> Option<Self> {
         let Ok(server) = std::env::var(POSTGRES_ENV) else {

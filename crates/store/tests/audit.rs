@@ -7,12 +7,6 @@ use charter_store::{AuditLog, Store};
 use charter_vault::KeyFile;
 use sqlx::Row as _;
 
-async fn backends(test: &str) -> Vec<TestDb> {
-    let mut dbs = vec![TestDb::sqlite()];
-    dbs.extend(TestDb::postgres(test).await);
-    dbs
-}
-
 struct Chain {
     store: Store,
     keys: KeyFile,
@@ -48,7 +42,7 @@ async fn verified(c: &Chain) -> Result<charter_store::VerifyReport, charter_stor
 
 #[tokio::test]
 async fn sequential_appends_verify_with_a_final_checkpoint() {
-    for db in backends("sequential_appends").await {
+    for db in TestDb::backends("sequential_appends").await {
         let c = open(&db).await;
         fill(&c, 25).await;
         let report = verified(&c).await.unwrap();
@@ -60,7 +54,7 @@ async fn sequential_appends_verify_with_a_final_checkpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_in_one_process_keep_one_chain() {
-    for db in backends("concurrent_one_process").await {
+    for db in TestDb::backends("concurrent_one_process").await {
         let c = open(&db).await;
         let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
         let mut handles = Vec::new();
@@ -89,7 +83,7 @@ async fn concurrent_appends_in_one_process_keep_one_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_writers_on_one_database_keep_one_chain() {
     // Each writer has its own pool and head cache, as separate processes do.
-    for db in backends("concurrent_several_writers").await {
+    for db in TestDb::backends("concurrent_several_writers").await {
         let c = open(&db).await;
         let mut tasks = Vec::new();
         for p in 0..4 {
@@ -170,7 +164,7 @@ async fn every_kind_of_tampering_is_named_at_its_first_bad_entry() {
         Case { what: "insert before the start", first_bad: 0 },
         Case { what: "forged checkpoint", first_bad: 20 },
     ];
-    for db in backends("tampering").await {
+    for db in TestDb::backends("tampering").await {
         for case in &cases {
             // A fresh chain per case, in its own database file or schema.
             let case_db =
@@ -240,7 +234,7 @@ async fn close_stops_the_writer_with_a_final_checkpoint_while_handles_remain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn appends_racing_a_close_are_written_or_refused_never_lost() {
-    for db in backends("appends_racing_close").await {
+    for db in TestDb::backends("appends_racing_close").await {
         let c = open(&db).await;
         let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
         let mut handles = Vec::new();
@@ -334,7 +328,7 @@ fn spawn_append(log: &AuditLog, i: usize) -> tokio::task::JoinHandle<Result<i64,
 
 #[tokio::test]
 async fn an_append_cancelled_while_it_waits_to_write_leaves_no_one_waiting() {
-    for db in backends("append_cancelled").await {
+    for db in TestDb::backends("append_cancelled").await {
         let c = open(&db).await;
         let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
         // On this one-thread runtime a spawned append runs up to where it waits, then is
@@ -365,7 +359,7 @@ async fn an_append_cancelled_while_it_waits_to_write_leaves_no_one_waiting() {
 /// write at once.
 #[tokio::test]
 async fn appends_queued_behind_a_cancelled_first_appender_are_written() {
-    for db in backends("first_cancelled").await {
+    for db in TestDb::backends("first_cancelled").await {
         let c = open(&db).await;
         let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
         let (first, behind) = (spawn_append(&log, 1), spawn_append(&log, 2));
@@ -389,7 +383,7 @@ async fn appends_queued_behind_a_cancelled_first_appender_are_written() {
 /// answered with a sequence number of its own, and the chain holds every answered one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn appends_on_several_threads_with_some_cancelled_are_all_answered() {
-    for db in backends("several_threads_cancelled").await {
+    for db in TestDb::backends("several_threads_cancelled").await {
         let c = open(&db).await;
         let (log, task) = AuditLog::start(&c.store, c.keys.checkpoint_signer());
         let mut kept = Vec::new();
@@ -508,7 +502,7 @@ async fn an_older_sqlite_chain_moves_to_its_own_file_intact() {
 /// refusal by the database (here a trigger) fails the append at once with its own reason.
 #[tokio::test]
 async fn a_refused_write_is_an_error_not_a_race() {
-    for db in backends("refused_write").await {
+    for db in TestDb::backends("refused_write").await {
         let c = open(&db).await;
         let (table, raise) = match c.store.backend() {
             charter_store::Backend::Sqlite => (

@@ -126,10 +126,9 @@ impl TestApp {
     }
 }
 
+/// The backends a test runs on: SQLite, and PostgreSQL when configured.
 pub async fn backends(test: &str) -> Vec<TestDb> {
-    let mut dbs = vec![TestDb::sqlite()];
-    dbs.extend(TestDb::postgres(test).await);
-    dbs
+    TestDb::backends(test).await
 }
 
 /// Everything logged in this test process, kept so tests can scan it for personal data.
