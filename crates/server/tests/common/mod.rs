@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod data;
+
 use std::io::{Read as _, Write as _};
 
 use charter_server::{Application, Settings};
