@@ -47,7 +47,7 @@ impl Default for Limits {
 }
 
 /// The router with every request body behind the idle timeout.
-pub fn with_body_timeout(router: Router, idle: Duration) -> Router {
+fn with_body_timeout(router: Router, idle: Duration) -> Router {
     router.layer(axum::middleware::map_request(move |req: Request| async move {
         req.map(|body| Body::new(TimeoutBody::new(idle, body)))
     }))

@@ -29,6 +29,11 @@ impl SubjectId {
         Self(uuid::Uuid::new_v4().to_string())
     }
 
+    /// The id of a subject as stored (already in normal form).
+    pub fn of(subject: &SubjectRecord) -> Self {
+        Self(subject.id.clone())
+    }
+
     /// The id as stored.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -54,9 +59,16 @@ pub struct SubjectSelector {
 pub enum Identifier {
     /// By charter's opaque id.
     Id(SubjectId),
-    /// By an identifier: its normal form, and the value as given (only for finding a
-    /// subject indexed under an earlier form).
-    Named(NormalForm, Personal<String>),
+    /// By an identifier: its normal form, that form's blind index, and the value as
+    /// given (only for finding a subject indexed under an earlier form).
+    Named {
+        /// The identifier in normal form.
+        normal: NormalForm,
+        /// Its blind index, made once.
+        blind: [u8; 32],
+        /// The value as the request gave it.
+        given: Personal<String>,
+    },
 }
 
 impl SubjectSelector {
@@ -85,7 +97,8 @@ impl SubjectSelector {
             _ => unreachable!("exactly one is set"),
         };
         let normal = state.identifiers.normalise(kind, value.expose()).map_err(|e| bad_identifier(kind, e))?;
-        Ok(Identifier::Named(normal, value.clone()))
+        let blind = state.keys.blind_indexer().index(&normal);
+        Ok(Identifier::Named { normal, blind, given: value.clone() })
     }
 }
 
@@ -103,46 +116,32 @@ pub async fn by_id(state: &AppState, id: &SubjectId) -> Result<SubjectRecord, Ap
     state.store.subject(id.as_str()).await?.ok_or_else(unknown_subject)
 }
 
-/// The subject an identifier in normal form names, if any: by the index of its normal
-/// form, or else by the index an earlier version made of the value `given`, in which
-/// case the subject is indexed under the normal form from then on.
-pub async fn find(
-    state: &AppState,
-    normal: &NormalForm,
-    given: &Personal<String>,
-) -> Result<Option<SubjectRecord>, ApiError> {
+/// The subject a checked identifier names, if any. Named by an identifier, it is found
+/// by the index of the normal form, or else by the index an earlier version made of the
+/// value given, in which case the subject is indexed under the normal form from then on.
+pub async fn find(state: &AppState, identifier: &Identifier) -> Result<Option<SubjectRecord>, ApiError> {
+    let (normal, blind, given) = match identifier {
+        Identifier::Id(id) => return Ok(Some(by_id(state, id).await?)),
+        Identifier::Named { normal, blind, given } => (normal, blind, given),
+    };
     let kind = normal.kind().as_str();
-    let indexer = state.keys.blind_indexer();
-    let blind = indexer.index(normal);
-    if let Some(s) = state.store.subject_by_identifier(kind, &blind).await? {
+    if let Some(s) = state.store.subject_by_identifier(kind, blind).await? {
         return Ok(Some(s));
     }
-    let legacy = indexer.index_legacy(normal.kind(), given.expose());
-    if legacy == blind {
+    let legacy = state.keys.blind_indexer().index_legacy(normal.kind(), given.expose());
+    if legacy == *blind {
         return Ok(None);
     }
     let Some(s) = state.store.subject_by_identifier(kind, &legacy).await? else {
         return Ok(None);
     };
-    state.store.reindex_identifier(kind, &legacy, &blind, &s.id).await?;
+    state.store.reindex_identifier(kind, &legacy, blind, &s.id).await?;
     Ok(Some(s))
-}
-
-/// The subject an identifier names; an unknown one is 404.
-pub async fn by_identifier(
-    state: &AppState,
-    normal: &NormalForm,
-    given: &Personal<String>,
-) -> Result<SubjectRecord, ApiError> {
-    find(state, normal, given).await?.ok_or_else(unknown_subject)
 }
 
 /// The subject a checked identifier names; an unknown one is 404.
 pub async fn named(state: &AppState, identifier: &Identifier) -> Result<SubjectRecord, ApiError> {
-    match identifier {
-        Identifier::Id(id) => by_id(state, id).await,
-        Identifier::Named(normal, given) => by_identifier(state, normal, given).await,
-    }
+    find(state, identifier).await?.ok_or_else(unknown_subject)
 }
 
 /// The subject's data key; a shredded subject has none (404).

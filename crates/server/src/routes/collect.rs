@@ -70,7 +70,7 @@ async fn accept(
     let accepted = checked(state, key, point, &body).await?;
     let identifier = body.subject.identifier(state)?;
     let blind = match &identifier {
-        Identifier::Named(normal, _) => Some((normal.kind(), state.keys.blind_indexer().index(normal))),
+        Identifier::Named { normal, blind, .. } => Some((normal.kind(), *blind)),
         Identifier::Id(_) => None,
     };
     // Collections can race: for a new person (the loser finds the winner's subject on its
@@ -125,11 +125,7 @@ struct Resolved {
 }
 
 async fn resolve(state: &AppState, identifier: &Identifier) -> Result<Resolved, ApiError> {
-    let found = match identifier {
-        Identifier::Id(id) => Some(subject::by_id(state, id).await?),
-        Identifier::Named(normal, given) => subject::find(state, normal, given).await?,
-    };
-    Ok(match found {
+    Ok(match subject::find(state, identifier).await? {
         Some(s) => Resolved { data_key: unwrap_key(state, &s)?, id: s.id, new_wrapped: None },
         None => {
             let id = SubjectId::generate();

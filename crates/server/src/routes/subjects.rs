@@ -147,7 +147,7 @@ async fn lookup(
         let purpose = require_purpose(&state, q.purpose)?;
         require_key_purpose(&state, &key, &purpose, None).await?;
         let found = subject::named(&state, &identifier).await?;
-        let view = read_view(&state, &SubjectId::parse(&found.id)?, &purpose).await?;
+        let view = read_view(&state, &SubjectId::of(&found), &purpose).await?;
         read_subject(&state, &key, view, purpose, q.fields).await
     };
     read_refused(&state, &key, asked, answer.await).await
