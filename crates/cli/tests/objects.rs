@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{request, run, Server};
+use common::{files, request, run, Server};
 
 const SECRET: &str = "LOOPBACK-BUCKET-SECRET-LINE ";
 
@@ -78,16 +78,7 @@ fn upload(addr: &str, path: &str, token: &str, length: usize, body: &[u8]) -> (u
 
 /// Every file under `dir` with its bytes.
 fn stored(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(stored(&p));
-        } else {
-            out.push((p.clone(), std::fs::read(&p).unwrap()));
-        }
-    }
-    out
+    files(dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
 }
 
 #[test]

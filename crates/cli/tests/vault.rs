@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{request, run, Server};
+use common::{files, request, run, Server};
 
 const EMAIL: &str = "grace.hopper@cobol.example";
 const NAME: &str = "Grace Brewster Hopper";
@@ -15,20 +13,6 @@ const PHONE: &str = "+1 202 555 0147";
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn contains(hay: &[u8], needle: &str) -> bool {

@@ -60,7 +60,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// or block, readers or writers), so the WALs stay short.
 pub(crate) struct Checkpointer {
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: std::thread::Thread,
 }
 
 impl Checkpointer {
@@ -84,7 +84,7 @@ impl Checkpointer {
                 }
             })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(Self { stop, thread: Some(thread) })
+        Ok(Self { stop, thread: thread.thread().clone() })
     }
 }
 
@@ -93,9 +93,7 @@ impl Checkpointer {
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-        }
+        self.thread.unpark();
     }
 }
 

@@ -107,10 +107,10 @@ fn common_root(paths: &[PathBuf]) -> anyhow::Result<PathBuf> {
     root.context("no paths to scan")
 }
 
-/// Where each input's anonymised copy goes; refuses a copy that would be an input.
-fn targets(paths: &[PathBuf], files: &[Input], out: &Path) -> anyhow::Result<Result<Vec<PathBuf>, String>> {
+/// Where each input's anonymised copy goes under `out` (already resolved); a copy that
+/// would be an input is refused (exit 2).
+fn targets(paths: &[PathBuf], files: &[Input], out: &Path) -> Result<Vec<PathBuf>, Failure> {
     let root = common_root(paths)?;
-    let out = resolve(out).with_context(|| format!("cannot read {}", out.display()))?;
     let reals: HashSet<&Path> = files.iter().map(|f| f.real.as_path()).collect();
     let mut targets = Vec::with_capacity(files.len());
     for f in files {
@@ -118,7 +118,7 @@ fn targets(paths: &[PathBuf], files: &[Input], out: &Path) -> anyhow::Result<Res
         let target = out.join(rel);
         let resolved = resolve(&target).with_context(|| format!("cannot read {}", target.display()))?;
         if reals.contains(resolved.as_path()) {
-            return Ok(Err(format!(
+            return Err(refuse(format_args!(
                 "the anonymised copy of {} would be written over the input {}: choose an --out folder outside the inputs' folder",
                 f.shown.display(),
                 resolved.display()
@@ -126,7 +126,7 @@ fn targets(paths: &[PathBuf], files: &[Input], out: &Path) -> anyhow::Result<Res
         }
         targets.push(target);
     }
-    Ok(Ok(targets))
+    Ok(targets)
 }
 
 /// Writes an anonymised copy of `path` to `target` in one streaming pass, through a
@@ -308,7 +308,7 @@ pub fn run(args: ScanArgs) -> Result<(), Failure> {
     };
     let files = inputs(&args.paths, out_dir.as_deref()).map_err(|e| refuse(format_args!("{e:#}")))?;
     let copies = match &out_dir {
-        Some(out) => Some(targets(&args.paths, &files, out)?.map_err(refuse)?),
+        Some(out) => Some(targets(&args.paths, &files, out)?),
         None => None,
     };
     let tty = std::io::stderr().is_terminal();

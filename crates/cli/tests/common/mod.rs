@@ -24,6 +24,20 @@ pub fn charter() -> Command {
     c
 }
 
+/// Every file under `dir`, recursively.
+pub fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Runs `charter args...` in `cwd` and returns its output.
 pub fn run(cwd: &Path, args: &[&str]) -> Output {
     charter().current_dir(cwd).args(args).output().expect("run charter")
