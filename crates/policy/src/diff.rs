@@ -218,6 +218,10 @@ fn materiality(c: &Change) -> Option<String> {
             format!("field `{f}` of point `{k}` is no longer kept only as a salted hash")
         }
         (["collection_points", k, "purposes"], Added) => format!("point `{k}` collects for more purposes"),
+        (["collection_points", k, "kind"], Changed | Added | Removed) => {
+            format!("what point `{k}` keeps changed (a profile keeps current details, a record point keeps each collection)")
+        }
+        (["collection_points", k, "updates"], Added) => format!("point `{k}` may change more of a person's details"),
         (["cookies", name], Added) => {
             let necessary =
                 c.new.as_ref().and_then(|v| v.get("category")).and_then(Value::as_str) == Some("strictly_necessary");

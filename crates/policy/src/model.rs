@@ -354,6 +354,24 @@ pub enum ScanAction {
     Record,
 }
 
+/// What a collection point stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PointKind {
+    /// The person's current details (one value per field), such as an account.
+    Profile,
+    /// Each collection adds a record of its own, such as a support message or an order.
+    Record,
+}
+
+impl CollectionPoint {
+    /// Whether a collection here only checks (a sign-in verifies a password) and stores
+    /// none of its fields.
+    pub fn is_sign_in(&self) -> bool {
+        self.fields.values().any(|f| f.verify)
+    }
+}
+
 /// A place where personal data enters (P01–P08).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CollectionPoint {
@@ -361,6 +379,15 @@ pub struct CollectionPoint {
     pub description: String,
     /// The purposes it collects for.
     pub purposes: Vec<String>,
+    /// What a collection here stores: the person's current details (`profile`) or a
+    /// record of its own (`record`). Required where fields are stored; a sign-in point
+    /// (one that verifies a password) and a point without fields store nothing.
+    #[serde(default)]
+    pub kind: Option<PointKind>,
+    /// At a profile point, the fields a collection may change once they hold a value;
+    /// any other field is only filled when it has none.
+    #[serde(default)]
+    pub updates: Vec<String>,
     /// The fields it may collect; anything else is refused.
     #[serde(default)]
     pub fields: Map<Field>,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::load::{Path, Reporter};
-use crate::model::{Bases, Deletion, FieldType, LawfulBasis, Policy};
+use crate::model::{Bases, CollectionPoint, Deletion, FieldType, LawfulBasis, PointKind, Policy};
 use crate::units::{check_date, check_email, check_url, PolicyDuration, Retention};
 
 /// Countries in the EEA, plus those with an EU adequacy decision in force:
@@ -300,6 +300,7 @@ fn collection_points(p: &Policy, rep: &mut Reporter<'_>) {
                 );
             }
         }
+        point_kind(point, rep, &path, &owner);
         consent_purpose_list(p, rep, path.key("consents"), &point.consents, &owner);
         consent_purpose_list(p, rep, path.key("withdraws"), &point.withdraws, &owner);
         if let Some(r) = &point.stored_with {
@@ -311,6 +312,42 @@ fn collection_points(p: &Policy, rep: &mut Reporter<'_>) {
                 );
             }
         }
+    }
+}
+
+/// A point that stores fields says what it stores (`kind`), and only a profile point lists
+/// the fields it `updates`, each one it collects.
+fn point_kind(point: &CollectionPoint, rep: &mut Reporter<'_>, path: &Path, owner: &str) {
+    let stores = !point.fields.is_empty() && !point.is_sign_in();
+    match (point.kind, stores) {
+        (None, true) => rep.at(
+            path,
+            format!("{owner} stores fields but does not say what it collects"),
+            "add `kind = \"profile\"` (the person's current details) or `kind = \"record\"` (each collection adds a record)",
+        ),
+        (Some(_), false) => rep.at(
+            &path.key("kind"),
+            format!("{owner} stores no fields (it has none, or it is a sign-in that verifies a password), so it has no kind"),
+            "remove `kind`",
+        ),
+        _ => {}
+    }
+    if point.updates.is_empty() {
+        return;
+    }
+    if point.kind != Some(PointKind::Profile) {
+        rep.at(
+            &path.key("updates"),
+            format!("{owner} is not a profile point, so it has nothing to update"),
+            "remove `updates`, or make the point `kind = \"profile\"`",
+        );
+    }
+    for name in point.updates.iter().filter(|n| !point.fields.contains_key(*n)) {
+        rep.at(
+            &path.key("updates"),
+            format!("{owner} updates `{name}`, which it does not collect"),
+            "list only fields declared under the point's `fields`",
+        );
     }
 }
 

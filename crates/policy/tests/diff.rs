@@ -54,6 +54,8 @@ fn materiality_table() {
         ("more rights", "rights = [\"know\", \"delete\", \"opt_out_sale_sharing\"]", "rights = [\"know\", \"delete\", \"opt_out_sale_sharing\", \"correct\"]", Outcome::Immaterial),
         ("slower breach notice", "notify_subjects_within = \"48h\"", "notify_subjects_within = \"3d\"", Outcome::Material),
         ("faster breach notice", "notify_subjects_within = \"48h\"", "notify_subjects_within = \"24h\"", Outcome::Immaterial),
+        ("a profile point turned into a record point", "kind = \"profile\"", "kind = \"record\"", Outcome::Material),
+        ("a profile point that may update a field", "kind = \"profile\"", "kind = \"profile\"\nupdates = [\"email\"]", Outcome::Material),
         ("lower minimum age", "minimum_age = 16", "minimum_age = 13", Outcome::Material),
         ("higher minimum age", "minimum_age = 16", "minimum_age = 18", Outcome::Immaterial),
         ("turned into sale", "direct_marketing = true", "direct_marketing = true\nsale_or_sharing = true", Outcome::Material),

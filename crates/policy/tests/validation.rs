@@ -24,6 +24,41 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        what: "a point that stores fields without a kind",
+        from: "kind = \"profile\"\n",
+        to: "",
+        at: "signup]",
+        says: "stores fields but does not say what it collects",
+    },
+    Case {
+        what: "a kind that is neither profile nor record",
+        from: "kind = \"profile\"",
+        to: "kind = \"ledger\"",
+        at: "\"ledger\"",
+        says: "ledger",
+    },
+    Case {
+        what: "a kind on a sign-in point",
+        from: "max_bytes = 254",
+        to: "max_bytes = 254\n\n[collection_points.login]\ndescription = \"Signing in\"\npurposes = [\"registration\"]\nkind = \"record\" # here\n\n[collection_points.login.fields.secret]\ncategory = \"user.contact.email\"\ntype = \"password\"\nverify = true\nrequired = true",
+        at: "\"record\" # here",
+        says: "stores no fields",
+    },
+    Case {
+        what: "updates at a record point",
+        from: "kind = \"profile\"",
+        to: "kind = \"record\"\nupdates = [\"email\"] # here",
+        at: "[\"email\"] # here",
+        says: "is not a profile point",
+    },
+    Case {
+        what: "an update of a field the point does not collect",
+        from: "kind = \"profile\"",
+        to: "kind = \"profile\"\nupdates = [\"phone\"]",
+        at: "[\"phone\"]",
+        says: "updates `phone`, which it does not collect",
+    },
+    Case {
         what: "a phone region that is not a region code",
         from: "notify_authority_within = \"72h\"",
         to: "notify_authority_within = \"72h\"\n\n[identifiers]\nphone_region = \"usa\"",
@@ -334,6 +369,9 @@ fn all_errors_are_reported_in_one_run() {
                 | "duplicate table"
                 | "wrong value type"
                 | "unknown enum value"
+                | "a kind that is neither profile nor record"
+                // Declares a second `login` point, as another case does.
+                | "a kind on a sign-in point"
                 | "impossible date"
                 // Each sets [security] whole; together they would declare it twice.
                 | "no failed password check allowed"
