@@ -164,6 +164,76 @@ impl FieldCipher<'_> {
     }
 }
 
+/// What a field value of a record is bound to: its subject, record, field name and category.
+fn record_field_binding(subject: &str, record: &str, field: &str, category: &str) -> Vec<u8> {
+    binding(b"charter.record-field.v1", &[subject.as_bytes(), record.as_bytes(), field.as_bytes(), category.as_bytes()])
+}
+
+impl FieldCipher<'_> {
+    /// Seals one field value of record `record` of `subject`, bound to all four.
+    pub fn seal_in_record(
+        &self,
+        subject: &str,
+        record: &str,
+        field: &str,
+        category: &str,
+        plaintext: &[u8],
+    ) -> Vec<u8> {
+        seal::<_, AES_NONCE_LEN>(&self.cipher, &record_field_binding(subject, record, field, category), plaintext)
+    }
+
+    /// Opens a record's field value sealed with the same key and binding.
+    pub fn open_in_record(
+        &self,
+        subject: &str,
+        record: &str,
+        field: &str,
+        category: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        open::<_, AES_NONCE_LEN>(&self.cipher, &record_field_binding(subject, record, field, category), sealed)
+    }
+}
+
+/// What a data key of its own protects: its wrapping under the subject's key is bound to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder<'a> {
+    /// A record, by id.
+    Record(&'a str),
+    /// One profile value, by field name.
+    Value(&'a str),
+    /// An uploaded object, by id.
+    Object(&'a str),
+}
+
+impl Holder<'_> {
+    fn binding(self, subject: &str) -> Vec<u8> {
+        let (kind, id): (&[u8], &str) = match self {
+            Self::Record(id) => (b"record", id),
+            Self::Value(field) => (b"value", field),
+            Self::Object(id) => (b"object", id),
+        };
+        binding(b"charter.own-key.v1", &[subject.as_bytes(), kind, id.as_bytes()])
+    }
+}
+
+impl DataKey {
+    /// Wraps `key`, the own key of `holder` (a record, a value or an object of `subject`),
+    /// under this key, the subject's, with AES-256-GCM-SIV bound to both.
+    pub fn wrap_own(&self, subject: &str, holder: Holder<'_>, key: &DataKey) -> Vec<u8> {
+        let cipher = Aes256GcmSiv::new(self.0.expose_secret().into());
+        seal::<_, AES_NONCE_LEN>(&cipher, &holder.binding(subject), key.0.expose_secret())
+    }
+
+    /// Unwraps the own key of `holder` that [`DataKey::wrap_own`] wrapped under this key.
+    pub fn unwrap_own(&self, subject: &str, holder: Holder<'_>, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        let cipher = Aes256GcmSiv::new(self.0.expose_secret().into());
+        let raw = open::<_, AES_NONCE_LEN>(&cipher, &holder.binding(subject), wrapped)?;
+        let bytes: [u8; 32] = raw.try_into().map_err(|_| CryptoError::Open)?;
+        Ok(DataKey::from_bytes(bytes))
+    }
+}
+
 impl std::fmt::Debug for FieldCipher<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FieldCipher([redacted])")
@@ -316,6 +386,47 @@ mod tests {
         *tampered.last_mut().unwrap() ^= 1;
         assert_eq!(k.open_field("s1", "email", "user.contact.email", &tampered), Err(CryptoError::Open));
         assert_eq!(k.open_field("s1", "email", "user.contact.email", &sealed[..10]), Err(CryptoError::Truncated));
+    }
+
+    #[test]
+    fn record_fields_open_only_with_their_record() {
+        let k = DataKey::generate();
+        let c = k.fields();
+        let sealed = c.seal_in_record("s1", "r1", "message", "user.content.message", b"hi");
+        assert_eq!(c.open_in_record("s1", "r1", "message", "user.content.message", &sealed).unwrap(), b"hi");
+        for (s, r, f, cat) in [
+            ("s2", "r1", "message", "user.content.message"),
+            ("s1", "r2", "message", "user.content.message"),
+            ("s1", "r1", "name", "user.content.message"),
+            ("s1", "r1", "message", "user.name"),
+        ] {
+            assert_eq!(c.open_in_record(s, r, f, cat, &sealed), Err(CryptoError::Open), "{s} {r} {f} {cat}");
+        }
+        assert!(c.open("s1", "message", "user.content.message", &sealed).is_err(), "not a profile value");
+        assert_ne!(sealed, c.seal_in_record("s1", "r1", "message", "user.content.message", b"hi"), "fresh nonce");
+        assert_eq!(c.open_in_record("s1", "r1", "m", "c", &sealed[..20]), Err(CryptoError::Truncated));
+    }
+
+    #[test]
+    fn own_keys_unwrap_only_under_their_subject_key_and_holder() {
+        let (subject_key, own) = (DataKey::generate(), DataKey::generate());
+        let wrapped = subject_key.wrap_own("s1", Holder::Record("r1"), &own);
+        assert_eq!(wrapped.len(), WRAPPED_LEN);
+        let back = subject_key.unwrap_own("s1", Holder::Record("r1"), &wrapped).unwrap();
+        let sealed = own.seal_field("s1", "f", "c", b"v");
+        assert_eq!(back.open_field("s1", "f", "c", &sealed).unwrap(), b"v", "the same key comes back");
+        for (subject, holder) in [
+            ("s2", Holder::Record("r1")),
+            ("s1", Holder::Record("r2")),
+            ("s1", Holder::Value("r1")),
+            ("s1", Holder::Object("r1")),
+        ] {
+            assert_eq!(subject_key.unwrap_own(subject, holder, &wrapped).err(), Some(CryptoError::Open), "{holder:?}");
+        }
+        assert_eq!(DataKey::generate().unwrap_own("s1", Holder::Record("r1"), &wrapped).err(), Some(CryptoError::Open));
+        assert_ne!(wrapped, subject_key.wrap_own("s1", Holder::Record("r1"), &own), "fresh nonce");
+        let short = subject_key.wrap_own("s1", Holder::Value("f"), &own);
+        assert_eq!(subject_key.unwrap_own("s1", Holder::Value("f"), &short[..27]).err(), Some(CryptoError::Truncated));
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub mod personal;
 pub mod signing;
 pub mod stream;
 
-pub use crypto::{BlindIndexer, CryptoError, DataKey, FieldCipher, IdentifierKind, KeyWrapper, WrappedKey};
+pub use crypto::{BlindIndexer, CryptoError, DataKey, FieldCipher, Holder, IdentifierKind, KeyWrapper, WrappedKey};
 pub use identifier::{BadIdentifier, NormalForm, Normaliser};
 pub use keyfile::{KeyFile, KeyFileError};
 pub use password::{check_password, hash_password, MalformedHash};

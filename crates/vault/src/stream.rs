@@ -6,7 +6,9 @@
 //! random 19-byte prefix (stored in the header), `i` as 4 big-endian bytes, and
 //! one byte that is 1 only for the last chunk, so chunks cannot be reordered,
 //! dropped, or the stream cut short without detection. The object's identity
-//! is bound as associated data.
+//! is bound as associated data: its id, and its subject's id when it is sealed under the
+//! subject's key. An object sealed under a key of its own binds its id alone (pass an
+//! empty subject): the key's wrapping under the subject's key binds it to its subject.
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
