@@ -108,15 +108,10 @@ fn basis_holds(bases: &[LawfulBasis], purpose: &str, state: &SubjectState) -> Re
     Err(reason)
 }
 
-/// Decides whether `purpose`, asked by a caller holding `granted`, may read `field`.
-pub fn decide(
-    policy: &Policy,
-    purpose: &str,
-    granted: &[String],
-    state: &SubjectState,
-    field: &FieldRef<'_>,
-    now_us: i64,
-) -> Result<(), Denial> {
+/// Decides whether `purpose`, asked by a caller holding `granted`, may run for this subject
+/// at all, whatever it reads: it is in the policy and held, the subject is not erased, not
+/// restricted against it, has not objected to it, and one of its lawful bases holds.
+pub fn decide_purpose(policy: &Policy, purpose: &str, granted: &[String], state: &SubjectState) -> Result<(), Denial> {
     let p = policy.purposes.get(purpose).ok_or(Denial::UnknownPurpose)?;
     if !granted.iter().any(|g| g == purpose) {
         return Err(Denial::PurposeNotGrantedToKey);
@@ -127,14 +122,29 @@ pub fn decide(
     if state.restricted && !p.allowed_while_restricted {
         return Err(Denial::Restricted);
     }
-    if !p.categories.iter().any(|c| c == field.category) {
-        return Err(Denial::CategoryNotInPurpose);
-    }
     // An objection to direct marketing is absolute (GDPR Art. 21(3)), whatever the basis.
     if p.direct_marketing && state.objections.contains(purpose) {
         return Err(Denial::Objected);
     }
-    basis_holds(p.basis.as_slice(), purpose, state)?;
+    basis_holds(p.basis.as_slice(), purpose, state)
+}
+
+/// Decides whether `purpose`, asked by a caller holding `granted`, may read `field`: the
+/// purpose may run for this subject ([`decide_purpose`]), the field's category is one it
+/// uses, and the field's retention has not run out.
+pub fn decide(
+    policy: &Policy,
+    purpose: &str,
+    granted: &[String],
+    state: &SubjectState,
+    field: &FieldRef<'_>,
+    now_us: i64,
+) -> Result<(), Denial> {
+    decide_purpose(policy, purpose, granted, state)?;
+    let p = &policy.purposes[purpose];
+    if !p.categories.iter().any(|c| c == field.category) {
+        return Err(Denial::CategoryNotInPurpose);
+    }
     let retention = policy.categories.get(field.category).and_then(|c| c.retention.as_deref()).map(Retention::parse);
     match retention {
         Some(Ok(r)) if retention_expired(r, field.collected_at_us, state.account_closed_at_us, now_us) => {
@@ -201,6 +211,26 @@ mod tests {
         let closed_recently =
             SubjectState { account_closed_at_us: Some(NOW - 29 * 24 * HOUR_US), ..Default::default() };
         assert_eq!(decide(&p, "registration", &all, &closed_recently, &f, NOW), Ok(()));
+    }
+
+    #[test]
+    fn a_purpose_that_may_not_run_is_refused_whatever_it_reads() {
+        let p = policy();
+        let all = all_purposes(&p);
+        let open = SubjectState::default();
+        assert_eq!(decide_purpose(&p, "analytics", &all, &open), Ok(()));
+        assert_eq!(decide_purpose(&p, "nope", &all, &open), Err(Denial::UnknownPurpose));
+        assert_eq!(decide_purpose(&p, "analytics", &[], &open), Err(Denial::PurposeNotGrantedToKey));
+        let objected = SubjectState { objections: ["analytics".to_owned()].into(), ..Default::default() };
+        assert_eq!(decide_purpose(&p, "analytics", &all, &objected), Err(Denial::Objected));
+        // The subject's standing comes before the field: a field of another category is
+        // refused for the objection, not for its category.
+        let mail = email(NOW);
+        assert_eq!(decide(&p, "analytics", &all, &objected, &mail, NOW), Err(Denial::Objected));
+        assert_eq!(decide(&p, "analytics", &all, &open, &mail, NOW), Err(Denial::CategoryNotInPurpose));
+        assert_eq!(decide_purpose(&p, "newsletter", &all, &open), Err(Denial::ConsentMissing));
+        let erased = SubjectState { erased: true, ..Default::default() };
+        assert_eq!(decide_purpose(&p, "registration", &all, &erased), Err(Denial::Erased));
     }
 
     #[test]
