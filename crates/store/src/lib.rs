@@ -12,9 +12,13 @@
 //!   appending to the same database) and its verifier.
 //! - [`native`]: direct SQLite connections for the hot paths (the audit writer, purpose-bound reads).
 //! - [`bench`]: the plain-insert baseline `charter bench` compares the chain with.
-//! - [`vault`]: subjects, blind indexes, sealed fields, consents, objections, shredding.
+//! - [`vault`]: subjects, blind indexes, sealed profile values, consents, objections, writing a
+//!   collection, shredding.
+//! - [`records`]: reading a subject's records a page at a time, or one by id; closing an account.
 //! - [`api_keys`]: API keys, stored as hashes.
 //! - [`sign_ins`]: failed password checks and checks under way, per name, shared by servers.
+//! - [`upgrade`]: reading and rewriting what an earlier version wrote (legacy sealing, values at
+//!   what are now record points).
 //! - [`testing`]: throwaway databases for tests on both backends.
 
 pub mod api_keys;
@@ -23,8 +27,10 @@ pub mod bench;
 pub mod data_dir;
 pub mod db;
 pub mod native;
+pub mod records;
 pub mod sign_ins;
 pub mod testing;
+pub mod upgrade;
 pub mod vault;
 
 pub use audit::{now_us, AuditError, AuditLog, VerifyError, VerifyReport};

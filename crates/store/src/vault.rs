@@ -38,6 +38,9 @@ pub struct StoredField {
     pub sealed: Vec<u8>,
     /// When it was collected, µs since the epoch.
     pub collected_at_us: i64,
+    /// Its own key, wrapped under the subject's; `None` for a value an earlier version
+    /// sealed with the subject's key itself, until charter reseals it at start.
+    pub wrapped_key: Option<Vec<u8>>,
 }
 
 /// What a read needs about one subject and one purpose.
@@ -90,28 +93,77 @@ pub struct CollectionWrite {
     pub identifier: Option<(&'static str, [u8; 32])>,
     /// The collection point.
     pub point: String,
-    /// Sealed fields.
-    pub fields: Vec<FieldWrite>,
+    /// Profile values: what a profile point collects, and a password set anywhere.
+    pub profile: Vec<FieldWrite>,
+    /// The record a record point adds.
+    pub record: Option<RecordWrite>,
     /// Consent answers: (purpose, given).
     pub consents: Vec<(String, bool)>,
+    /// Objects collected with it (their bytes already in object storage).
+    pub objects: Vec<ObjectRecord>,
     /// When.
     pub at_us: i64,
 }
 
-/// One sealed field of a collection.
+/// One sealed profile value of a collection, under a data key of its own.
 #[derive(Debug)]
 pub struct FieldWrite {
     /// Field name.
     pub field: String,
     /// Its category.
     pub category: String,
-    /// Nonce and ciphertext.
+    /// Nonce and ciphertext, sealed with the value's own key.
     pub sealed: Vec<u8>,
-    /// When true the field must not have a value yet (a password being set): a value
-    /// already there, even one written a moment ago by a concurrent collection, refuses
-    /// the whole write with [`CollectError::AlreadySet`]. Otherwise the value replaces
-    /// any earlier one.
-    pub if_unset: bool,
+    /// The value's own key, wrapped under the subject's key.
+    pub wrapped_key: Vec<u8>,
+    /// What happens when the subject already has a value for the field.
+    pub mode: ValueMode,
+    /// For an identifier (email, phone), its (kind, blind index): it names the subject
+    /// for as long as the value is theirs.
+    pub index: Option<(&'static str, [u8; 32])>,
+}
+
+/// What a profile value does to one the subject already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueMode {
+    /// It fills the field only when empty; an existing value stays (and is reported kept).
+    Fill,
+    /// It replaces an existing value, whose ciphertext and key are gone with it.
+    Replace,
+    /// It must be the first (a password being set): a value already there, even one written
+    /// a moment ago by a concurrent collection, refuses the whole write with
+    /// [`CollectError::AlreadySet`].
+    IfUnset,
+}
+
+/// The record a collection adds.
+#[derive(Debug)]
+pub struct RecordWrite {
+    /// Its opaque id.
+    pub id: String,
+    /// Its own key, wrapped under the subject's key.
+    pub wrapped_key: Vec<u8>,
+    /// Its fields, sealed with its key.
+    pub fields: Vec<RecordField>,
+}
+
+/// One sealed field of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordField {
+    /// Field name.
+    pub field: String,
+    /// Its category.
+    pub category: String,
+    /// Nonce and ciphertext, sealed with the record's key.
+    pub sealed: Vec<u8>,
+}
+
+/// What a collection wrote: the names of profile fields it left as they were, since
+/// they had a value and the point may only fill them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Fields kept.
+    pub kept: Vec<String>,
 }
 
 /// Why a collection could not be written.
@@ -131,6 +183,9 @@ pub enum CollectError {
     /// The subject was erased (crypto-shredded) after the collection found it.
     #[error("the subject was erased")]
     Erased,
+    /// An identifier field names another subject.
+    #[error("the identifier names another subject")]
+    IdentifierTaken(&'static str),
     /// The database failed.
     #[error("database error while collecting")]
     Db(#[from] StoreError),
@@ -156,7 +211,7 @@ impl SubjectRecord {
 
 /// A row's columns by position, whichever driver read it: each read's decoding is
 /// written once, for direct SQLite connections and the pool alike.
-trait Columns {
+pub(crate) trait Columns {
     fn text(&self, i: usize) -> Result<Option<String>, StoreError>;
     fn int(&self, i: usize) -> Result<Option<i64>, StoreError>;
     fn blob(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError>;
@@ -191,7 +246,7 @@ impl Columns for sqlx::any::AnyRow {
 }
 
 /// A column that may not be NULL.
-fn required<T>(value: Option<T>, column: &'static str) -> Result<T, StoreError> {
+pub(crate) fn required<T>(value: Option<T>, column: &'static str) -> Result<T, StoreError> {
     value.ok_or(StoreError::Null(column))
 }
 
@@ -220,6 +275,7 @@ fn view_row(r: &impl Columns, head: &mut Option<ViewHead>, fields: &mut Vec<Stor
         point: required(r.text(10)?, "field_values.point")?,
         sealed: required(r.blob(11)?, "field_values.sealed")?,
         collected_at_us: required(r.int(12)?, "field_values.collected_at_us")?,
+        wrapped_key: r.blob(13)?,
     });
     Ok(())
 }
@@ -236,11 +292,11 @@ static READ_VIEW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
         "SELECT {SUBJECT_COLUMNS}, \
          (SELECT c.given FROM consents c WHERE c.subject_id = s.id AND c.purpose = $2 ORDER BY c.at_us DESC LIMIT 1), \
          (SELECT COUNT(*) FROM objections o WHERE o.subject_id = s.id AND o.purpose = $2), \
-         NULL, NULL, NULL, NULL, NULL \
+         NULL, NULL, NULL, NULL, NULL, NULL \
          FROM subjects s WHERE s.id = $1 \
          UNION ALL \
          SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-         f.field, f.category, f.point, f.sealed, f.collected_at_us \
+         f.field, f.category, f.point, f.sealed, f.collected_at_us, f.wrapped_key \
          FROM field_values f WHERE f.subject_id = $1"
     )
 });
@@ -280,19 +336,34 @@ const INSERT_IDENTIFIER: &str =
 /// it is not shredded: a shred waits for the collection, or the collection sees the shred.
 const GUARD_SUBJECT: &str = "UPDATE subjects SET id = id WHERE id = $1 AND shredded_at_us IS NULL";
 const INSERT_FIELD_IF_UNSET: &str =
-    "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id, field) DO NOTHING";
-const UPSERT_FIELD: &str = "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id, field) DO UPDATE SET \
+    "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us, wrapped_key) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subject_id, field) DO NOTHING";
+const UPSERT_FIELD: &str =
+    "INSERT INTO field_values (subject_id, field, category, point, sealed, collected_at_us, wrapped_key) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subject_id, field) DO UPDATE SET \
      category = excluded.category, point = excluded.point, sealed = excluded.sealed, \
-     collected_at_us = excluded.collected_at_us";
+     collected_at_us = excluded.collected_at_us, wrapped_key = excluded.wrapped_key";
+/// An identifier field's index: claimed for the subject, or kept when it already is
+/// theirs; no row is written when it names another subject.
+const CLAIM_IDENTIFIER: &str = "INSERT INTO subject_identifiers (kind, blind, subject_id) VALUES ($1, $2, $3) \
+     ON CONFLICT (kind, blind) DO UPDATE SET subject_id = excluded.subject_id \
+     WHERE subject_identifiers.subject_id = excluded.subject_id";
+/// A replaced identifier no longer names the subject.
+const DROP_OTHER_IDENTIFIERS: &str =
+    "DELETE FROM subject_identifiers WHERE subject_id = $1 AND kind = $2 AND blind <> $3";
+pub(crate) const INSERT_RECORD: &str =
+    "INSERT INTO records (id, subject_id, point, collected_at_us, wrapped_key) VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const INSERT_RECORD_FIELD: &str =
+    "INSERT INTO record_fields (record_id, field, category, sealed) VALUES ($1, $2, $3, $4)";
 const INSERT_CONSENT: &str =
     "INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES ($1, $2, $3, $4, $5)";
+const INSERT_OBJECT: &str = "INSERT INTO objects \
+     (id, subject_id, point, field, category, content_type, size, location, collected_at_us, record_id, wrapped_key) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
-/// How a write of a collection ended, short of a database error.
+/// Why a write of a collection stopped, short of a database error.
 #[derive(Debug, Clone, Copy)]
-enum Written {
-    Done,
+pub(crate) enum Stop {
     /// A concurrent collection claimed the identifier first.
     IdentifierRace,
     /// The new subject's key is wrapped under this retired key-encryption key version.
@@ -301,26 +372,34 @@ enum Written {
     AlreadySet,
     /// The subject was shredded.
     Erased,
+    /// An identifier field of this kind names another subject.
+    IdentifierTaken(&'static str),
+    /// What the write was planned from changed meanwhile (a rewrite at start that
+    /// another process made first).
+    Changed,
 }
 
-impl Written {
-    fn into_result(self) -> Result<(), CollectError> {
-        match self {
-            Self::Done => Ok(()),
-            Self::IdentifierRace => Err(CollectError::IdentifierRace),
-            Self::KekRetired(v) => Err(CollectError::KekRetired(v)),
-            Self::AlreadySet => Err(CollectError::AlreadySet),
-            Self::Erased => Err(CollectError::Erased),
+impl From<Stop> for CollectError {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::IdentifierRace => Self::IdentifierRace,
+            Stop::KekRetired(v) => Self::KekRetired(v),
+            Stop::AlreadySet => Self::AlreadySet,
+            Stop::Erased => Self::Erased,
+            Stop::IdentifierTaken(kind) => Self::IdentifierTaken(kind),
+            // A collection's steps never stop for this; were one to, it is a race to retry.
+            Stop::Changed => Self::IdentifierRace,
         }
     }
 }
 
 /// A value bound to one of a write's statements, for either driver.
 #[derive(Debug, Clone, Copy)]
-enum Param<'a> {
+pub(crate) enum Param<'a> {
     Text(&'a str),
     Int(i64),
     Blob(&'a [u8]),
+    Null,
 }
 
 impl rusqlite::ToSql for Param<'_> {
@@ -330,89 +409,201 @@ impl rusqlite::ToSql for Param<'_> {
             Self::Text(t) => ValueRef::Text(t.as_bytes()),
             Self::Int(i) => ValueRef::Integer(i),
             Self::Blob(b) => ValueRef::Blob(b),
+            Self::Null => ValueRef::Null,
         }))
     }
 }
 
-/// One statement of a write; when it writes no row and `otherwise` is set, the write
-/// stops there, rolled back, with that outcome.
-struct Step<'a> {
+/// What a step that writes no row means.
+#[derive(Debug, Clone, Copy)]
+enum OnNone<'a> {
+    /// Nothing: carry on.
+    Go,
+    /// The write stops there, rolled back, with this outcome.
+    Stop(Stop),
+    /// Field `field` kept its value: carry on, skipping the next `skip` steps (its index).
+    Kept { field: &'a str, skip: usize },
+}
+
+/// One statement of a write, and what it means when it writes no row.
+pub(crate) struct Step<'a> {
     sql: &'static str,
     params: Vec<Param<'a>>,
-    otherwise: Option<Written>,
+    on_none: OnNone<'a>,
+}
+
+impl<'a> Step<'a> {
+    pub(crate) fn go(sql: &'static str, params: Vec<Param<'a>>) -> Self {
+        Self { sql, params, on_none: OnNone::Go }
+    }
+
+    pub(crate) fn or_stop(sql: &'static str, params: Vec<Param<'a>>, stop: Stop) -> Self {
+        Self { sql, params, on_none: OnNone::Stop(stop) }
+    }
 }
 
 /// The statements of a collection, in order, written once for both drivers: the subject
 /// (inserted when new, unless its key-encryption key is retired; held when it exists,
-/// unless it was erased), its identifier, its fields and its consents.
+/// unless it was erased), its identifier, its record, its profile values, its consents
+/// and its objects.
 fn collection_steps(w: &CollectionWrite) -> Vec<Step<'_>> {
     use Param::{Blob, Int, Text};
-    let mut steps = Vec::with_capacity(2 + w.fields.len() + w.consents.len());
+    let mut steps = Vec::with_capacity(8 + w.profile.len() * 3);
     steps.push(match &w.new_subject {
-        Some(k) => Step {
-            sql: INSERT_SUBJECT,
-            params: vec![Text(&w.subject_id), Int(w.at_us), Int(i64::from(k.kek_version)), Blob(&k.sealed)],
-            otherwise: Some(Written::KekRetired(k.kek_version)),
-        },
-        None => Step { sql: GUARD_SUBJECT, params: vec![Text(&w.subject_id)], otherwise: Some(Written::Erased) },
+        Some(k) => Step::or_stop(
+            INSERT_SUBJECT,
+            vec![Text(&w.subject_id), Int(w.at_us), Int(i64::from(k.kek_version)), Blob(&k.sealed)],
+            Stop::KekRetired(k.kek_version),
+        ),
+        None => Step::or_stop(GUARD_SUBJECT, vec![Text(&w.subject_id)], Stop::Erased),
     });
     if let Some((kind, blind)) = &w.identifier {
         // For a new subject, someone else created this person a moment ago: the caller
         // retries and finds them.
-        let otherwise = w.new_subject.is_some().then_some(Written::IdentifierRace);
-        steps.push(Step {
-            sql: INSERT_IDENTIFIER,
-            params: vec![Text(kind), Blob(blind), Text(&w.subject_id)],
-            otherwise,
+        let params = vec![Text(kind), Blob(blind), Text(&w.subject_id)];
+        steps.push(match w.new_subject {
+            Some(_) => Step::or_stop(INSERT_IDENTIFIER, params, Stop::IdentifierRace),
+            None => Step::go(INSERT_IDENTIFIER, params),
         });
     }
-    for f in &w.fields {
-        let (sql, otherwise) =
-            if f.if_unset { (INSERT_FIELD_IF_UNSET, Some(Written::AlreadySet)) } else { (UPSERT_FIELD, None) };
-        let params =
-            vec![Text(&w.subject_id), Text(&f.field), Text(&f.category), Text(&w.point), Blob(&f.sealed), Int(w.at_us)];
-        steps.push(Step { sql, params, otherwise });
+    if let Some(r) = &w.record {
+        let params = vec![Text(&r.id), Text(&w.subject_id), Text(&w.point), Int(w.at_us), Blob(&r.wrapped_key)];
+        steps.push(Step::go(INSERT_RECORD, params));
+        for f in &r.fields {
+            let params = vec![Text(&r.id), Text(&f.field), Text(&f.category), Blob(&f.sealed)];
+            steps.push(Step::go(INSERT_RECORD_FIELD, params));
+        }
+    }
+    for f in &w.profile {
+        profile_steps(w, f, &mut steps);
     }
     for (purpose, given) in &w.consents {
         let params = vec![Text(&w.subject_id), Text(purpose), Int(i64::from(*given)), Text(&w.point), Int(w.at_us)];
-        steps.push(Step { sql: INSERT_CONSENT, params, otherwise: None });
+        steps.push(Step::go(INSERT_CONSENT, params));
+    }
+    for o in &w.objects {
+        steps.push(Step::go(INSERT_OBJECT, object_params(o)));
     }
     steps
 }
 
+/// The statements of one profile value: a replaced identifier's other indexes dropped, the
+/// value written, and its index claimed (only when the value was written).
+fn profile_steps<'a>(w: &'a CollectionWrite, f: &'a FieldWrite, steps: &mut Vec<Step<'a>>) {
+    use Param::{Blob, Int, Text};
+    if let (ValueMode::Replace, Some((kind, blind))) = (f.mode, &f.index) {
+        steps.push(Step::go(DROP_OTHER_IDENTIFIERS, vec![Text(&w.subject_id), Text(kind), Blob(blind)]));
+    }
+    let params = vec![
+        Text(&w.subject_id),
+        Text(&f.field),
+        Text(&f.category),
+        Text(&w.point),
+        Blob(&f.sealed),
+        Int(w.at_us),
+        Blob(&f.wrapped_key),
+    ];
+    let skip = usize::from(f.index.is_some());
+    steps.push(match f.mode {
+        // A password set meanwhile by a concurrent collection refuses this write.
+        ValueMode::IfUnset => Step::or_stop(INSERT_FIELD_IF_UNSET, params, Stop::AlreadySet),
+        ValueMode::Fill => Step { sql: INSERT_FIELD_IF_UNSET, params, on_none: OnNone::Kept { field: &f.field, skip } },
+        ValueMode::Replace => Step::go(UPSERT_FIELD, params),
+    });
+    if let Some((kind, blind)) = &f.index {
+        let params = vec![Text(kind), Blob(blind), Text(&w.subject_id)];
+        steps.push(Step::or_stop(CLAIM_IDENTIFIER, params, Stop::IdentifierTaken(kind)));
+    }
+}
+
+/// An object's row, as [`INSERT_OBJECT`] binds it.
+fn object_params(o: &ObjectRecord) -> Vec<Param<'_>> {
+    use Param::{Blob, Int, Null, Text};
+    vec![
+        Text(&o.id),
+        Text(&o.subject_id),
+        Text(&o.point),
+        Text(&o.field),
+        Text(&o.category),
+        Text(&o.content_type),
+        Int(o.size),
+        Text(&o.location),
+        Int(o.collected_at_us),
+        o.record_id.as_deref().map_or(Null, Text),
+        o.wrapped_key.as_deref().map_or(Null, Blob),
+    ]
+}
+
 /// Runs `steps` in one `BEGIN IMMEDIATE` transaction on a direct SQLite connection.
-fn run_native(conn: &mut rusqlite::Connection, steps: &[Step<'_>]) -> Result<Written, StoreError> {
+fn run_native(conn: &mut rusqlite::Connection, steps: &[Step<'_>]) -> Result<Result<Written, Stop>, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    for s in steps {
+    let mut outcome = Outcome::default();
+    while let Some(s) = outcome.next(steps) {
         let written = tx.prepare_cached(s.sql)?.execute(rusqlite::params_from_iter(&s.params))?;
-        if let (0, Some(outcome)) = (written, s.otherwise) {
-            return Ok(outcome); // dropping `tx` rolls back
+        if let Some(stop) = outcome.wrote(s, written as u64) {
+            return Ok(Err(stop)); // dropping `tx` rolls back
         }
     }
     tx.commit()?;
-    Ok(Written::Done)
+    Ok(Ok(outcome.written))
 }
 
 /// Runs `steps` in one transaction through the pool.
-async fn run_pool(pool: &sqlx::AnyPool, steps: &[Step<'_>]) -> Result<Written, StoreError> {
+pub(crate) async fn run_pool(pool: &sqlx::AnyPool, steps: &[Step<'_>]) -> Result<Result<Written, Stop>, StoreError> {
     let mut tx = pool.begin().await?;
-    for s in steps {
-        let mut q = sqlx::query(s.sql);
-        for p in &s.params {
-            q = match *p {
-                Param::Text(t) => q.bind(t.to_owned()),
-                Param::Int(i) => q.bind(i),
-                Param::Blob(b) => q.bind(b.to_vec()),
-            };
-        }
-        let written = q.execute(&mut *tx).await?.rows_affected();
-        if let (0, Some(outcome)) = (written, s.otherwise) {
+    let mut outcome = Outcome::default();
+    while let Some(s) = outcome.next(steps) {
+        let written = bound(s.sql, &s.params).execute(&mut *tx).await?.rows_affected();
+        if let Some(stop) = outcome.wrote(s, written) {
             tx.rollback().await?;
-            return Ok(outcome);
+            return Ok(Err(stop));
         }
     }
     tx.commit().await?;
-    Ok(Written::Done)
+    Ok(Ok(outcome.written))
+}
+
+/// Statement `sql` with `params` bound, for the pool.
+fn bound<'q>(sql: &'q str, params: &[Param<'_>]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut q = sqlx::query(sql);
+    for p in params {
+        q = match *p {
+            Param::Text(t) => q.bind(t.to_owned()),
+            Param::Int(i) => q.bind(i),
+            Param::Blob(b) => q.bind(b.to_vec()),
+            Param::Null => q.bind(Option::<String>::None),
+        };
+    }
+    q
+}
+
+/// Where a run of steps is, and what it wrote so far: one walk for both drivers.
+#[derive(Default)]
+struct Outcome {
+    at: usize,
+    written: Written,
+}
+
+impl Outcome {
+    /// The next step to run.
+    fn next<'s, 'a>(&mut self, steps: &'s [Step<'a>]) -> Option<&'s Step<'a>> {
+        let s = steps.get(self.at)?;
+        self.at += 1;
+        Some(s)
+    }
+
+    /// Takes in that step `s` wrote `rows` rows; `Some` stops the write.
+    fn wrote(&mut self, s: &Step<'_>, rows: u64) -> Option<Stop> {
+        match (rows, s.on_none) {
+            (0, OnNone::Stop(stop)) => Some(stop),
+            (0, OnNone::Kept { field, skip }) => {
+                self.written.kept.push(field.to_owned());
+                self.at += skip;
+                None
+            }
+            _ => None,
+        }
+    }
 }
 
 const SUBJECT_COLUMNS: &str =
@@ -445,15 +636,28 @@ impl Store {
         Ok(ReadView::assemble(head, fields))
     }
 
-    /// One stored field of a subject: its category and sealed value.
+    /// One profile value of a subject.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn field_value(&self, subject_id: &str, field: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        let row = sqlx::query("SELECT category, sealed FROM field_values WHERE subject_id = $1 AND field = $2")
-            .bind(subject_id)
-            .bind(field)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    pub async fn field_value(&self, subject_id: &str, field: &str) -> Result<Option<StoredField>, StoreError> {
+        let row = sqlx::query(
+            "SELECT field, category, point, sealed, collected_at_us, wrapped_key FROM field_values \
+             WHERE subject_id = $1 AND field = $2",
+        )
+        .bind(subject_id)
+        .bind(field)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(StoredField {
+                field: r.try_get(0)?,
+                category: r.try_get(1)?,
+                point: r.try_get(2)?,
+                sealed: r.try_get(3)?,
+                collected_at_us: r.try_get(4)?,
+                wrapped_key: r.try_get(5)?,
+            })
+        })
+        .transpose()
     }
 
     /// The subject whose identifier of `kind` has blind index `blind`.
@@ -506,8 +710,8 @@ impl Store {
 
     /// Writes a whole collection atomically: the subject (when new), its
     /// identifier, the sealed fields (replacing earlier values) and the consents.
-    #[tracing::instrument(level = "debug", skip_all, fields(point = w.point.as_str(), fields = w.fields.len()))]
-    pub async fn write_collection(&self, w: &CollectionWrite) -> Result<(), CollectError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(point = w.point.as_str(), record = w.record.is_some()))]
+    pub async fn write_collection(&self, w: &CollectionWrite) -> Result<Written, CollectError> {
         let steps = collection_steps(w);
         let written = match self.sqlite_direct() {
             // A write may wait for another connection's lock: let the runtime move its other
@@ -515,11 +719,15 @@ impl Store {
             Some(direct) => blocking(|| direct.write(|conn| run_native(conn, &steps)))?,
             None => run_pool(self.pool(), &steps).await?,
         };
-        written.into_result()
+        Ok(written?)
     }
 
-    /// Crypto-shreds a subject: destroys its wrapped data key, its blind indexes
-    /// and its ciphertext. Returns whether the subject existed and was not already shredded.
+    /// Crypto-shreds a subject: destroys its wrapped data key, its blind indexes and its
+    /// profile values, in one short transaction whatever the number of its records.
+    /// Everything else of the subject (records, their keys, objects) was sealed under
+    /// keys the subject's key wraps, so nothing of it opens from here on;
+    /// [`Store::purge_erased`] deletes it afterwards. Returns whether the subject existed
+    /// and was not already shredded.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn shred(&self, subject_id: &str, at_us: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
@@ -534,13 +742,64 @@ impl Store {
             == 1;
         sqlx::query("DELETE FROM subject_identifiers WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM field_values WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
-        // Object bytes stay sealed under the destroyed key; their records go, so nothing points at them.
-        sqlx::query("DELETE FROM objects WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
         tx.commit().await?;
         if done {
             self.purge_wal().await;
         }
         Ok(done)
+    }
+
+    /// Deletes what is left of an erased subject (its records, their fields and its
+    /// objects' rows), `batch` records per transaction so that writers are never held
+    /// long. Object bytes stay in object storage, sealed under destroyed keys. Returns how
+    /// many records went; a subject not erased is left alone.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn purge_erased(&self, subject_id: &str, batch: u32) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        loop {
+            let mut tx = self.pool().begin().await?;
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT r.id FROM records r JOIN subjects s ON s.id = r.subject_id \
+                 WHERE r.subject_id = $1 AND s.shredded_at_us IS NOT NULL LIMIT $2",
+            )
+            .bind(subject_id)
+            .bind(i64::from(batch))
+            .fetch_all(&mut *tx)
+            .await?;
+            for id in &ids {
+                sqlx::query("DELETE FROM objects WHERE record_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM record_fields WHERE record_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM records WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            }
+            sqlx::query(
+                "DELETE FROM objects WHERE subject_id = $1 \
+                 AND EXISTS (SELECT 1 FROM subjects s WHERE s.id = $1 AND s.shredded_at_us IS NOT NULL)",
+            )
+            .bind(subject_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            purged += ids.len() as u64;
+            if ids.len() < batch as usize {
+                break;
+            }
+        }
+        if purged > 0 {
+            self.purge_wal().await;
+        }
+        Ok(purged)
+    }
+
+    /// Erased subjects that still have records or objects: what [`Store::purge_erased`]
+    /// did not finish (a process stopped meanwhile).
+    pub async fn erased_with_leftovers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT s.id FROM subjects s WHERE s.shredded_at_us IS NOT NULL AND \
+             (EXISTS (SELECT 1 FROM records r WHERE r.subject_id = s.id) \
+              OR EXISTS (SELECT 1 FROM objects o WHERE o.subject_id = s.id))",
+        )
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// On SQLite, copies the WAL back into the database file and truncates it, so the page
@@ -672,54 +931,51 @@ pub struct ObjectRecord {
     pub location: String,
     /// When, µs since the epoch.
     pub collected_at_us: i64,
+    /// The record it was collected with; `None` at a profile point.
+    pub record_id: Option<String>,
+    /// Its own key, wrapped under the subject's; `None` for an object an earlier version
+    /// sealed with the subject's key itself.
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+/// The columns of an object, in [`ObjectRecord`]'s order.
+pub(crate) const OBJECT_COLUMNS: &str =
+    "o.id, o.subject_id, o.point, o.field, o.category, o.content_type, o.size, o.location, o.collected_at_us, \
+     o.record_id, o.wrapped_key";
+
+/// An object from the columns of [`OBJECT_COLUMNS`], from position `at` on.
+pub(crate) fn object_from(r: &impl Columns, at: usize) -> Result<ObjectRecord, StoreError> {
+    Ok(ObjectRecord {
+        id: required(r.text(at)?, "objects.id")?,
+        subject_id: required(r.text(at + 1)?, "objects.subject_id")?,
+        point: required(r.text(at + 2)?, "objects.point")?,
+        field: required(r.text(at + 3)?, "objects.field")?,
+        category: required(r.text(at + 4)?, "objects.category")?,
+        content_type: required(r.text(at + 5)?, "objects.content_type")?,
+        size: required(r.int(at + 6)?, "objects.size")?,
+        location: required(r.text(at + 7)?, "objects.location")?,
+        collected_at_us: required(r.int(at + 8)?, "objects.collected_at_us")?,
+        record_id: r.text(at + 9)?,
+        wrapped_key: r.blob(at + 10)?,
+    })
 }
 
 impl Store {
     /// Records an uploaded object.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn insert_object(&self, o: &ObjectRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO objects (id, subject_id, point, field, category, content_type, size, location, collected_at_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&o.id)
-        .bind(&o.subject_id)
-        .bind(&o.point)
-        .bind(&o.field)
-        .bind(&o.category)
-        .bind(&o.content_type)
-        .bind(o.size)
-        .bind(&o.location)
-        .bind(o.collected_at_us)
-        .execute(self.pool())
-        .await?;
+        bound(INSERT_OBJECT, &object_params(o)).execute(self.pool()).await?;
         Ok(())
     }
 
     /// An object of a subject.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn object(&self, subject_id: &str, id: &str) -> Result<Option<ObjectRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, subject_id, point, field, category, content_type, size, location, collected_at_us FROM objects \
-             WHERE subject_id = $1 AND id = $2",
-        )
-        .bind(subject_id)
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|r| {
-            Ok(ObjectRecord {
-                id: r.try_get(0)?,
-                subject_id: r.try_get(1)?,
-                point: r.try_get(2)?,
-                field: r.try_get(3)?,
-                category: r.try_get(4)?,
-                content_type: r.try_get(5)?,
-                size: r.try_get(6)?,
-                location: r.try_get(7)?,
-                collected_at_us: r.try_get(8)?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(&format!("SELECT {OBJECT_COLUMNS} FROM objects o WHERE o.subject_id = $1 AND o.id = $2"))
+            .bind(subject_id)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(|r| object_from(r, 0)).transpose()
     }
 }
