@@ -52,6 +52,14 @@ pub enum ApiError {
         /// What was wrong.
         message: String,
     },
+    /// The request conflicts with what is stored (409).
+    #[error("conflict: {message}")]
+    Conflict {
+        /// The refusal's code.
+        code: &'static str,
+        /// What conflicts, without anything the caller sent.
+        message: String,
+    },
     /// The upload's content type is not accepted (415).
     #[error("unsupported type")]
     UnsupportedType {
@@ -123,11 +131,12 @@ internal_from!(
 );
 
 impl ApiError {
-    /// The code of a refusal of the caller's request (400, 403, 404, 413, 415, 422); `None`
+    /// The code of a refusal of the caller's request (400, 403, 404, 409, 413, 415, 422); `None`
     /// for anything else.
     pub fn refusal_code(&self) -> Option<&'static str> {
         match self {
             Self::Forbidden { code, .. } | Self::Missing { code, .. } | Self::BadRequest { code, .. } => Some(code),
+            Self::Conflict { code, .. } => Some(code),
             Self::Unprocessable { code, .. } => Some(code),
             Self::TooLarge { .. } => Some("too_large"),
             Self::UnsupportedType { .. } => Some("unsupported_content_type"),
@@ -159,6 +168,7 @@ impl IntoResponse for ApiError {
             Self::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message),
             Self::Missing { code, message } => (StatusCode::NOT_FOUND, code, message),
             Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message),
+            Self::Conflict { code, message } => (StatusCode::CONFLICT, code, message),
             Self::TooLarge { message } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", message),
             Self::UnsupportedType { message } => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type", message)

@@ -14,13 +14,17 @@
 //! - [`objects`]: object storage for uploads (local folder, S3-compatible, GCS).
 //! - [`subject`]: naming a subject (the [`subject::SubjectId`] newtype, identifiers in
 //!   normal form found by blind index), and its data key.
+//! - [`upgrade`]: at start, rewriting what an earlier version wrote (values get keys of their
+//!   own, values at record points become records) and finishing half-purged erasures.
 //! - [`sign_in`]: failed password checks counted per name a request gives, and the refusal after too many.
 //! - [`telemetry`]: request metrics and logs that name the route template,
 //!   never the raw URI (which could carry personal data in its query).
 //! - `routes/`: one module per area, each exporting `routes()`:
 //!   `health` (`/healthz`, `/readyz`), `metrics` (`/metrics`),
 //!   `openapi` (`/openapi.json`), `notice` (`/`, the rendered policy),
-//!   `collect` (`POST /v1/collect/{point}`), `subjects` (purpose-bound reads), `upload` (streamed, sealed uploads), `download` (opened as the client reads).
+//!   `collect` (`POST /v1/collect/{point}`), `subjects` (purpose-bound reads), `records` (a
+//!   page of records in a read, one record, closing an account), `upload` (streamed, sealed
+//!   uploads), `download` (opened as the client reads).
 
 pub mod error;
 pub mod extract;
@@ -33,6 +37,7 @@ pub mod startup;
 pub mod state;
 pub mod subject;
 pub mod telemetry;
+pub mod upgrade;
 
 pub use listen::Limits;
 pub use startup::{Application, Settings};

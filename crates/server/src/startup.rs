@@ -88,6 +88,7 @@ impl Application {
             metrics: Metrics::default(),
             started: Instant::now(),
         });
+        crate::upgrade::run(&state).await.context("cannot rewrite data an earlier version wrote")?;
         Ok(Self { listener, addr, state, audit_task, limits: settings.limits, lock: data.lock })
     }
 

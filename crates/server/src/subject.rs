@@ -5,8 +5,8 @@
 //! A subject indexed before identifiers had their normal form is found by the index of
 //! its old form when the new one misses, and is then indexed under the new one.
 
-use charter_store::vault::SubjectRecord;
-use charter_vault::{BadIdentifier, DataKey, IdentifierKind, KeyWrapper as _, NormalForm, Personal};
+use charter_store::vault::{StoredField, SubjectRecord};
+use charter_vault::{BadIdentifier, DataKey, Holder, IdentifierKind, KeyWrapper as _, NormalForm, Personal};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -148,4 +148,21 @@ pub async fn named(state: &AppState, identifier: &Identifier) -> Result<SubjectR
 pub fn unwrap_key(state: &AppState, s: &SubjectRecord) -> Result<DataKey, ApiError> {
     let wrapped = s.wrapped.as_ref().ok_or_else(unknown_subject)?;
     state.keys.unwrap(&s.id, wrapped).map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot unwrap a data key: {e}")))
+}
+
+/// A profile value opened: its own key unwrapped with the subject's key `data_key`, then
+/// the value. One an earlier version sealed with the subject's key itself is resealed when
+/// charter starts, so none is found here.
+pub fn open_value(data_key: &DataKey, subject: &str, stored: &StoredField) -> Result<Vec<u8>, ApiError> {
+    let wrapped = stored
+        .wrapped_key
+        .as_deref()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a profile value was not resealed at start")))?;
+    let own = data_key.unwrap_own(subject, Holder::Value(&stored.field), wrapped).map_err(sealed_error)?;
+    own.open_field(subject, &stored.field, &stored.category, &stored.sealed).map_err(sealed_error)
+}
+
+/// A sealed value or key that did not open: an internal error, its cause logged.
+pub fn sealed_error(e: charter_vault::CryptoError) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("a sealed value did not open: {e}"))
 }

@@ -238,14 +238,19 @@ async fn a_malformed_stored_hash_is_an_internal_error() {
         let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
         let subject = app.state.store.subject(&id).await.unwrap().unwrap();
         let data_key = app.state.keys.unwrap(&id, subject.wrapped.as_ref().unwrap()).unwrap();
-        let (category, _) = app.state.store.field_value(&id, "password").await.unwrap().unwrap();
-        let broken = data_key.seal_field(&id, "password", &category, b"$argon2id$broken-beyond-repair");
-        sqlx::query("UPDATE field_values SET sealed = $1 WHERE subject_id = $2 AND field = 'password'")
-            .bind(broken)
-            .bind(&id)
-            .execute(app.state.store.pool())
-            .await
-            .unwrap();
+        let stored = app.state.store.field_value(&id, "password").await.unwrap().unwrap();
+        let own = charter_vault::DataKey::generate();
+        let broken = own.seal_field(&id, "password", &stored.category, b"$argon2id$broken-beyond-repair");
+        let wrapped = data_key.wrap_own(&id, charter_vault::Holder::Value("password"), &own);
+        sqlx::query(
+            "UPDATE field_values SET sealed = $1, wrapped_key = $2 WHERE subject_id = $3 AND field = 'password'",
+        )
+        .bind(broken)
+        .bind(wrapped)
+        .bind(&id)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
         let login = json!({ "subject": { "email": EMAIL }, "fields": { "email": EMAIL, "password": PASSWORD } });
         let r = app.collect(&site, "login", &login).await;
         assert_eq!((r.status, r.body["error"]["code"].as_str()), (500, Some("internal")), "{}", r.body);

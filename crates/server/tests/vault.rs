@@ -321,8 +321,7 @@ async fn collect_then_read_by_purpose() {
         let view = app.state.store.subject_for_read(&id, "registration").await.unwrap().unwrap();
         let sealed = view.fields.iter().find(|f| f.field == "password").unwrap();
         let data_key = app.state.keys.unwrap(&id, view.subject.wrapped.as_ref().unwrap()).unwrap();
-        let stored =
-            String::from_utf8(data_key.open_field(&id, "password", &sealed.category, &sealed.sealed).unwrap()).unwrap();
+        let stored = String::from_utf8(charter_server::subject::open_value(&data_key, &id, sealed).unwrap()).unwrap();
         assert!(stored.starts_with("$argon2id$") && !stored.contains(PASSWORD), "only a salted hash is stored");
         assert!(
             charter_vault::check_password(PASSWORD, &stored) == Ok(true)
@@ -622,19 +621,20 @@ async fn every_collection_point_collects_and_reads_back_by_purpose() {
             let r =
                 app.collect(&all, point, &json!({ "subject": subject, "fields": fields, "consents": consents })).await;
             assert_eq!((r.status, r.body["subject_id"].as_str()), (201, Some(id.as_str())), "{point}: {}", r.body);
+            assert!(r.body["record_id"].is_string(), "{point} keeps records: {}", r.body);
             sent.extend(fields.as_object().unwrap().clone());
             // Phone numbers are stored in their normal form (E.164).
             if let Some(phone) = sent.get_mut("phone") {
                 *phone = json!(phone.as_str().unwrap().replace([' ', '-', '(', ')'], ""));
             }
         }
-        // A purpose reads its categories from every point: payment's name and email are
-        // the same fields as signup's, last written wins.
+        // Each point's fields are in its own record; a purpose reads the categories it uses
+        // from it.
         for (point, _, _, reads) in &cases {
             for (purpose, names) in reads {
-                let r = app.read(&all, &id, &format!("purpose={purpose}")).await;
+                let r = app.read(&all, &id, &format!("purpose={purpose}&point={point}")).await;
                 assert_eq!(r.status, 200, "{point} for {purpose}: {}", r.body);
-                let got = r.body["fields"].as_object().unwrap();
+                let got = only_record(&r.body, point);
                 let mut keys: Vec<&str> = got.keys().map(String::as_str).collect();
                 keys.sort_unstable();
                 assert_eq!(&keys, names, "{point} for {purpose}: {}", r.body);
@@ -643,15 +643,18 @@ async fn every_collection_point_collects_and_reads_back_by_purpose() {
                 }
             }
         }
-        let body = app.read(&all, &id, "purpose=user_content").await;
-        assert_eq!(body.body["fields"]["body"], "Notes on the Analytical Engine", "{}", body.body);
-        let survey = app.read(&all, &id, "purpose=surveys&fields=answers").await;
-        assert_eq!(survey.body["fields"]["answers"], "More punched cards, please", "{}", survey.body);
-        let support = app.read(&all, &id, "purpose=support&fields=message").await;
-        assert_eq!(support.body["fields"]["message"], "My engine jams", "{}", support.body);
-        // Bookkeeping never sees the card account, whoever asks.
+        let body = app.read(&all, &id, "purpose=user_content&point=user_content").await;
+        assert_eq!(only_record(&body.body, "user_content")["body"], "Notes on the Analytical Engine");
+        let survey = app.read(&all, &id, "purpose=surveys&fields=answers&point=survey").await;
+        assert_eq!(only_record(&survey.body, "survey")["answers"], "More punched cards, please");
+        let support = app.read(&all, &id, "purpose=support&fields=message&point=support").await;
+        assert_eq!(only_record(&support.body, "support")["message"], "My engine jams");
+        // Bookkeeping never sees the card account, whoever asks: the payment record is
+        // withheld from it.
         let bk = app.read(&all, &id, "purpose=bookkeeping&fields=account").await;
-        assert_eq!((bk.status, bk.body["error"]["code"].as_str()), (403, Some("category_not_in_purpose")));
+        assert_eq!(bk.status, 200, "{}", bk.body);
+        assert_eq!(bk.body["records"], json!([]), "{}", bk.body);
+        assert_eq!(bk.body["withheld"], json!({ "category_not_in_purpose": 1 }), "{}", bk.body);
 
         // Files: (point, field, content type, purpose, the processors it is disclosed to):
         // Google Cloud hosts applications and published content, Cloudflare raw uploads.
@@ -777,10 +780,10 @@ async fn phone_and_external_id_name_the_same_subject_across_points() {
         };
         let found = lookup("phone=%2B1%20202%20555%200147&purpose=support&fields=message").await;
         assert_eq!((found.status, found.body["subject_id"].as_str()), (200, Some(phone_id.as_str())), "{}", found.body);
-        assert_eq!(found.body["fields"]["message"], "Where are the docs?");
+        assert_eq!(only_record(&found.body, "support")["message"], "Where are the docs?");
         let found = lookup("external_id=crm-00042&purpose=analytics").await;
         assert_eq!((found.status, found.body["subject_id"].as_str()), (200, Some(crm_id.as_str())), "{}", found.body);
-        assert_eq!(found.body["fields"]["page"], "/docs");
+        assert_eq!(only_record(&found.body, "analytics")["page"], "/docs");
         // External ids are compared exactly; a national number is read in the policy's
         // region (TensorOpera's is the US), so it is the same number, and another
         // country's is another.
@@ -799,7 +802,7 @@ async fn phone_and_external_id_name_the_same_subject_across_points() {
 /// person collected afterwards is a new subject.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_racing_an_erasure_does_not_relink_the_erased() {
-    use charter_store::vault::{CollectError, CollectionWrite, FieldWrite};
+    use charter_store::vault::{CollectError, CollectionWrite, RecordField, RecordWrite};
     for db in backends("vault_shred_race").await {
         let app = TestApp::spawn(&db).await;
         let site = app.key("site", &["support"], &["support"]).await;
@@ -815,17 +818,24 @@ async fn a_collection_racing_an_erasure_does_not_relink_the_erased() {
             new_subject: None,
             identifier: Some(("email", blind)),
             point: "support".into(),
-            fields: vec![FieldWrite {
-                field: "message".into(),
-                category: "user.content.message".into(),
-                sealed: vec![1; 40],
-                if_unset: false,
-            }],
+            profile: vec![],
+            record: Some(RecordWrite {
+                id: uuid::Uuid::new_v4().to_string(),
+                wrapped_key: vec![2; 60],
+                fields: vec![RecordField {
+                    field: "message".into(),
+                    category: "user.content.message".into(),
+                    sealed: vec![1; 40],
+                }],
+            }),
             consents: vec![],
+            objects: vec![],
             at_us: charter_store::now_us(),
         };
         assert!(matches!(app.state.store.write_collection(&late).await, Err(CollectError::Erased)));
         assert_eq!((app.count("subject_identifiers").await, app.count("field_values").await), (0, 0));
+        assert_eq!(app.state.store.purge_erased(&id, 10).await.unwrap(), 1, "the support message's record");
+        assert_eq!((app.count("records").await, app.count("record_fields").await), (0, 0));
         let again = app.collect(&site, "support", &message).await;
         assert_eq!(again.status, 201, "{}", again.body);
         assert_ne!(again.body["subject_id"].as_str().unwrap(), id, "a new subject, found by the same email");
@@ -912,7 +922,7 @@ async fn identifiers_are_checked_and_normalised() {
         let field =
             app.collect(&key, "support", &message(json!({ "email": EMAIL }), "ada\u{200B}@analytical.example")).await;
         assert_eq!((field.status, field.body["error"]["code"].as_str()), (422, Some("wrong_type")), "{}", field.body);
-        assert_eq!((app.count("subjects").await, app.count("field_values").await), (0, 0), "nothing stored");
+        assert_eq!((app.count("subjects").await, app.count("records").await), (0, 0), "nothing stored");
 
         let variants = [
             "kelvin@analytical.example",
@@ -933,7 +943,7 @@ async fn identifiers_are_checked_and_normalised() {
         }
         assert_eq!(ids.len(), 2, "one subject per address: {ids:?}");
         let read = app.read(&key, ids.iter().next().unwrap(), "purpose=support&fields=email").await;
-        let email = read.body["fields"]["email"].as_str().unwrap().to_owned();
+        let email = read.body["records"][0]["fields"]["email"].as_str().unwrap().to_owned();
         assert!(["kelvin@analytical.example", "jos\u{e9}@analytical.example"].contains(&email.as_str()), "{email}");
         app.stop().await;
     }
@@ -977,4 +987,12 @@ async fn subjects_indexed_before_the_normal_form_are_found_and_reindexed() {
         assert_eq!(plain.body["subject_id"].as_str(), Some(id.as_str()), "the ordinary spelling finds them too");
         app.stop().await;
     }
+}
+
+/// The fields of the one record a read returned, which `point` collected.
+fn only_record<'a>(body: &'a Value, point: &str) -> &'a serde_json::Map<String, Value> {
+    let records = body["records"].as_array().unwrap_or_else(|| panic!("no records: {body}"));
+    assert_eq!(records.len(), 1, "{body}");
+    assert_eq!(records[0]["point"], point, "{body}");
+    records[0]["fields"].as_object().unwrap()
 }

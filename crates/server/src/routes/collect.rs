@@ -7,10 +7,10 @@ use axum::routing::post;
 use axum::Router;
 use charter_core::audit::AuditEvent;
 use charter_core::collect::{self, Refusal};
-use charter_policy::model::FieldType;
+use charter_policy::model::{FieldType, PointKind};
 use charter_store::api_keys::ApiKey;
-use charter_store::vault::{CollectError, CollectionWrite, FieldWrite};
-use charter_vault::{DataKey, KeyWrapper as _};
+use charter_store::vault::{CollectError, CollectionWrite, FieldWrite, RecordField, RecordWrite, ValueMode, Written};
+use charter_vault::{DataKey, Holder, IdentifierKind, KeyWrapper as _};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -69,6 +69,7 @@ async fn accept(
     point_for_key(state, key, point)?;
     let accepted = checked(state, key, point, &body).await?;
     let identifier = body.subject.identifier(state)?;
+    let keeping = keeping(state, point, &accepted, &identifier)?;
     let blind = match &identifier {
         Identifier::Named { normal, blind, .. } => Some((normal.kind(), *blind)),
         Identifier::Id(_) => None,
@@ -83,14 +84,92 @@ async fn accept(
             None => Named::Id(subject.id.clone()),
         };
         let values = passwords(state, key, point, &subject, &who, &accepted.fields).await?;
-        let write = collection_write(&subject, blind.as_ref(), point, &accepted, &values);
+        let write = collection_write(&subject, blind.as_ref(), &keeping, point, &accepted, &values);
+        let record_id = write.record.as_ref().map(|r| r.id.clone());
         match write_with_entry(state, key, point, &accepted, write).await? {
-            Ok(()) => return Ok((StatusCode::CREATED, axum::Json(json!({ "subject_id": subject.id })))),
+            Ok(written) => return Ok((StatusCode::CREATED, axum::Json(created(&subject.id, record_id, written)))),
             Err(CollectError::IdentifierRace | CollectError::AlreadySet | CollectError::Erased) => continue,
+            Err(CollectError::IdentifierTaken(kind)) => return Err(identifier_taken(kind)),
             Err(e @ (CollectError::KekRetired(_) | CollectError::Db(_))) => return Err(e.into()),
         }
     }
     Err(ApiError::Internal(anyhow::anyhow!("collection kept racing for the same identifier")))
+}
+
+/// The answer to a stored collection: the subject, the record a record point added, and
+/// the fields a profile point left as they were.
+fn created(subject: &str, record_id: Option<String>, written: Written) -> Value {
+    let mut answer = json!({ "subject_id": subject });
+    if let Some(id) = record_id {
+        answer["record_id"] = Value::from(id);
+    }
+    if !written.kept.is_empty() {
+        answer["kept"] = Value::from(written.kept);
+    }
+    answer
+}
+
+/// The refusal of an identifier field that names another subject.
+fn identifier_taken(kind: &str) -> ApiError {
+    ApiError::Conflict {
+        code: "identifier_in_use",
+        message: format!("the {} given names another subject", kind.replace('_', " ")),
+    }
+}
+
+/// What a point keeps of a collection, settled once before it is written.
+struct Keeping<'p> {
+    /// Profile or record; `None` where nothing is stored (a sign-in).
+    kind: Option<PointKind>,
+    /// The profile fields a collection here may change once they hold a value.
+    updates: &'p [String],
+    /// The blind index of each identifier field (email, phone) a profile point keeps.
+    indexes: Vec<(&'p str, (&'static str, [u8; 32]))>,
+}
+
+/// What `point` keeps of `accepted`. At a profile point an identifier field is indexed, so
+/// it finds its subject, and may not disagree with the identifier the request names the
+/// subject by, unless the point updates that field (a change of address): 422
+/// `selector_mismatch` otherwise.
+fn keeping<'p>(
+    state: &'p AppState,
+    point: &str,
+    accepted: &collect::Collection<'p>,
+    identifier: &Identifier,
+) -> Result<Keeping<'p>, ApiError> {
+    let decl = &state.policy.policy.collection_points[point];
+    let kind = if decl.is_sign_in() { None } else { decl.kind };
+    let mut indexes = Vec::new();
+    if kind == Some(PointKind::Profile) {
+        for f in &accepted.fields {
+            let id_kind = match f.kind {
+                FieldType::Email => IdentifierKind::Email,
+                FieldType::Phone => IdentifierKind::Phone,
+                _ => continue,
+            };
+            let normal = state
+                .identifiers
+                .normalise(id_kind, &f.value)
+                .map_err(|_| ApiError::Internal(anyhow::anyhow!("an accepted identifier has no normal form")))?;
+            let differs = matches!(identifier, Identifier::Named { normal: by, .. }
+                if by.kind() == id_kind && by.expose() != normal.expose());
+            if differs && !decl.updates.iter().any(|u| u == f.field) {
+                return Err(selector_mismatch(f.field));
+            }
+            indexes.push((f.field, (id_kind.as_str(), state.keys.blind_indexer().index(&normal))));
+        }
+    }
+    Ok(Keeping { kind, updates: &decl.updates, indexes })
+}
+
+fn selector_mismatch(field: &str) -> ApiError {
+    ApiError::Unprocessable {
+        code: "selector_mismatch",
+        message: format!(
+            "field `{field}` differs from the identifier that names the subject; name the subject by its id to change it where the point allows"
+        ),
+        details: json!([{ "code": "selector_mismatch", "field": field }]),
+    }
 }
 
 /// What the point accepts of the body (`core::collect::check`); a refusal is recorded in
@@ -118,20 +197,27 @@ async fn checked<'p>(
 }
 
 /// The subject a collection is for: found, or new (with a fresh data key, wrapped).
-struct Resolved {
-    id: String,
-    data_key: DataKey,
-    new_wrapped: Option<charter_vault::WrappedKey>,
+pub(crate) struct Resolved {
+    pub(crate) id: String,
+    pub(crate) data_key: DataKey,
+    pub(crate) new_wrapped: Option<charter_vault::WrappedKey>,
+    /// The identifier that names it, as (kind, blind index), to index a new subject by.
+    pub(crate) identifier: Option<(&'static str, [u8; 32])>,
 }
 
-async fn resolve(state: &AppState, identifier: &Identifier) -> Result<Resolved, ApiError> {
+/// The subject `identifier` names: found, or (named by an identifier) a new one.
+pub(crate) async fn resolve(state: &AppState, identifier: &Identifier) -> Result<Resolved, ApiError> {
+    let index = match identifier {
+        Identifier::Named { normal, blind, .. } => Some((normal.kind().as_str(), *blind)),
+        Identifier::Id(_) => None,
+    };
     Ok(match subject::find(state, identifier).await? {
-        Some(s) => Resolved { data_key: unwrap_key(state, &s)?, id: s.id, new_wrapped: None },
+        Some(s) => Resolved { data_key: unwrap_key(state, &s)?, id: s.id, new_wrapped: None, identifier: index },
         None => {
             let id = SubjectId::generate();
             let data_key = DataKey::generate();
             let new_wrapped = Some(state.keys.wrap(id.as_str(), &data_key));
-            Resolved { id: id.as_str().to_owned(), data_key, new_wrapped }
+            Resolved { id: id.as_str().to_owned(), data_key, new_wrapped, identifier: index }
         }
     })
 }
@@ -191,43 +277,73 @@ async fn passwords(
     Err(ApiError::Unprocessable { code, message, details: Value::Array(vec![refusal]) }.recorded())
 }
 
-/// Everything the collection writes: the fields sealed with the subject's key.
+/// Everything the collection writes: at a profile point its values, each sealed under a
+/// key of its own; at a record point a record, its fields sealed under the record's key;
+/// anywhere a password being set (a profile value); and the consents. A sign-in stores
+/// nothing of its fields.
 fn collection_write(
     subject: &Resolved,
-    blind: Option<&(charter_vault::IdentifierKind, [u8; 32])>,
+    blind: Option<&(IdentifierKind, [u8; 32])>,
+    keeping: &Keeping<'_>,
     point: &str,
     accepted: &collect::Collection<'_>,
     values: &[Stored],
 ) -> CollectionWrite {
-    let cipher = subject.data_key.fields();
-    let fields = accepted
-        .fields
-        .iter()
-        .zip(values)
-        .filter_map(|(f, stored)| {
-            let value = match stored {
-                Stored::AsGiven => &f.value,
-                Stored::Hash(hash) => hash,
-                Stored::Nothing => return None,
-            };
-            Some(FieldWrite {
+    let record = (keeping.kind == Some(PointKind::Record)).then(|| (SubjectId::generate(), DataKey::generate()));
+    let mut profile = Vec::new();
+    let mut record_fields = Vec::new();
+    for (f, stored) in accepted.fields.iter().zip(values) {
+        let (value, mode) = match stored {
+            Stored::AsGiven if keeping.updates.iter().any(|u| u == f.field) => (&f.value, ValueMode::Replace),
+            Stored::AsGiven => (&f.value, ValueMode::Fill),
+            // A password is set only where none is: one set meanwhile by a concurrent
+            // collection refuses this write, and the next pass checks against it.
+            Stored::Hash(hash) => (hash, ValueMode::IfUnset),
+            Stored::Nothing => continue,
+        };
+        match (&record, mode) {
+            (Some((id, key)), ValueMode::Fill | ValueMode::Replace) => record_fields.push(RecordField {
                 field: f.field.to_owned(),
                 category: f.category.to_owned(),
-                sealed: cipher.seal(&subject.id, f.field, f.category, value.as_bytes()),
-                // A password is set only where none is: one set meanwhile by a concurrent
-                // collection refuses this write, and the next pass checks against it.
-                if_unset: matches!(stored, Stored::Hash(_)),
-            })
-        })
-        .collect();
+                sealed: key.fields().seal_in_record(&subject.id, id.as_str(), f.field, f.category, value.as_bytes()),
+            }),
+            _ if keeping.kind.is_none() && mode != ValueMode::IfUnset => {}
+            _ => profile.push(profile_value(subject, keeping, f, value, mode)),
+        }
+    }
     CollectionWrite {
         subject_id: subject.id.clone(),
         new_subject: subject.new_wrapped.clone(),
         identifier: blind.map(|(kind, b)| (kind.as_str(), *b)),
         point: point.to_owned(),
-        fields,
+        profile,
+        record: record.map(|(id, key)| RecordWrite {
+            wrapped_key: subject.data_key.wrap_own(&subject.id, Holder::Record(id.as_str()), &key),
+            id: id.as_str().to_owned(),
+            fields: record_fields,
+        }),
         consents: accepted.consents.iter().map(|(p, g)| ((*p).to_owned(), *g)).collect(),
+        objects: Vec::new(),
         at_us: charter_store::now_us(),
+    }
+}
+
+/// One profile value, sealed under a key of its own that the subject's key wraps.
+fn profile_value(
+    subject: &Resolved,
+    keeping: &Keeping<'_>,
+    f: &collect::Accepted<'_>,
+    value: &str,
+    mode: ValueMode,
+) -> FieldWrite {
+    let own = DataKey::generate();
+    FieldWrite {
+        field: f.field.to_owned(),
+        category: f.category.to_owned(),
+        sealed: own.seal_field(&subject.id, f.field, f.category, value.as_bytes()),
+        wrapped_key: subject.data_key.wrap_own(&subject.id, Holder::Value(f.field), &own),
+        mode,
+        index: keeping.indexes.iter().find(|(name, _)| *name == f.field).map(|(_, index)| *index),
     }
 }
 
@@ -238,14 +354,15 @@ async fn write_with_entry(
     point: &str,
     accepted: &collect::Collection<'_>,
     write: CollectionWrite,
-) -> Result<Result<(), CollectError>, ApiError> {
+) -> Result<Result<Written, CollectError>, ApiError> {
     let named = |verified: bool| -> Vec<&str> {
         accepted.fields.iter().filter(|f| f.verify == verified).map(|f| f.field).collect()
     };
     let (names, verified) = (named(false), named(true));
     let consents: Vec<Value> = accepted.consents.iter().map(|(p, g)| json!({ "purpose": p, "given": g })).collect();
     let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&json!({
-        "point": point, "fields": names, "verified": verified, "consents": consents, "new_subject": write.new_subject.is_some()
+        "point": point, "fields": names, "verified": verified, "consents": consents,
+        "new_subject": write.new_subject.is_some(), "record": write.record.as_ref().map(|r| r.id.as_str())
     }));
     event.subject = Some(write.subject_id.clone());
     let store = state.store.clone();
@@ -254,6 +371,7 @@ async fn write_with_entry(
         CollectError::IdentifierRace => "identifier_race",
         CollectError::AlreadySet => "password_race",
         CollectError::Erased => "subject_erased",
+        CollectError::IdentifierTaken(_) => "identifier_in_use",
         CollectError::KekRetired(_) => "kek_retired",
         CollectError::Db(_) => "database_error",
     };
@@ -423,12 +541,10 @@ async fn stored_hash(
     data_key: &DataKey,
     field: &str,
 ) -> Result<Option<String>, ApiError> {
-    let Some((category, sealed)) = state.store.field_value(subject, field).await? else {
+    let Some(stored) = state.store.field_value(subject, field).await? else {
         return Ok(None);
     };
-    let hash = data_key
-        .open_field(subject, field, &category, &sealed)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("a sealed field did not open: {e}")))?;
+    let hash = crate::subject::open_value(data_key, subject, &stored)?;
     let hash = String::from_utf8(hash)
         .map_err(|_| ApiError::Internal(anyhow::anyhow!("a stored password hash is malformed: not UTF-8")))?;
     Ok(Some(hash))

@@ -13,7 +13,7 @@ use charter_core::access::{self, FieldRef};
 use charter_core::audit::AuditEvent;
 use charter_store::api_keys::ApiKey;
 use charter_vault::stream::{StreamOpener, HEADER, SEALED_CHUNK};
-use charter_vault::DataKey;
+use charter_vault::{DataKey, Holder};
 use futures_util::StreamExt as _;
 use object_store::path::Path as ObjectPath;
 use serde::Deserialize;
@@ -25,7 +25,7 @@ use crate::routes::subjects::{
     asked_purpose, disclosures, read_refused, read_view, require_key_purpose, require_purpose,
 };
 use crate::state::AppState;
-use crate::subject::{unwrap_key, SubjectId};
+use crate::subject::{sealed_error, unwrap_key, SubjectId};
 
 /// The download route.
 pub fn routes() -> Router<AppState> {
@@ -87,14 +87,23 @@ async fn send_object(
     disclosures(policy, key, &subject.id, &purpose, std::iter::once(record.category.as_str()), &mut events);
     state.audit.append_all(events).await?;
     let data_key = unwrap_key(state, subject)?;
+    // An object under a key of its own binds its id alone; one an earlier version sealed
+    // under the subject's key binds the subject too.
+    let (key, bound_to) = match &record.wrapped_key {
+        Some(w) => {
+            let own = data_key.unwrap_own(&subject.id, Holder::Object(&record.id), w).map_err(sealed_error)?;
+            (own, String::new())
+        }
+        None => (data_key, subject.id.clone()),
+    };
     let got = state.objects.get(&ObjectPath::from(record.location.as_str())).await?;
     let opening = Opening {
         state: state.clone(),
         source: got.into_stream(),
         pending: BytesMut::new(),
         opener: None,
-        key: data_key,
-        subject_id: subject.id.clone(),
+        key,
+        subject_id: bound_to,
         object_id: record.id.clone(),
         finished: false,
     };

@@ -6,6 +6,7 @@ pub mod health;
 pub mod metrics;
 pub mod notice;
 pub mod openapi;
+pub mod records;
 pub mod subjects;
 pub mod upload;
 
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(collect::routes())
         .merge(subjects::routes())
+        .merge(records::routes())
         .merge(download::routes())
         .merge(upload::routes().layer(axum::extract::DefaultBodyLimit::disable()))
         .fallback(|| async { ApiError::NotFound })

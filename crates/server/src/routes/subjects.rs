@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Path, Query};
+use crate::routes::records::{Decision, Paging};
 use crate::state::AppState;
 use crate::subject::{self, unwrap_key, SubjectId, SubjectSelector};
 
@@ -30,9 +31,13 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReadQuery {
     purpose: Option<String>,
     fields: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+    point: Option<String>,
 }
 
 async fn read(
@@ -47,8 +52,9 @@ async fn read(
         let purpose = require_purpose(&state, q.purpose)?;
         let id = SubjectId::parse(&id);
         require_key_purpose(&state, &key, &purpose, id.as_ref().ok()).await?;
+        let paging = Paging::parse(&state, q.limit.as_deref(), q.cursor.as_deref(), q.point)?;
         let view = read_view(&state, &id?, &purpose).await?;
-        read_subject(&state, &key, view, purpose, q.fields).await
+        read_subject(&state, &key, view, purpose, q.fields, paging).await
     };
     read_refused(&state, &key, asked, answer.await).await
 }
@@ -132,6 +138,9 @@ struct LookupQuery {
     email: Option<Personal<String>>,
     phone: Option<Personal<String>>,
     external_id: Option<Personal<String>>,
+    limit: Option<String>,
+    cursor: Option<String>,
+    point: Option<String>,
 }
 
 async fn lookup(
@@ -146,9 +155,10 @@ async fn lookup(
         let identifier = selector.identifier(&state)?;
         let purpose = require_purpose(&state, q.purpose)?;
         require_key_purpose(&state, &key, &purpose, None).await?;
+        let paging = Paging::parse(&state, q.limit.as_deref(), q.cursor.as_deref(), q.point)?;
         let found = subject::named(&state, &identifier).await?;
         let view = read_view(&state, &SubjectId::of(&found), &purpose).await?;
-        read_subject(&state, &key, view, purpose, q.fields).await
+        read_subject(&state, &key, view, purpose, q.fields, paging).await
     };
     read_refused(&state, &key, asked, answer.await).await
 }
@@ -186,20 +196,27 @@ fn field_kind(state: &AppState, point: &str, field: &str) -> FieldType {
         .map_or(FieldType::String, |f| f.kind)
 }
 
-fn typed(kind: FieldType, text: String) -> Value {
-    match kind {
+/// An opened value as JSON, typed as field `field` of `point` declares it.
+pub(crate) fn typed_value(state: &AppState, point: &str, field: &str, plain: Vec<u8>) -> Result<Value, ApiError> {
+    let text =
+        String::from_utf8(plain).map_err(|_| ApiError::Internal(anyhow::anyhow!("a sealed field is not UTF-8")))?;
+    Ok(match field_kind(state, point, field) {
         FieldType::Integer => text.parse::<i64>().map_or(Value::String(text), Value::from),
         FieldType::Boolean | FieldType::AgeAttestation => Value::Bool(text == "true"),
         _ => Value::String(text),
-    }
+    })
 }
 
+/// A read of a subject for `purpose`: its profile fields (any refusal returns no data) and
+/// a page of its records (those it may not read withheld), in the audit chain before
+/// anything leaves.
 async fn read_subject(
     state: &AppState,
     key: &ApiKey,
     view: ReadView,
     purpose: String,
     fields: Option<String>,
+    paging: Paging,
 ) -> Result<Response, ApiError> {
     let policy = &state.policy.policy;
     let p = &policy.purposes[&purpose];
@@ -210,51 +227,41 @@ async fn read_subject(
         None => stored.iter().filter(|f| p.categories.contains(&f.category)).collect(),
     };
     let subject_state = view.state(&purpose);
-    let now = charter_store::now_us();
-    let mut denied = BTreeMap::new();
-    if subject_state.erased {
-        denied.insert("*".to_owned(), Value::from(Denial::Erased.code()));
-    }
-    for f in &candidates {
-        let r = FieldRef { name: &f.field, category: &f.category, collected_at_us: f.collected_at_us };
-        if let Err(d) = access::decide(policy, &purpose, &key.purposes, &subject_state, &r, now) {
-            denied.insert(f.field.clone(), Value::from(d.code()));
-        }
-    }
-    if !denied.is_empty() {
-        audit(
-            state,
-            vec![event(key, Some(&subject.id), &purpose, "data.denied", "denied", &json!({ "fields": denied }))],
-        )
-        .await?;
-        return Err(ApiError::Denied { fields: Value::Object(denied.into_iter().collect()) });
-    }
+    let decision = Decision {
+        state,
+        key,
+        purpose: &purpose,
+        subject: &subject_state,
+        requested: requested.as_deref(),
+        now_us: charter_store::now_us(),
+    };
+    refuse_profile(&decision, &subject.id, &candidates).await?;
+    let page = decision.page(&subject.id, &paging).await?;
     // A password is kept only as a salted hash: no read returns it, or discloses it.
     let (candidates, hashed): (Vec<_>, Vec<_>) =
         candidates.into_iter().partition(|f| !state.policy.is_password(&f.field));
     let hashed: Vec<&str> = hashed.iter().map(|f| f.field.as_str()).collect();
     let data_key = unwrap_key(state, subject)?;
-    let cipher = data_key.fields();
     // In field order, as the store gives the fields.
     let mut out = Vec::with_capacity(candidates.len());
     for f in &candidates {
-        let plain = cipher
-            .open(&subject.id, &f.field, &f.category, &f.sealed)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a sealed field did not open: {e}")))?;
-        let text =
-            String::from_utf8(plain).map_err(|_| ApiError::Internal(anyhow::anyhow!("a sealed field is not UTF-8")))?;
-        out.push((f.field.as_str(), typed(field_kind(state, &f.point, &f.field), text)));
+        let plain = crate::subject::open_value(&data_key, &subject.id, f)?;
+        out.push((f.field.as_str(), typed_value(state, &f.point, &f.field, plain)?));
     }
+    let records = page.open(state, &data_key, &subject.id)?;
     let names: Vec<&str> = candidates.iter().map(|f| f.field.as_str()).collect();
-    let mut events = vec![event(key, Some(&subject.id), &purpose, "data.read", "ok", &FieldsDetail { fields: &names })];
-    disclosures(policy, key, &subject.id, &purpose, candidates.iter().map(|f| f.category.as_str()), &mut events);
+    let detail = json!({ "fields": names, "records": page.ids(), "withheld": page.withheld() });
+    let mut events = vec![event(key, Some(&subject.id), &purpose, "data.read", "ok", &detail)];
+    let categories = candidates.iter().map(|f| f.category.as_str()).chain(page.categories());
+    disclosures(policy, key, &subject.id, &purpose, categories, &mut events);
     audit(state, events).await?;
     // Names asked for and not returned: those the policy declares are listed; the others,
     // which the caller chose and could be anything, are only counted.
+    let in_records = |n: &str| records.iter().any(|r| r["fields"].get(n).is_some());
     let (missing, undeclared): (Vec<&str>, Vec<&str>) = requested
         .unwrap_or_default()
         .into_iter()
-        .filter(|n| !names.contains(n) && !hashed.contains(n))
+        .filter(|n| !names.contains(n) && !hashed.contains(n) && !in_records(n))
         .partition(|n| state.policy.declares_field(n));
     let answer = ReadAnswer {
         fields: Fields(&out),
@@ -262,10 +269,44 @@ async fn read_subject(
         missing,
         undeclared: undeclared.len(),
         purpose: &purpose,
+        records: &records,
+        next_cursor: page.next(),
         subject_id: &subject.id,
+        withheld: page.withheld(),
     };
     let body = serde_json::to_vec(&answer)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Refuses the read (403, audited, no data) when the purpose may not run for the subject at
+/// all, or any profile field it is about is refused.
+async fn refuse_profile(
+    decision: &Decision<'_>,
+    subject: &str,
+    candidates: &[&charter_store::vault::StoredField],
+) -> Result<(), ApiError> {
+    let mut denied = BTreeMap::new();
+    let policy = &decision.state.policy.policy;
+    // A purpose that may not run for this subject (erased, restricted, objected to, without
+    // consent) reads nothing of it: neither profile nor records.
+    if let Err(d) = access::decide_purpose(policy, decision.purpose, &decision.key.purposes, decision.subject) {
+        denied.insert("*".to_owned(), Value::from(d.code()));
+    }
+    for f in candidates {
+        let r = FieldRef { name: &f.field, category: &f.category, collected_at_us: f.collected_at_us };
+        if let Err(d) =
+            access::decide(policy, decision.purpose, &decision.key.purposes, decision.subject, &r, decision.now_us)
+        {
+            denied.insert(f.field.clone(), Value::from(d.code()));
+        }
+    }
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let detail = json!({ "fields": denied });
+    audit(decision.state, vec![event(decision.key, Some(subject), decision.purpose, "data.denied", "denied", &detail)])
+        .await?;
+    Err(ApiError::Denied { fields: Value::Object(denied.into_iter().collect()) })
 }
 
 /// The disclosures a read for `purpose` of data in `categories` makes: one event per
@@ -298,10 +339,14 @@ struct ReadAnswer<'a> {
     fields: Fields<'a>,
     hashed: Vec<&'a str>,
     missing: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<&'a str>,
     #[serde(skip_serializing_if = "is_zero")]
     undeclared: usize,
     purpose: &'a str,
+    records: &'a [Value],
     subject_id: &'a str,
+    withheld: Value,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -316,10 +361,4 @@ impl Serialize for Fields<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
-}
-
-/// An audit detail naming the fields a read returned.
-#[derive(Serialize)]
-struct FieldsDetail<'a> {
-    fields: &'a [&'a str],
 }

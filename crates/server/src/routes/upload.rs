@@ -1,7 +1,10 @@
-//! Raw uploads (P05, P08): `POST /v1/collect/{point}/upload?field=F&<subject>`
-//! streams the body into object storage, sealed chunk by chunk with the
-//! subject's data key before it leaves the process, enforcing the point's size
-//! and content types as it goes. `download` streams it back.
+//! Raw uploads (P05, P08): `POST /v1/collect/{point}/upload?field=F&<subject>[&record=R]`
+//! streams the body into object storage, sealed chunk by chunk under a data key of the
+//! object's own before it leaves the process, enforcing the point's size and content
+//! types as it goes. At a record point the file makes a record of its own, or joins
+//! record `R` of the subject; the subject is found or created as a collection at the
+//! point would, so the answer is the same for someone known or not. `download` streams
+//! it back.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -10,11 +13,13 @@ use axum::routing::post;
 use axum::Router;
 use bytes::{Bytes, BytesMut};
 use charter_core::audit::AuditEvent;
+use charter_policy::model::PointKind;
 use charter_policy::model::{FieldType, ScanAction};
 use charter_scan::stream::StreamScanner;
 use charter_scan::EntityType;
-use charter_store::vault::ObjectRecord;
+use charter_store::vault::{CollectError, CollectionWrite, ObjectRecord, RecordWrite, SubjectRecord};
 use charter_vault::stream::{StreamSealer, CHUNK};
+use charter_vault::{DataKey, Holder};
 use futures_util::StreamExt as _;
 use object_store::path::Path as ObjectPath;
 use object_store::WriteMultipart;
@@ -23,9 +28,9 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Path, Query};
-use crate::routes::collect::{entry_then_write, point_for_key, refused};
+use crate::routes::collect::{entry_then_write, point_for_key, refused, resolve, Resolved};
 use crate::state::AppState;
-use crate::subject::{self, unwrap_key, SubjectSelector};
+use crate::subject::{self, Identifier, SubjectId, SubjectSelector};
 use charter_store::api_keys::ApiKey;
 use charter_vault::Personal;
 
@@ -42,6 +47,7 @@ struct UploadQuery {
     email: Option<Personal<String>>,
     phone: Option<Personal<String>>,
     external_id: Option<Personal<String>>,
+    record: Option<String>,
 }
 
 async fn upload(
@@ -80,23 +86,29 @@ async fn receive(
     point_for_key(state, key, point)?;
     let file = accepted_file(state, point, q.field.as_deref(), headers)?;
     let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, q.id);
-    let subject = subject::named(state, &selector.identifier(state)?).await?;
-    let data_key = unwrap_key(state, &subject)?;
-    let object_id = uuid::Uuid::new_v4().to_string();
-    let location = format!("subjects/{}/{object_id}", subject.id);
-    let (sealer, header_bytes) = StreamSealer::new(&data_key, &subject.id, &object_id);
+    let identifier = selector.identifier(state)?;
+    let known = subject::find(state, &identifier).await?;
+    let joins = match &q.record {
+        Some(record) => Some(record_to_join(state, known.as_ref(), point, record).await?),
+        None => None,
+    };
+    let object = Object { id: uuid::Uuid::new_v4().to_string(), key: DataKey::generate() };
+    let location = format!("objects/{}", object.id);
+    // Sealed under the object's own key, bound to the object alone: the subject is
+    // settled when the upload is recorded, and the key is wrapped under theirs then.
+    let (sealer, header_bytes) = StreamSealer::new(&object.key, "", &object.id);
     let upload = state.objects.put_multipart(&ObjectPath::from(location.as_str())).await?;
     let mut sink = Sink { writer: WriteMultipart::new(upload), sealer, buf: BytesMut::with_capacity(CHUNK), stored: 0 };
     sink.writer.write(&header_bytes);
     let mut received = 0;
     let scanned = match stream_in(body, &mut sink, &file, &mut received).await {
         Ok(scanned) => scanned,
-        Err(e) => return Err(refused_upload(state, key, &file, &subject.id, sink, e).await),
+        Err(e) => return Err(refused_upload(state, key, &file, known.map(|s| s.id), sink, e).await),
     };
     let stored = sink.finish().await?;
-    let record = ObjectRecord {
-        id: object_id,
-        subject_id: subject.id,
+    let row = ObjectRecord {
+        id: object.id.clone(),
+        subject_id: String::new(),
         point: file.point.to_owned(),
         field: file.field.clone(),
         category: file.decl.category.clone(),
@@ -104,11 +116,37 @@ async fn receive(
         size: i64::try_from(stored).unwrap_or(i64::MAX),
         location,
         collected_at_us: charter_store::now_us(),
+        record_id: joins,
+        wrapped_key: None,
     };
-    let answer =
-        json!({ "subject_id": record.subject_id, "object_id": record.id, "size": stored, "received": received });
-    record_upload(state, key, &file, record, scanned).await?;
+    let (subject_id, record_id) = record_upload(state, key, &file, &identifier, row, &object, scanned).await?;
+    let answer = json!({
+        "subject_id": subject_id, "object_id": object.id, "record_id": record_id, "size": stored, "received": received
+    });
     Ok((StatusCode::CREATED, axum::Json(answer)))
+}
+
+/// An object being uploaded: its id and its own data key.
+struct Object {
+    id: String,
+    key: DataKey,
+}
+
+/// The record an upload joins: one of the subject's, collected at the same point (404
+/// `unknown_record` otherwise, as for a subject not known).
+async fn record_to_join(
+    state: &AppState,
+    subject: Option<&SubjectRecord>,
+    point: &str,
+    record: &str,
+) -> Result<String, ApiError> {
+    let unknown = || ApiError::Missing { code: "unknown_record", message: "no such record of this subject".into() };
+    let subject = subject.ok_or_else(unknown)?;
+    let record = SubjectId::parse(record).map_err(|_| unknown())?;
+    match state.store.record(&subject.id, record.as_str()).await? {
+        Some(r) if r.point == point => Ok(r.id),
+        _ => Err(unknown()),
+    }
 }
 
 /// A point's file field, as an upload names it, and what it accepts.
@@ -249,7 +287,7 @@ async fn refused_upload(
     state: &AppState,
     key: &ApiKey,
     file: &FileField<'_>,
-    subject: &str,
+    subject: Option<String>,
     sink: Sink,
     e: ApiError,
 ) -> ApiError {
@@ -260,23 +298,28 @@ async fn refused_upload(
     let mut event = AuditEvent::new(&key.name, "data.collect", "refused").with_detail(
         &json!({ "point": file.point, "fields": [file.field], "scan": { "action": "reject", "findings": details } }),
     );
-    event.subject = Some(subject.to_owned());
+    event.subject = subject;
     match state.audit.append(event).await {
         Ok(_) => e.recorded(),
         Err(audit) => audit.into(),
     }
 }
 
-/// The upload's `data.collect` entry, then its record: in the chain before the object is
-/// recorded (its sealed bytes are stored, but nothing points at them yet); the bytes are
-/// deleted when the record, or the entry, fails.
+/// The upload's `data.collect` entry, then its rows, for the subject found or created: the
+/// object (its key wrapped under the subject's), in a record of its own at a record point
+/// unless it joins one. In the chain before the object is recorded (its sealed bytes are
+/// stored, but nothing points at them yet); the bytes are deleted when the write, or the
+/// entry, fails. A race for a new person's identifier is settled as a collection's is:
+/// the next pass finds the winner. Returns the subject's and the record's ids.
 async fn record_upload(
     state: &AppState,
     key: &ApiKey,
     file: &FileField<'_>,
-    record: ObjectRecord,
+    identifier: &Identifier,
+    row: ObjectRecord,
+    object: &Object,
     scanned: Option<(ScanAction, Findings)>,
-) -> Result<(), ApiError> {
+) -> Result<(String, Option<String>), ApiError> {
     let scan = scanned.map(|(action, counts)| {
         let findings: serde_json::Map<String, Value> =
             counts.iter().map(|(k, n)| (k.name().to_owned(), json!(n))).collect();
@@ -285,26 +328,78 @@ async fn record_upload(
     // The content type as the policy declares it; a point that declares none takes any, and
     // then the caller's text is not one for the permanent chain.
     let declared_type = file.decl.content_types.contains(&file.content_type).then_some(file.content_type.as_str());
-    let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&json!({
-        "point": file.point, "fields": [file.field], "object": record.id, "size": record.size,
-        "content_type": declared_type, "scan": scan
-    }));
-    event.subject = Some(record.subject_id.clone());
-    let path = ObjectPath::from(record.location.as_str());
-    let (store, objects, stored_at) = (state.store.clone(), state.objects.clone(), path.clone());
-    let written = async move {
-        let r = store.insert_object(&record).await;
-        if r.is_err() {
-            let _ = objects.delete(&stored_at).await;
+    let path = ObjectPath::from(row.location.as_str());
+    let record_point = state.policy.policy.collection_points[file.point].kind == Some(PointKind::Record);
+    let record_id = row.record_id.clone().or_else(|| record_point.then(|| SubjectId::generate().as_str().to_owned()));
+    for _ in 0..3 {
+        let subject = resolve(state, identifier).await?;
+        let write = upload_write(&subject, &row, object, record_id.as_deref(), row.record_id.is_none());
+        let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&json!({
+            "point": file.point, "fields": [file.field], "object": row.id, "record": record_id, "size": row.size,
+            "content_type": declared_type, "scan": scan, "new_subject": subject.new_wrapped.is_some()
+        }));
+        event.subject = Some(subject.id.clone());
+        let store = state.store.clone();
+        let written = async move { store.write_collection(&write).await };
+        let objects = state.objects.clone();
+        let unrecorded = {
+            let path = path.clone();
+            async move {
+                let _ = objects.delete(&path).await;
+            }
+        };
+        match entry_then_write(state, event, file.point, written, upload_failure, unrecorded).await {
+            Ok(Ok(_)) => return Ok((subject.id, record_id)),
+            Ok(Err(CollectError::IdentifierRace | CollectError::Erased)) => continue,
+            Ok(Err(e)) => {
+                let _ = state.objects.delete(&path).await;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e),
         }
-        r
-    };
-    let objects = state.objects.clone();
-    let unrecorded = async move {
-        let _ = objects.delete(&path).await;
-    };
-    entry_then_write(state, event, file.point, written, |_| "database_error", unrecorded).await??;
-    Ok(())
+    }
+    let _ = state.objects.delete(&path).await;
+    Err(ApiError::Internal(anyhow::anyhow!("an upload kept racing for the same identifier")))
+}
+
+/// Why an upload's write failed, for its `failed` entry.
+fn upload_failure(e: &CollectError) -> &'static str {
+    match e {
+        CollectError::IdentifierRace => "identifier_race",
+        CollectError::Erased => "subject_erased",
+        _ => "database_error",
+    }
+}
+
+/// What an upload writes for `subject`: the subject when new, the record when `new_record`,
+/// and the object's row with its key wrapped under the subject's.
+fn upload_write(
+    subject: &Resolved,
+    row: &ObjectRecord,
+    object: &Object,
+    record_id: Option<&str>,
+    new_record: bool,
+) -> CollectionWrite {
+    let record = record_id.filter(|_| new_record).map(|id| RecordWrite {
+        id: id.to_owned(),
+        wrapped_key: subject.data_key.wrap_own(&subject.id, Holder::Record(id), &DataKey::generate()),
+        fields: Vec::new(),
+    });
+    let mut row = row.clone();
+    row.subject_id = subject.id.clone();
+    row.record_id = record_id.map(str::to_owned);
+    row.wrapped_key = Some(subject.data_key.wrap_own(&subject.id, Holder::Object(&object.id), &object.key));
+    CollectionWrite {
+        subject_id: subject.id.clone(),
+        new_subject: subject.new_wrapped.clone(),
+        identifier: subject.identifier,
+        point: row.point.clone(),
+        profile: Vec::new(),
+        record,
+        consents: Vec::new(),
+        objects: vec![row],
+        at_us: charter_store::now_us(),
+    }
 }
 
 fn action_name(a: ScanAction) -> &'static str {

@@ -203,8 +203,8 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// The stored password hash of subject `id`, opened with its data key.
 pub async fn stored_password_hash(app: &TestApp, id: &str) -> String {
-    let (category, sealed) = app.state.store.field_value(id, "password").await.unwrap().unwrap();
+    let stored = app.state.store.field_value(id, "password").await.unwrap().unwrap();
     let subject = app.state.store.subject(id).await.unwrap().unwrap();
     let data_key = app.state.keys.unwrap(id, subject.wrapped.as_ref().unwrap()).unwrap();
-    String::from_utf8(data_key.open_field(id, "password", &category, &sealed).unwrap()).unwrap()
+    String::from_utf8(charter_server::subject::open_value(&data_key, id, &stored).unwrap()).unwrap()
 }
