@@ -270,6 +270,13 @@ fn collection_points(p: &Policy, rep: &mut Reporter<'_>) {
                     "remove `verify`, or make the field `type = \"password\"`",
                 );
             }
+            if field.kind == FieldType::Password && !field.verify && point.kind == Some(PointKind::Record) {
+                rep.at(
+                    &fpath.key("type"),
+                    format!("{fowner} sets a password at a record point, where each collection adds a record"),
+                    "collect passwords at a profile point (a sign-up, the account settings), or verify them here with `verify = true`",
+                );
+            }
             if field.verify && field.kind == FieldType::Password && !field.required {
                 rep.at(
                     &fpath.key("verify"),

@@ -45,6 +45,13 @@ const CASES: &[Case] = &[
         says: "stores no fields",
     },
     Case {
+        what: "a password set at a record point",
+        from: "kind = \"profile\"\npurposes = [\"registration\", \"newsletter\"]\nconsents = [\"newsletter\"]\n",
+        to: "kind = \"record\"\npurposes = [\"registration\", \"newsletter\"]\nconsents = [\"newsletter\"]\n\n[collection_points.signup.fields.secret]\ncategory = \"user.contact.email\"\ntype = \"password\" # here\n",
+        at: "\"password\" # here",
+        says: "sets a password at a record point",
+    },
+    Case {
         what: "updates at a record point",
         from: "kind = \"profile\"",
         to: "kind = \"record\"\nupdates = [\"email\"] # here",
