@@ -708,8 +708,8 @@ impl Store {
         Ok(tx.commit().await?)
     }
 
-    /// Writes a whole collection atomically: the subject (when new), its
-    /// identifier, the sealed fields (replacing earlier values) and the consents.
+    /// Writes a whole collection atomically: the subject (when new), its identifier, its
+    /// profile values (filling or replacing as each says), its record and its consents.
     #[tracing::instrument(level = "debug", skip_all, fields(point = w.point.as_str(), record = w.record.is_some()))]
     pub async fn write_collection(&self, w: &CollectionWrite) -> Result<Written, CollectError> {
         let steps = collection_steps(w);
@@ -719,7 +719,12 @@ impl Store {
             Some(direct) => blocking(|| direct.write(|conn| run_native(conn, &steps)))?,
             None => run_pool(self.pool(), &steps).await?,
         };
-        Ok(written?)
+        let written = written?;
+        // A replaced value's ciphertext and key leave the disk with it.
+        if w.profile.iter().any(|f| f.mode == ValueMode::Replace) {
+            self.purge_wal().await;
+        }
+        Ok(written)
     }
 
     /// Crypto-shreds a subject: destroys its wrapped data key, its blind indexes and its
@@ -803,7 +808,8 @@ impl Store {
     }
 
     /// On SQLite, copies the WAL back into the database file and truncates it, so the page
-    /// images from before a shred (with the wrapped key and ciphertext) leave the disk:
+    /// images from before a shred or a replaced value (with the wrapped key and
+    /// ciphertext) leave the disk:
     /// `secure_delete` has already zeroed them in the pages that replace them. The
     /// checkpoint waits for readers on older snapshots while it holds writers off, so it
     /// waits 50 ms at a time, at most 20 times, rather than the connection's 10 s; when
@@ -818,7 +824,7 @@ impl Store {
         let mut conn = match self.pool().acquire().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot checkpoint the WAL after a shred");
+                tracing::warn!(error = %e, "cannot checkpoint the WAL after a shred or a replaced value");
                 return;
             }
         };
@@ -826,7 +832,7 @@ impl Store {
         // ends) rather than going back to the pool.
         conn.close_on_drop();
         if let Err(e) = sqlx::query("PRAGMA busy_timeout = 50").execute(&mut *conn).await {
-            tracing::warn!(error = %e, "cannot checkpoint the WAL after a shred");
+            tracing::warn!(error = %e, "cannot checkpoint the WAL after a shred or a replaced value");
             return;
         }
         let mut finished = false;
@@ -842,14 +848,14 @@ impl Store {
                 }
                 Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot checkpoint the WAL after a shred");
+                    tracing::warn!(error = %e, "cannot checkpoint the WAL after a shred or a replaced value");
                     break;
                 }
             }
         }
         if !finished {
             tracing::warn!(
-                "the WAL may still hold pages from before a shred: readers kept the checkpoint from finishing"
+                "the WAL may still hold pages from before a shred or a replaced value: readers kept the checkpoint from finishing"
             );
         }
     }
