@@ -50,6 +50,12 @@ impl TestApp {
         Self::spawn_in(db, charter_policy::TENSOROPERA, charter_server::Limits::default(), dir).await
     }
 
+    /// Spawns the application on `db` with the data directory `dir/data` as it is (a key
+    /// file already there is used).
+    pub async fn spawn_in_dir(db: &TestDb, dir: tempfile::TempDir) -> Self {
+        Self::spawn_in(db, charter_policy::TENSOROPERA, charter_server::Limits::default(), dir).await
+    }
+
     async fn spawn_in(db: &TestDb, policy_text: &str, limits: charter_server::Limits, dir: tempfile::TempDir) -> Self {
         capture_logs();
         let policy = charter_policy::load("test-policy.toml", policy_text).unwrap();
