@@ -140,7 +140,7 @@ impl Refusal {
                 format!("field `{field}` is larger than its limit of {max_bytes} bytes")
             }
             Self::MissingRequired { field } => format!("required field `{field}` is missing"),
-            Self::FileField { field } => format!("field `{field}` is a file: send it to the upload endpoint"),
+            Self::FileField { field } => format!("field `{field}` is a file: send it as a part of a multipart/form-data collection, or to the upload endpoint"),
             Self::ConsentNotAsked { purpose, point } if policy.purposes.contains_key(purpose) => {
                 format!("collection point `{point}` does not ask for consent to `{purpose}`")
             }
@@ -406,7 +406,7 @@ mod refusal_tests {
                 "field `email` must be an email address",
                 "field `name` is larger than its limit of 256 bytes",
                 "required field `name` is missing",
-                "field `cv` is a file: send it to the upload endpoint",
+                "field `cv` is a file: send it as a part of a multipart/form-data collection, or to the upload endpoint",
                 "collection point `signup` does not ask for consent to `surveys`",
                 "the consent answer for `newsletter` must be true or false",
                 "this service is not available to anyone under 18; nothing was stored",

@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::data::Part;
 use common::data::*;
 use common::{backends, Resp, TestApp};
 use serde_json::{json, Value};
@@ -346,4 +347,78 @@ async fn shredding_reaches_every_record() {
         assert!(app.state.store.erased_with_leftovers().await.unwrap().is_empty());
         app.stop().await;
     }
+}
+
+/// A web form's submission: fields and a file in one `multipart/form-data` request make
+/// one record with its file; a refused part refuses the whole submission, nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_submission_is_one_record_or_nothing() {
+    for db in backends("records_multipart").await {
+        let app = TestApp::spawn(&db).await;
+        let key = app.key("site", &["support"], &["support"]).await;
+        let message = support(json!({ "email": EMAIL }), NAME, EMAIL, "MULTIPART-MESSAGE").to_string().into_bytes();
+        let body = |bytes: &[u8]| Part { name: "body", content_type: "application/json", bytes: bytes.to_vec() };
+        let file = |name, content_type, bytes: &[u8]| Part { name, content_type, bytes: bytes.to_vec() };
+        let content = b"MULTIPART-ATTACHMENT-LINE\n".repeat(4000);
+
+        let r = app.submit(&key, "support", &[body(&message), file("attachment", "text/plain", &content)]).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let (id, record) = (r.body["subject_id"].as_str().unwrap(), r.body["record_id"].as_str().unwrap());
+        let one =
+            app.raw("GET", &format!("/v1/subjects/{id}/records/{record}?purpose=support"), Some(&key), None).await;
+        assert_eq!(one.body["record"]["fields"]["message"], "MULTIPART-MESSAGE", "{}", one.body);
+        let files = one.body["record"]["files"].as_array().unwrap();
+        assert_eq!(
+            (files.len(), files[0]["field"].as_str(), files[0]["size"].as_u64()),
+            (1, Some("attachment"), Some(content.len() as u64))
+        );
+        let (status, back) = app.download(&key, id, files[0]["object_id"].as_str().unwrap(), "support").await;
+        assert_eq!((status, back == content), (200, true));
+        let entry: String = sqlx::query_scalar(
+            "SELECT detail FROM audit_log WHERE action = 'data.collect' AND result = 'ok' ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+        assert!(entry.contains("\"files\"") && entry.contains(record), "{entry}");
+
+        // Refused parts: nothing more is stored, and no file is left behind.
+        let stored = || async { (app.count("records").await, app.count("objects").await, app.count("subjects").await) };
+        let before = stored().await;
+        let objects = files_under(&app_objects(&app)).len();
+        let cases: Vec<(Vec<Part>, u16, &str)> = vec![
+            (vec![file("attachment", "image/gif", &content), body(&message)], 400, "missing_body_part"),
+            (vec![body(&message), file("attachment", "image/gif", &content)], 415, "unsupported_content_type"),
+            (
+                vec![
+                    body(&message),
+                    file("attachment", "text/plain", &content),
+                    file("attachment", "text/plain", b"x"),
+                ],
+                422,
+                "duplicate_file",
+            ),
+            (
+                vec![body(&message), file("attachment", "text/plain", &content), file("message", "text/plain", b"x")],
+                422,
+                "wrong_type",
+            ),
+            (vec![body(&message), file("notes", "text/plain", b"x")], 422, "undeclared_field"),
+            (vec![body(b"{\"subject\": ")], 400, "malformed_json"),
+            (vec![body(br#"{"subject":{"email":"x@y.example"},"fields":{"message":"m"}}"#)], 422, "missing_required"),
+        ];
+        for (parts, status, code) in cases {
+            let r = app.submit(&key, "support", &parts).await;
+            assert_eq!((r.status, r.body["error"]["code"].as_str()), (status, Some(code)), "{}", r.body);
+            assert_eq!(stored().await, before, "{code}: nothing stored");
+            assert_eq!(files_under(&app_objects(&app)).len(), objects, "{code}: no file left behind");
+        }
+        assert_no_plaintext(&db, &["MULTIPART-MESSAGE", "MULTIPART-ATTACHMENT-LINE"]).await;
+        app.stop().await;
+    }
+}
+
+/// The folder where the application keeps objects.
+fn app_objects(app: &TestApp) -> std::path::PathBuf {
+    app.data_dir().join("objects")
 }

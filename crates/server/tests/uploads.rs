@@ -52,7 +52,7 @@ async fn uploads_are_sealed_bounded_and_purpose_checked() {
                 false,
                 415,
                 "unsupported_content_type",
-                "accepts application/pdf, image/png, image/jpeg, text/plain; this upload's content type is not one of them",
+                "accepts application/pdf, image/png, image/jpeg, text/plain; this file's content type is not one of them",
             ),
             (
                 "undeclared field",

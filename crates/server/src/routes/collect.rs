@@ -1,7 +1,7 @@
 //! `POST /v1/collect/{point}`: data minimisation at the door. Only what the
 //! policy declares for the point is accepted; a refused request stores nothing.
 
-use axum::extract::State;
+use axum::extract::{FromRequest as _, Request, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
+use crate::routes::upload::{attach, Received};
 use crate::sign_in::{Named, NotStarted};
 use crate::state::AppState;
 use crate::subject::{self, unwrap_key, Identifier, SubjectId, SubjectSelector};
@@ -25,9 +26,10 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/collect/{point}", post(collect))
 }
 
+/// A collection's JSON body: who it is about, the fields, the consents.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CollectBody {
+pub(crate) struct CollectBody {
     subject: SubjectSelector,
     #[serde(default)]
     fields: Map<String, Value>,
@@ -42,18 +44,27 @@ pub(crate) fn today_utc() -> (i32, u32, u32) {
 }
 
 /// Every refusal of a known key is in the audit chain: those [`accept`] records with their
-/// details, and the rest (point, body, subject) by their code here.
+/// details, and the rest (point, body, subject) by their code here. A
+/// `multipart/form-data` request carries the JSON body and files together
+/// ([`crate::routes::submission`]).
 async fn collect(
     State(state): State<AppState>,
     Caller(key): Caller,
     point: Result<Path<String>, ApiError>,
-    body: Result<Json<CollectBody>, ApiError>,
+    request: Request,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let point = match point {
         Ok(Path(point)) => point,
         Err(e) => return Err(refused(&state, &key, "", None, e).await),
     };
-    match accept(&state, &key, &point, body).await {
+    let answer = match crate::routes::submission::boundary(request.headers()) {
+        Some(boundary) => crate::routes::submission::receive(&state, &key, &point, boundary, request).await,
+        None => {
+            let body = Json::<CollectBody>::from_request(request, &state).await;
+            accept(&state, &key, &point, body).await
+        }
+    };
+    match answer {
         Err(e) => Err(refused(&state, &key, &point, None, e).await),
         created => created,
     }
@@ -66,11 +77,43 @@ async fn accept(
     body: Result<Json<CollectBody>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let Json(body) = body?;
+    let prepared = prepare(state, key, point, &body).await?;
+    store(state, key, point, &prepared, &[]).await
+}
+
+/// A collection checked and ready to store: what the point accepts of it, the identifier
+/// that names its subject, and how the point keeps it.
+pub(crate) struct Prepared<'p> {
+    accepted: collect::Collection<'p>,
+    identifier: Identifier,
+    keeping: Keeping<'p>,
+}
+
+/// Checks a collection's body at `point` for `key`: nothing is stored yet.
+pub(crate) async fn prepare<'p>(
+    state: &'p AppState,
+    key: &ApiKey,
+    point: &str,
+    body: &CollectBody,
+) -> Result<Prepared<'p>, ApiError> {
     point_for_key(state, key, point)?;
-    let accepted = checked(state, key, point, &body).await?;
+    let accepted = checked(state, key, point, body).await?;
     let identifier = body.subject.identifier(state)?;
     let keeping = keeping(state, point, &accepted, &identifier)?;
-    let blind = match &identifier {
+    Ok(Prepared { accepted, identifier, keeping })
+}
+
+/// Stores a prepared collection, with `files` already received and sealed: all of it in
+/// one write, or nothing.
+pub(crate) async fn store(
+    state: &AppState,
+    key: &ApiKey,
+    point: &str,
+    prepared: &Prepared<'_>,
+    files: &[Received],
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let Prepared { accepted, identifier, keeping } = prepared;
+    let blind = match identifier {
         Identifier::Named { normal, blind, .. } => Some((normal.kind(), *blind)),
         Identifier::Id(_) => None,
     };
@@ -78,15 +121,16 @@ async fn accept(
     // next pass), to set a password (the loser checks against the winner's), or with an
     // erasure (the next pass finds the person gone).
     for _ in 0..3 {
-        let subject = resolve(state, &identifier).await?;
+        let subject = resolve(state, identifier).await?;
         let who = match &blind {
             Some((kind, blind)) => Named::Blind(kind.as_str(), *blind),
             None => Named::Id(subject.id.clone()),
         };
         let values = passwords(state, key, point, &subject, &who, &accepted.fields).await?;
-        let write = collection_write(&subject, blind.as_ref(), &keeping, point, &accepted, &values);
+        let mut write = collection_write(&subject, blind.as_ref(), keeping, point, accepted, &values);
         let record_id = write.record.as_ref().map(|r| r.id.clone());
-        match write_with_entry(state, key, point, &accepted, write).await? {
+        write.objects = attach(&subject, record_id.as_deref(), files);
+        match write_with_entry(state, key, point, accepted, write, files).await? {
             Ok(written) => return Ok((StatusCode::CREATED, axum::Json(created(&subject.id, record_id, written)))),
             Err(CollectError::IdentifierRace | CollectError::AlreadySet | CollectError::Erased) => continue,
             Err(CollectError::IdentifierTaken(kind)) => return Err(identifier_taken(kind)),
@@ -354,16 +398,21 @@ async fn write_with_entry(
     point: &str,
     accepted: &collect::Collection<'_>,
     write: CollectionWrite,
+    files: &[Received],
 ) -> Result<Result<Written, CollectError>, ApiError> {
     let named = |verified: bool| -> Vec<&str> {
         accepted.fields.iter().filter(|f| f.verify == verified).map(|f| f.field).collect()
     };
     let (names, verified) = (named(false), named(true));
     let consents: Vec<Value> = accepted.consents.iter().map(|(p, g)| json!({ "purpose": p, "given": g })).collect();
-    let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&json!({
+    let mut detail = json!({
         "point": point, "fields": names, "verified": verified, "consents": consents,
         "new_subject": write.new_subject.is_some(), "record": write.record.as_ref().map(|r| r.id.as_str())
-    }));
+    });
+    if !files.is_empty() {
+        detail["files"] = files.iter().map(Received::entry).collect();
+    }
+    let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&detail);
     event.subject = Some(write.subject_id.clone());
     let store = state.store.clone();
     let written = async move { store.write_collection(&write).await };

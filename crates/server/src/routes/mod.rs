@@ -8,6 +8,7 @@ pub mod notice;
 pub mod openapi;
 pub mod records;
 pub mod subjects;
+pub mod submission;
 pub mod upload;
 
 use axum::Router;

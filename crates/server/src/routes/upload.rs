@@ -20,7 +20,7 @@ use charter_scan::EntityType;
 use charter_store::vault::{CollectError, CollectionWrite, ObjectRecord, RecordWrite, SubjectRecord};
 use charter_vault::stream::{StreamSealer, CHUNK};
 use charter_vault::{DataKey, Holder};
-use futures_util::StreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path as ObjectPath;
 use object_store::WriteMultipart;
 use serde::Deserialize;
@@ -84,7 +84,10 @@ async fn receive(
     body: Body,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     point_for_key(state, key, point)?;
-    let file = accepted_file(state, point, q.field.as_deref(), headers)?;
+    let header = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+    let content_type = header(header::CONTENT_TYPE).unwrap_or("").split(';').next().unwrap_or("").trim();
+    let length = header(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let file = accepted_file(state, point, q.field.as_deref(), content_type, length)?;
     let selector = SubjectSelector::from_parts(q.email, q.phone, q.external_id, q.id);
     let identifier = selector.identifier(state)?;
     let known = subject::find(state, &identifier).await?;
@@ -92,20 +95,84 @@ async fn receive(
         Some(record) => Some(record_to_join(state, known.as_ref(), point, record).await?),
         None => None,
     };
+    let stream = body.into_data_stream().map_err(|e| body_error(&e));
+    let mut got = store_file(state, key, &file, known.map(|s| s.id), stream).await?;
+    got.row.record_id = joins;
+    let (subject_id, record_id) = record_upload(state, key, &identifier, &got).await?;
+    let answer = json!({
+        "subject_id": subject_id, "object_id": got.object.id, "record_id": record_id,
+        "size": got.row.size, "received": got.received
+    });
+    Ok((StatusCode::CREATED, axum::Json(answer)))
+}
+
+/// Why a request body stopped: its timeout ran out, or it broke off.
+pub(crate) fn body_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    match crate::listen::is_body_timeout(e) {
+        true => ApiError::BodyTimeout,
+        false => {
+            ApiError::BadRequest { code: "upload_interrupted", message: "the upload stopped before its end".into() }
+        }
+    }
+}
+
+/// A file received and stored, sealed, but not recorded yet: its row (subject, record
+/// and wrapped key still to settle), its key, what the scan found and the bytes received.
+pub(crate) struct Received {
+    pub(crate) row: ObjectRecord,
+    pub(crate) object: Object,
+    /// What the scan found, for the audit chain (types and counts).
+    scan: Option<Value>,
+    /// The content type, when the policy declares it (a caller's own text is not one for
+    /// the permanent chain).
+    declared_type: Option<String>,
+    pub(crate) received: u64,
+}
+
+impl Received {
+    /// The file's part of a `data.collect` entry: names, sizes and counts, never content.
+    pub(crate) fn entry(&self) -> Value {
+        json!({
+            "field": self.row.field, "object": self.row.id, "size": self.row.size,
+            "content_type": self.declared_type, "scan": self.scan
+        })
+    }
+
+    /// Where its sealed bytes are.
+    pub(crate) fn path(&self) -> ObjectPath {
+        ObjectPath::from(self.row.location.as_str())
+    }
+}
+
+/// Streams one file into object storage under a key of its own, sealed and scanned as
+/// `file` says; a refusal leaves nothing stored (and a rejecting scan's finding is in the
+/// audit chain, naming `subject` when known).
+pub(crate) async fn store_file(
+    state: &AppState,
+    key: &ApiKey,
+    file: &FileField<'_>,
+    subject: Option<String>,
+    stream: impl futures_util::Stream<Item = Result<Bytes, ApiError>> + Unpin,
+) -> Result<Received, ApiError> {
     let object = Object { id: uuid::Uuid::new_v4().to_string(), key: DataKey::generate() };
     let location = format!("objects/{}", object.id);
     // Sealed under the object's own key, bound to the object alone: the subject is
-    // settled when the upload is recorded, and the key is wrapped under theirs then.
+    // settled when the file is recorded, and the key is wrapped under theirs then.
     let (sealer, header_bytes) = StreamSealer::new(&object.key, "", &object.id);
     let upload = state.objects.put_multipart(&ObjectPath::from(location.as_str())).await?;
     let mut sink = Sink { writer: WriteMultipart::new(upload), sealer, buf: BytesMut::with_capacity(CHUNK), stored: 0 };
     sink.writer.write(&header_bytes);
     let mut received = 0;
-    let scanned = match stream_in(body, &mut sink, &file, &mut received).await {
+    let scanned = match stream_in(stream, &mut sink, file, &mut received).await {
         Ok(scanned) => scanned,
-        Err(e) => return Err(refused_upload(state, key, &file, known.map(|s| s.id), sink, e).await),
+        Err(e) => return Err(refused_upload(state, key, file, subject, sink, e).await),
     };
     let stored = sink.finish().await?;
+    let scan = scanned.map(|(action, counts)| {
+        let findings: serde_json::Map<String, Value> =
+            counts.iter().map(|(k, n)| (k.name().to_owned(), json!(n))).collect();
+        json!({ "action": action_name(action), "findings": findings })
+    });
     let row = ObjectRecord {
         id: object.id.clone(),
         subject_id: String::new(),
@@ -116,19 +183,31 @@ async fn receive(
         size: i64::try_from(stored).unwrap_or(i64::MAX),
         location,
         collected_at_us: charter_store::now_us(),
-        record_id: joins,
+        record_id: None,
         wrapped_key: None,
     };
-    let (subject_id, record_id) = record_upload(state, key, &file, &identifier, row, &object, scanned).await?;
-    let answer = json!({
-        "subject_id": subject_id, "object_id": object.id, "record_id": record_id, "size": stored, "received": received
-    });
-    Ok((StatusCode::CREATED, axum::Json(answer)))
+    let declared_type = file.decl.content_types.contains(&file.content_type).then(|| file.content_type.clone());
+    Ok(Received { row, object, scan, declared_type, received })
 }
 
-/// An object being uploaded: its id and its own data key.
-struct Object {
-    id: String,
+/// The rows of `files` once their subject and record are settled: each object's key
+/// wrapped under the subject's.
+pub(crate) fn attach(subject: &Resolved, record_id: Option<&str>, files: &[Received]) -> Vec<ObjectRecord> {
+    files
+        .iter()
+        .map(|f| {
+            let mut row = f.row.clone();
+            row.subject_id = subject.id.clone();
+            row.record_id = record_id.map(str::to_owned).or(row.record_id);
+            row.wrapped_key = Some(subject.data_key.wrap_own(&subject.id, Holder::Object(&f.object.id), &f.object.key));
+            row
+        })
+        .collect()
+}
+
+/// An object being stored: its id and its own data key.
+pub(crate) struct Object {
+    pub(crate) id: String,
     key: DataKey,
 }
 
@@ -150,21 +229,23 @@ async fn record_to_join(
 }
 
 /// A point's file field, as an upload names it, and what it accepts.
-struct FileField<'p> {
+pub(crate) struct FileField<'p> {
     point: &'p str,
-    field: String,
+    pub(crate) field: String,
     decl: &'p charter_policy::model::Field,
     max: u64,
     content_type: String,
 }
 
-/// The file field the upload names, if the point declares it as a file; the upload's
-/// content type, if the field accepts it; its declared length, if within the field's limit.
-fn accepted_file<'p>(
+/// The file field `field` of `point`, if the point declares it as a file; the file's
+/// `content_type`, if the field accepts it; its declared `length`, if within the field's
+/// limit.
+pub(crate) fn accepted_file<'p>(
     state: &'p AppState,
     point: &'p str,
     field: Option<&str>,
-    headers: &HeaderMap,
+    content_type: &str,
+    length: Option<u64>,
 ) -> Result<FileField<'p>, ApiError> {
     let p = &state.policy.policy.collection_points[point];
     let field = field.ok_or_else(|| ApiError::BadRequest {
@@ -189,20 +270,18 @@ fn accepted_file<'p>(
         }
     };
     let max = decl.max_bytes.unwrap_or(0);
-    let header = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
-    let content_type = header(header::CONTENT_TYPE).unwrap_or("").split(';').next().unwrap_or("").trim().to_owned();
-    if !decl.content_types.is_empty() && !decl.content_types.contains(&content_type) {
+    if !decl.content_types.is_empty() && !decl.content_types.iter().any(|t| t == content_type) {
         return Err(ApiError::UnsupportedType {
             message: format!(
-                "field `{field}` accepts {}; this upload's content type is not one of them",
+                "field `{field}` accepts {}; this file's content type is not one of them",
                 decl.content_types.join(", ")
             ),
         });
     }
-    if header(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > max) {
+    if length.is_some_and(|n| n > max) {
         return Err(ApiError::TooLarge { message: format!("field `{field}` accepts at most {max} bytes") });
     }
-    Ok(FileField { point, field: field.to_owned(), decl, max, content_type })
+    Ok(FileField { point, field: field.to_owned(), decl, max, content_type: content_type.to_owned() })
 }
 
 /// The scan a point asks for. Recording and rejecting points scan on a thread of their
@@ -225,25 +304,19 @@ fn scanner_for(action: Option<ScanAction>) -> Option<(ScanAction, Scan)> {
 /// What a scan found, by type.
 type Findings = std::collections::BTreeMap<EntityType, u64>;
 
-/// Streams the body into `sink`, scanning it as the field says and counting the bytes
+/// Streams the file into `sink`, scanning it as the field says and counting the bytes
 /// `received`; a body over the field's limit, or with personal data at a rejecting
 /// point, is refused. What the scan found, when there was one.
 async fn stream_in(
-    body: Body,
+    mut stream: impl futures_util::Stream<Item = Result<Bytes, ApiError>> + Unpin,
     sink: &mut Sink,
     file: &FileField<'_>,
     received: &mut u64,
 ) -> Result<Option<(ScanAction, Findings)>, ApiError> {
     let reject = file.decl.scan == Some(ScanAction::Reject);
     let mut scanner = scanner_for(file.decl.scan);
-    let mut stream = body.into_data_stream();
     while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(|e| match crate::listen::is_body_timeout(&e) {
-            true => ApiError::BodyTimeout,
-            false => {
-                ApiError::BadRequest { code: "upload_interrupted", message: "the upload stopped before its end".into() }
-            }
-        })?;
+        let piece = piece?;
         *received += piece.len() as u64;
         if *received > file.max {
             return Err(ApiError::TooLarge {
@@ -314,30 +387,23 @@ async fn refused_upload(
 async fn record_upload(
     state: &AppState,
     key: &ApiKey,
-    file: &FileField<'_>,
     identifier: &Identifier,
-    row: ObjectRecord,
-    object: &Object,
-    scanned: Option<(ScanAction, Findings)>,
+    file: &Received,
 ) -> Result<(String, Option<String>), ApiError> {
-    let scan = scanned.map(|(action, counts)| {
-        let findings: serde_json::Map<String, Value> =
-            counts.iter().map(|(k, n)| (k.name().to_owned(), json!(n))).collect();
-        json!({ "action": action_name(action), "findings": findings })
-    });
-    // The content type as the policy declares it; a point that declares none takes any, and
-    // then the caller's text is not one for the permanent chain.
-    let declared_type = file.decl.content_types.contains(&file.content_type).then_some(file.content_type.as_str());
-    let path = ObjectPath::from(row.location.as_str());
-    let record_point = state.policy.policy.collection_points[file.point].kind == Some(PointKind::Record);
-    let record_id = row.record_id.clone().or_else(|| record_point.then(|| SubjectId::generate().as_str().to_owned()));
+    let point = file.row.point.as_str();
+    let record_point = state.policy.policy.collection_points[point].kind == Some(PointKind::Record);
+    let joins = file.row.record_id.clone();
+    let record_id = joins.clone().or_else(|| record_point.then(|| SubjectId::generate().as_str().to_owned()));
+    let path = file.path();
     for _ in 0..3 {
         let subject = resolve(state, identifier).await?;
-        let write = upload_write(&subject, &row, object, record_id.as_deref(), row.record_id.is_none());
-        let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&json!({
-            "point": file.point, "fields": [file.field], "object": row.id, "record": record_id, "size": row.size,
-            "content_type": declared_type, "scan": scan, "new_subject": subject.new_wrapped.is_some()
-        }));
+        let write = upload_write(&subject, file, record_id.as_deref(), joins.is_none());
+        let mut detail = file.entry();
+        detail["point"] = json!(point);
+        detail["fields"] = json!([file.row.field]);
+        detail["record"] = json!(record_id);
+        detail["new_subject"] = json!(subject.new_wrapped.is_some());
+        let mut event = AuditEvent::new(&key.name, "data.collect", "ok").with_detail(&detail);
         event.subject = Some(subject.id.clone());
         let store = state.store.clone();
         let written = async move { store.write_collection(&write).await };
@@ -348,7 +414,7 @@ async fn record_upload(
                 let _ = objects.delete(&path).await;
             }
         };
-        match entry_then_write(state, event, file.point, written, upload_failure, unrecorded).await {
+        match entry_then_write(state, event, point, written, upload_failure, unrecorded).await {
             Ok(Ok(_)) => return Ok((subject.id, record_id)),
             Ok(Err(CollectError::IdentifierRace | CollectError::Erased)) => continue,
             Ok(Err(e)) => {
@@ -373,31 +439,21 @@ fn upload_failure(e: &CollectError) -> &'static str {
 
 /// What an upload writes for `subject`: the subject when new, the record when `new_record`,
 /// and the object's row with its key wrapped under the subject's.
-fn upload_write(
-    subject: &Resolved,
-    row: &ObjectRecord,
-    object: &Object,
-    record_id: Option<&str>,
-    new_record: bool,
-) -> CollectionWrite {
+fn upload_write(subject: &Resolved, file: &Received, record_id: Option<&str>, new_record: bool) -> CollectionWrite {
     let record = record_id.filter(|_| new_record).map(|id| RecordWrite {
         id: id.to_owned(),
         wrapped_key: subject.data_key.wrap_own(&subject.id, Holder::Record(id), &DataKey::generate()),
         fields: Vec::new(),
     });
-    let mut row = row.clone();
-    row.subject_id = subject.id.clone();
-    row.record_id = record_id.map(str::to_owned);
-    row.wrapped_key = Some(subject.data_key.wrap_own(&subject.id, Holder::Object(&object.id), &object.key));
     CollectionWrite {
         subject_id: subject.id.clone(),
         new_subject: subject.new_wrapped.clone(),
         identifier: subject.identifier,
-        point: row.point.clone(),
+        point: file.row.point.clone(),
         profile: Vec::new(),
         record,
         consents: Vec::new(),
-        objects: vec![row],
+        objects: attach(subject, record_id, std::slice::from_ref(file)),
         at_us: charter_store::now_us(),
     }
 }

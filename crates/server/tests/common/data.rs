@@ -208,3 +208,47 @@ pub async fn stored_password_hash(app: &TestApp, id: &str) -> String {
     let data_key = app.state.keys.unwrap(id, subject.wrapped.as_ref().unwrap()).unwrap();
     String::from_utf8(charter_server::subject::open_value(&data_key, id, &stored).unwrap()).unwrap()
 }
+
+/// One part of a multipart submission: its name, content type and bytes.
+pub struct Part<'a> {
+    pub name: &'a str,
+    pub content_type: &'a str,
+    pub bytes: Vec<u8>,
+}
+
+impl TestApp {
+    /// Posts `parts` to `/v1/collect/{point}` as `multipart/form-data`.
+    pub async fn submit(&self, token: &str, point: &str, parts: &[Part<'_>]) -> Resp {
+        let boundary = "charter-test-boundary-7d1c";
+        let mut body = Vec::new();
+        for p in parts {
+            body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            let filename = if p.name == "body" { String::new() } else { format!("; filename=\"{}.bin\"", p.name) };
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{}\"{filename}\r\n", p.name).as_bytes(),
+            );
+            body.extend_from_slice(format!("Content-Type: {}\r\n\r\n", p.content_type).as_bytes());
+            body.extend_from_slice(&p.bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let (addr, path, token) = (self.addr.clone(), format!("/v1/collect/{point}"), token.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            let _ = s.write_all(&body);
+            let mut raw = Vec::new();
+            let _ = s.read_to_end(&mut raw);
+            let raw = String::from_utf8_lossy(&raw).into_owned();
+            let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+            let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            Resp { status, body: serde_json::from_str(rest).unwrap_or(Value::Null), head: head.to_owned() }
+        })
+        .await
+        .unwrap()
+    }
+}

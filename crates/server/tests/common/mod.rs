@@ -118,6 +118,11 @@ impl TestApp {
         self.raw("GET", &format!("/v1/subjects/{subject}/data?{query}"), Some(token), None).await
     }
 
+    /// The application's data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(self.state.store.pool()).await.unwrap()
     }
