@@ -268,6 +268,8 @@ pub enum BenchSet {
     Vault,
     /// Only the HTTP reads and collections of the vault set.
     Http,
+    /// Records: a page of a subject's 10,000 records, record collections, shredding.
+    Records,
     /// PII scanning throughput.
     Scan,
     /// Peak memory of `charter serve` under mixed load.

@@ -57,6 +57,8 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/v1/subjects/{id}/data",
         "/v1/subjects/lookup",
         "/v1/subjects/{id}/objects/{object}",
+        "/v1/subjects/{id}/records/{record}",
+        "/v1/subjects/{id}/close",
     ];
     let mut documented: Vec<&str> = paths.keys().map(String::as_str).collect();
     documented.sort_unstable();
@@ -67,7 +69,8 @@ async fn the_openapi_document_describes_every_endpoint() {
         let concrete = path
             .replace("{point}", "signup")
             .replace("{id}", &uuid::Uuid::new_v4().to_string())
-            .replace("{object}", &uuid::Uuid::new_v4().to_string());
+            .replace("{object}", &uuid::Uuid::new_v4().to_string())
+            .replace("{record}", &uuid::Uuid::new_v4().to_string());
         for (method, op) in ops.as_object().unwrap() {
             let r = app.raw(&method.to_uppercase(), &concrete, None, Some("{}")).await;
             assert!(

@@ -235,6 +235,16 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             super::bench_vault::http_rows("PostgreSQL", &pg.url, Synchronous::Full, &mut rows).await?;
         }
     }
+    if want(BenchSet::Records) {
+        let sqlite = TestDb::sqlite();
+        eprintln!("bench: records (SQLite)");
+        super::bench_records::records_rows("SQLite", &sqlite.url, &mut rows).await?;
+        if let Some(server) = &args.postgres {
+            let pg = TestDb::postgres_at(server).await;
+            eprintln!("bench: records (PostgreSQL)");
+            super::bench_records::records_rows("PostgreSQL", &pg.url, &mut rows).await?;
+        }
+    }
     if want(BenchSet::Memory) {
         eprintln!("bench: memory under mixed load (60 s)");
         super::bench_vault::memory_rows(&mut rows).await?;

@@ -5,12 +5,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use charter_core::access::{self, FieldRef, SubjectState};
 use charter_server::{Application, Settings as ServerSettings};
 use charter_store::Store;
 use serde_json::json;
-use sqlx::Row as _;
 
 use super::bench::Row;
 use super::loadgen::{alternating, closed_loop, open_loop, Conn, Target};
@@ -58,72 +57,134 @@ pub fn decision_rows(out: &mut Vec<Row>) {
 /// A bare axum app over the same database: reads the rows without decision,
 /// decryption or audit, and inserts a collection as one plain row.
 fn bare_router(store: Store) -> axum::Router {
-    async fn read(State(store): State<Store>, Path(id): Path<String>) -> axum::Json<serde_json::Value> {
-        // The same access path as charter's reads: a direct connection on SQLite, the pool on PostgreSQL.
-        if let Some(readers) = store.sqlite_direct() {
-            let map = readers
-                .read(|conn| {
-                    let mut st = conn.prepare_cached("SELECT field, sealed FROM field_values WHERE subject_id = ?1")?;
-                    let rows = st.query_map([&id], |r| {
-                        Ok((r.get::<_, String>(0)?, serde_json::Value::String(hex::encode(r.get::<_, Vec<u8>>(1)?))))
-                    })?;
-                    rows.collect::<Result<serde_json::Map<_, _>, _>>()
-                })
-                .unwrap_or_default();
-            return axum::Json(json!({ "fields": map }));
+    axum::Router::new()
+        .route("/bare/{id}", axum::routing::get(bare::read))
+        .route("/bare-pool/{id}", axum::routing::get(bare::read_pool))
+        .route("/bare-same/{id}", axum::routing::get(bare::read_same))
+        .route("/bare-page/{id}", axum::routing::get(bare::page))
+        .route("/bare/collect", axum::routing::post(bare::collect))
+        .with_state(store)
+}
+
+/// The bare baselines' handlers.
+mod bare {
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use charter_store::records::{PageQuery, Position, StoredRecord};
+    use charter_store::Store;
+    use serde_json::{json, Map, Value};
+    use sqlx::Row as _;
+
+    /// The profile rows of a subject, and its newest records' field rows.
+    const FIELDS: &str = "SELECT field, sealed FROM field_values WHERE subject_id = $1";
+    const RECORD_FIELDS: &str =
+        "SELECT r.id, f.field, f.sealed FROM records r JOIN record_fields f ON f.record_id = r.id \
+         WHERE r.subject_id = $1 ORDER BY r.collected_at_us DESC, r.id DESC LIMIT 1000";
+
+    /// Rows of (record id, field, sealed) grouped by record, in order.
+    fn grouped(rows: Vec<(String, String, Vec<u8>)>) -> Vec<Value> {
+        let mut out: Vec<(String, Map<String, Value>)> = Vec::new();
+        for (id, field, sealed) in rows {
+            if out.last().is_none_or(|(last, _)| *last != id) {
+                out.push((id.clone(), Map::new()));
+            }
+            if let Some((_, m)) = out.last_mut() {
+                m.insert(field, Value::String(hex::encode(sealed)));
+            }
         }
-        read_pool(State(store), Path(id)).await
+        out.into_iter().map(|(id, fields)| json!({ "record_id": id, "fields": fields })).collect()
     }
-    /// The same read through the sqlx pool, as a plain axum + sqlx service would make it.
-    async fn read_pool(State(store): State<Store>, Path(id): Path<String>) -> axum::Json<serde_json::Value> {
-        let rows = sqlx::query("SELECT field, sealed FROM field_values WHERE subject_id = $1")
-            .bind(id)
-            .fetch_all(store.pool())
-            .await
-            .unwrap_or_default();
-        let map: serde_json::Map<String, serde_json::Value> = rows
-            .iter()
-            .map(|r| (r.get::<String, _>(0), serde_json::Value::String(hex::encode(r.get::<Vec<u8>, _>(1)))))
-            .collect();
-        axum::Json(json!({ "fields": map }))
+
+    /// The profile rows and the records' rows, by the same access path as charter's reads:
+    /// a direct connection on SQLite, the pool on PostgreSQL.
+    pub(super) async fn read(State(store): State<Store>, Path(id): Path<String>) -> axum::Json<Value> {
+        let Some(readers) = store.sqlite_direct() else { return read_pool(State(store), Path(id)).await };
+        let answer = readers.read(|conn| {
+            let mut st = conn.prepare_cached(&FIELDS.replace("$1", "?1"))?;
+            let fields = st
+                .query_map([&id], |r| {
+                    Ok((r.get::<_, String>(0)?, Value::String(hex::encode(r.get::<_, Vec<u8>>(1)?))))
+                })?
+                .collect::<Result<Map<_, _>, _>>()?;
+            let mut st = conn.prepare_cached(&RECORD_FIELDS.replace("$1", "?1"))?;
+            let rows =
+                st.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, anyhow::Error>(json!({ "fields": fields, "records": grouped(rows) }))
+        });
+        axum::Json(answer.unwrap_or_default())
     }
-    /// charter's own read statement (the subject with its consent and objection, and its
-    /// fields), through charter's own store code, answering the sealed values as they are:
-    /// the same rows as a purpose-checked read, without decision, decryption or audit.
-    async fn read_same(
+
+    /// The same rows through the sqlx pool, as a plain axum + sqlx service would read them.
+    pub(super) async fn read_pool(State(store): State<Store>, Path(id): Path<String>) -> axum::Json<Value> {
+        let rows = sqlx::query(FIELDS).bind(&id).fetch_all(store.pool()).await.unwrap_or_default();
+        let fields: Map<String, Value> =
+            rows.iter().map(|r| (r.get::<String, _>(0), Value::String(hex::encode(r.get::<Vec<u8>, _>(1))))).collect();
+        let rows: Vec<(String, String, Vec<u8>)> =
+            sqlx::query_as(RECORD_FIELDS).bind(&id).fetch_all(store.pool()).await.unwrap_or_default();
+        axum::Json(json!({ "fields": fields, "records": grouped(rows) }))
+    }
+
+    fn records(page: &[StoredRecord]) -> Vec<Value> {
+        page.iter()
+            .map(|r| {
+                let fields: Map<String, Value> =
+                    r.fields.iter().map(|f| (f.field.clone(), Value::String(hex::encode(&f.sealed)))).collect();
+                json!({ "record_id": r.id, "point": r.point, "fields": fields })
+            })
+            .collect()
+    }
+
+    async fn first_page(store: &Store, id: &str) -> Result<Vec<StoredRecord>, StatusCode> {
+        let q = PageQuery { subject_id: id, point: None, after: Position::start(), limit: 51 };
+        let mut page = store.records_page(&q).await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+        page.truncate(50);
+        Ok(page)
+    }
+
+    /// charter's own read statements (the subject with its consent and objection, and its
+    /// fields; then the first page of its records), through charter's own store code,
+    /// answering the sealed values as they are: the same rows as a purpose-checked read,
+    /// without decision, decryption or audit.
+    pub(super) async fn read_same(
         State(store): State<Store>,
         Path(id): Path<String>,
-    ) -> Result<axum::Json<serde_json::Value>, axum::http::StatusCode> {
+    ) -> Result<axum::Json<Value>, StatusCode> {
         let view = store
             .subject_for_read(&id, "legal_disclosures")
             .await
-            .map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)?
-            .ok_or(axum::http::StatusCode::NOT_FOUND)?;
-        let map: serde_json::Map<String, serde_json::Value> =
-            view.fields.iter().map(|f| (f.field.clone(), serde_json::Value::String(hex::encode(&f.sealed)))).collect();
-        Ok(axum::Json(json!({ "fields": map })))
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+            .ok_or(StatusCode::NOT_FOUND)?;
+        let fields: Map<String, Value> =
+            view.fields.iter().map(|f| (f.field.clone(), Value::String(hex::encode(&f.sealed)))).collect();
+        let page = first_page(&store, &id).await?;
+        Ok(axum::Json(json!({ "fields": fields, "records": records(&page) })))
     }
-    async fn collect(State(store): State<Store>, body: axum::body::Bytes) -> axum::http::StatusCode {
+
+    /// The first page of a subject's records by charter's page statement, sealed values as
+    /// they are.
+    pub(super) async fn page(
+        State(store): State<Store>,
+        Path(id): Path<String>,
+    ) -> Result<axum::Json<Value>, StatusCode> {
+        let page = first_page(&store, &id).await?;
+        Ok(axum::Json(json!({ "records": records(&page) })))
+    }
+
+    pub(super) async fn collect(State(store): State<Store>, body: axum::body::Bytes) -> StatusCode {
         let r = sqlx::query("INSERT INTO bench_collect (id, body) VALUES ($1, $2)")
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(body.to_vec())
             .execute(store.pool())
             .await;
         if r.is_ok() {
-            axum::http::StatusCode::CREATED
+            StatusCode::CREATED
         } else {
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+            StatusCode::INTERNAL_SERVER_ERROR
         }
     }
-    axum::Router::new()
-        .route("/bare/{id}", axum::routing::get(read))
-        .route("/bare-pool/{id}", axum::routing::get(read_pool))
-        .route("/bare-same/{id}", axum::routing::get(read_same))
-        .route("/bare/collect", axum::routing::post(collect))
-        .with_state(store)
 }
 
-async fn spawn_bare(store: Store) -> anyhow::Result<String> {
+pub(crate) async fn spawn_bare(store: Store) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
     tokio::spawn(async move { axum::serve(listener, bare_router(store)).await });
@@ -148,6 +209,43 @@ fn signup_body(i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// charter serving on `url` in this process, with a data directory of its own.
+pub(crate) struct Running {
+    pub(crate) addr: String,
+    pub(crate) state: charter_server::state::AppState,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    pub(crate) async fn start(url: &str, synchronous: charter_store::Synchronous) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let app = Application::build(ServerSettings {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().join("data"),
+            database_url: Some(url.to_owned().into()),
+            policy: policy(),
+            object_store: None,
+            limits: Default::default(),
+            sqlite_synchronous: synchronous,
+        })
+        .await?;
+        let addr = app.addr().to_string();
+        let state = app.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self { addr, state, stop, server, _dir: dir })
+    }
+
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await?
+    }
+}
+
 /// Reads and collections over HTTP on one backend.
 pub async fn http_rows(
     label: &str,
@@ -155,23 +253,8 @@ pub async fn http_rows(
     synchronous: charter_store::Synchronous,
     out: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let app = Application::build(ServerSettings {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().join("data"),
-        database_url: Some(url.to_owned().into()),
-        policy: policy(),
-        object_store: None,
-        limits: Default::default(),
-        sqlite_synchronous: synchronous,
-    })
-    .await?;
-    let addr = app.addr().to_string();
-    let state = app.state().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let running = Running::start(url, synchronous).await?;
+    let (addr, state) = (running.addr.clone(), running.state.clone());
     let store = state.store.clone();
     sqlx::query("CREATE TABLE IF NOT EXISTS bench_collect (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
         .execute(store.pool())
@@ -220,20 +303,24 @@ pub async fn http_rows(
         )
         .await?;
     let read: serde_json::Value = serde_json::from_slice(&body)?;
-    // Nine values come back; the password is kept only as a hash, which no read returns.
+    // Four profile values and three records come back; the password is kept only as a
+    // hash, which no read returns.
     anyhow::ensure!(
         status == 200
-            && read["fields"].as_object().map(|m| m.len()) == Some(9)
+            && read["fields"].as_object().map(|m| m.len()) == Some(4)
+            && read["records"].as_array().map(Vec::len) == Some(3)
             && read["hashed"] == json!(["password"]),
         "setup read: {status} {read}"
     );
 
-    // Each baseline answers the subject's 10 rows, so none is fast for answering less.
+    // Each baseline answers the subject's 5 profile rows and 3 records, so none is fast
+    // for answering less.
     let mut b = Conn::open(&bare).await?;
     for baseline in ["bare-same", "bare", "bare-pool"] {
         let (status, body) = b.send("GET", &format!("/{baseline}/{id}"), "", b"", "application/json").await?;
-        let rows = serde_json::from_slice::<serde_json::Value>(&body)?["fields"].as_object().map(|m| m.len());
-        anyhow::ensure!(status == 200 && rows == Some(10), "baseline /{baseline}: {status}, {rows:?} rows");
+        let answer = serde_json::from_slice::<serde_json::Value>(&body)?;
+        let rows = (answer["fields"].as_object().map(|m| m.len()), answer["records"].as_array().map(Vec::len));
+        anyhow::ensure!(status == 200 && rows == (Some(5), Some(3)), "baseline /{baseline}: {status}, {rows:?} rows");
     }
     let path = format!("/v1/subjects/{id}/data?purpose=legal_disclosures&fields={fields}");
     let (appends, batches) = (state.audit.appends(), state.audit.batches());
@@ -253,7 +340,7 @@ pub async fn http_rows(
     let per_batch = (state.audit.appends() - appends) as f64 / (state.audit.batches() - batches).max(1) as f64;
     out.push(Row {
         what: format!(
-            "Purpose-checked read of 10 fields (9 values, the password hashed) over HTTP, {label}, 16 connections"
+            "Purpose-checked read of 5 profile fields (the password hashed) and 3 records (11 values) over HTTP, {label}, 16 connections"
         ),
         value: format!(
             "{:.0} req/s (p50 {:.2} ms, p99 {:.2} ms; {per_batch:.1} reads' audit appends per commit)",
@@ -262,16 +349,16 @@ pub async fn http_rows(
             charter.p99_us / 1e3
         ),
         baseline: format!(
-            "{:.0} req/s bare axum running charter's read statement (subject, consent, objection, fields), no decision/decryption/audit",
+            "{:.0} req/s bare axum running charter's read statements (subject, consent, objection, fields; a page of records), no decision/decryption/audit",
             same.rate
         ),
         ratio: results[0].against(&results[1]).to_string(),
     });
     out.push(Row {
-        what: format!("Same read, against a bare handler that reads only the field rows, {label}"),
+        what: format!("Same read, against a bare handler that reads only the field rows by plain statements, {label}"),
         value: format!("{:.0} req/s", charter.rate),
         baseline: format!(
-            "{:.0} req/s bare axum, the subject's field rows (name, sealed value) by the same access path",
+            "{:.0} req/s bare axum, the subject's field rows and its records' field rows by the same access path",
             fields_only.rate
         ),
         ratio: results[0].against(&results[2]).to_string(),
@@ -280,7 +367,7 @@ pub async fn http_rows(
         out.push(Row {
             what: format!("Same read, against a bare handler that reads through the sqlx pool, {label}"),
             value: format!("{:.0} req/s", charter.rate),
-            baseline: format!("{:.0} req/s bare axum + sqlx pool, the subject's field rows", pooled.whole.rate),
+            baseline: format!("{:.0} req/s bare axum + sqlx pool, the same rows", pooled.whole.rate),
             ratio: results[0].against(pooled).to_string(),
         });
     }
@@ -321,9 +408,7 @@ pub async fn http_rows(
         baseline: "argon2id (19 MiB, 2 passes) per password, at most one per core at once".into(),
         ratio: "—".into(),
     });
-    let _ = stop.send(());
-    server.await??;
-    Ok(())
+    running.stop().await
 }
 
 /// Process `pid`'s resident memory now (`VmRSS:`) or at its peak (`VmHWM:`), in KiB.

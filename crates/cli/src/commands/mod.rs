@@ -3,6 +3,7 @@
 pub mod apikey;
 pub mod audit;
 pub mod bench;
+pub mod bench_records;
 pub mod bench_vault;
 pub mod keys;
 pub mod loadgen;
