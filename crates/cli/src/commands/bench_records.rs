@@ -81,6 +81,8 @@ pub async fn records_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow:
     let filled = started.elapsed();
     fill(&addr, &token, &few, 100).await?;
 
+    // The first connection idled through the fill: the server may have closed it.
+    let mut c = Conn::open(&addr).await?;
     let page = format!("/v1/subjects/{many}/data?purpose=legal_disclosures&limit=50");
     let (status, body) = c.send("GET", &page, &token, b"", "application/json").await?;
     let read: Value = serde_json::from_slice(&body)?;
