@@ -130,12 +130,7 @@ impl TestApp {
             } else {
                 let _ = s.write_all(&body);
             }
-            let mut raw = Vec::new();
-            let _ = s.read_to_end(&mut raw);
-            let raw = String::from_utf8_lossy(&raw).into_owned();
-            let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-            let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-            Resp { status, body: serde_json::from_str(rest).unwrap_or(Value::Null), head: head.to_owned() }
+            super::read_response(&mut s, Value::Null)
         })
         .await
         .unwrap()
@@ -241,12 +236,7 @@ impl TestApp {
             );
             s.write_all(head.as_bytes()).unwrap();
             let _ = s.write_all(&body);
-            let mut raw = Vec::new();
-            let _ = s.read_to_end(&mut raw);
-            let raw = String::from_utf8_lossy(&raw).into_owned();
-            let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-            let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-            Resp { status, body: serde_json::from_str(rest).unwrap_or(Value::Null), head: head.to_owned() }
+            super::read_response(&mut s, Value::Null)
         })
         .await
         .unwrap()

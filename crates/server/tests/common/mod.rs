@@ -98,13 +98,7 @@ impl TestApp {
             req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", b.len()));
             s.write_all(req.as_bytes()).unwrap();
             let _ = s.write_all(b.as_bytes());
-            let mut raw = Vec::new();
-            let _ = s.read_to_end(&mut raw);
-            let raw = String::from_utf8_lossy(&raw).into_owned();
-            let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-            let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-            let body = serde_json::from_str(rest).unwrap_or(Value::String(rest.to_owned()));
-            Resp { status, body, head: head.to_owned() }
+            read_response(&mut s, Value::String(String::new()))
         })
         .await
         .unwrap()
@@ -137,6 +131,22 @@ impl TestApp {
         self.shutdown.take().unwrap().send(()).unwrap();
         self.handle.take().unwrap().await.unwrap()
     }
+}
+
+/// Reads a whole response from `s` (the request asked to close the connection): its
+/// status, its body as JSON (or as a string when it is not JSON; `empty` when there is
+/// none), and its head as received.
+pub fn read_response(s: &mut std::net::TcpStream, empty: Value) -> Resp {
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = match rest {
+        "" => empty,
+        _ => serde_json::from_str(rest).unwrap_or(Value::String(rest.to_owned())),
+    };
+    Resp { status, body, head: head.to_owned() }
 }
 
 /// The backends a test runs on: SQLite, and PostgreSQL when configured.
