@@ -6,7 +6,8 @@
 //! transaction per subject that writes the result.
 
 use crate::vault::{
-    object_from, ObjectRecord, Param, RecordWrite, Step, Stop, StoredField, SubjectRecord, OBJECT_COLUMNS,
+    field_from, object_from, ObjectRecord, Param, RecordWrite, Step, Stop, StoredField, SubjectRecord, FIELD_COLUMNS,
+    OBJECT_COLUMNS,
 };
 use crate::{Store, StoreError};
 
@@ -54,25 +55,13 @@ impl Store {
     /// What an earlier version left of subject `id`.
     pub async fn legacy(&self, id: &str) -> Result<Option<Legacy>, StoreError> {
         let Some(subject) = self.subject(id).await? else { return Ok(None) };
-        let rows = sqlx::query(
-            "SELECT field, category, point, sealed, collected_at_us FROM field_values \
-             WHERE subject_id = $1 AND wrapped_key IS NULL ORDER BY field",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {FIELD_COLUMNS} FROM field_values WHERE subject_id = $1 AND wrapped_key IS NULL ORDER BY field"
+        ))
         .bind(id)
         .fetch_all(self.pool())
         .await?;
-        let mut values = Vec::with_capacity(rows.len());
-        for r in &rows {
-            use sqlx::Row as _;
-            values.push(StoredField {
-                field: r.try_get(0)?,
-                category: r.try_get(1)?,
-                point: r.try_get(2)?,
-                sealed: r.try_get(3)?,
-                collected_at_us: r.try_get(4)?,
-                wrapped_key: None,
-            });
-        }
+        let values = rows.iter().map(|r| field_from(r, 0)).collect::<Result<Vec<_>, _>>()?;
         let rows = sqlx::query(&format!(
             "SELECT {OBJECT_COLUMNS} FROM objects o WHERE o.subject_id = $1 AND o.wrapped_key IS NULL \
              AND o.record_id IS NULL ORDER BY o.id"

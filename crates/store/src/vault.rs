@@ -269,15 +269,24 @@ fn view_row(r: &impl Columns, head: &mut Option<ViewHead>, fields: &mut Vec<Stor
         *head = Some((subject_from(r)?, r.int(6)?, r.int(7)?.unwrap_or(0)));
         return Ok(());
     }
-    fields.push(StoredField {
-        field: required(r.text(8)?, "field_values.field")?,
-        category: required(r.text(9)?, "field_values.category")?,
-        point: required(r.text(10)?, "field_values.point")?,
-        sealed: required(r.blob(11)?, "field_values.sealed")?,
-        collected_at_us: required(r.int(12)?, "field_values.collected_at_us")?,
-        wrapped_key: r.blob(13)?,
-    });
+    fields.push(field_from(r, 8)?);
     Ok(())
+}
+
+/// The columns of a profile value the store selects: `field, category, point, sealed,
+/// collected_at_us, wrapped_key`, in this order.
+pub(crate) const FIELD_COLUMNS: &str = "field, category, point, sealed, collected_at_us, wrapped_key";
+
+/// A profile value from [`FIELD_COLUMNS`] starting at column `at`.
+pub(crate) fn field_from(r: &impl Columns, at: usize) -> Result<StoredField, StoreError> {
+    Ok(StoredField {
+        field: required(r.text(at)?, "field_values.field")?,
+        category: required(r.text(at + 1)?, "field_values.category")?,
+        point: required(r.text(at + 2)?, "field_values.point")?,
+        sealed: required(r.blob(at + 3)?, "field_values.sealed")?,
+        collected_at_us: required(r.int(at + 4)?, "field_values.collected_at_us")?,
+        wrapped_key: r.blob(at + 5)?,
+    })
 }
 
 /// One subject, its fields, and its latest consent and any objection for one purpose, in
@@ -639,25 +648,13 @@ impl Store {
     /// One profile value of a subject.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn field_value(&self, subject_id: &str, field: &str) -> Result<Option<StoredField>, StoreError> {
-        let row = sqlx::query(
-            "SELECT field, category, point, sealed, collected_at_us, wrapped_key FROM field_values \
-             WHERE subject_id = $1 AND field = $2",
-        )
-        .bind(subject_id)
-        .bind(field)
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|r| {
-            Ok(StoredField {
-                field: r.try_get(0)?,
-                category: r.try_get(1)?,
-                point: r.try_get(2)?,
-                sealed: r.try_get(3)?,
-                collected_at_us: r.try_get(4)?,
-                wrapped_key: r.try_get(5)?,
-            })
-        })
-        .transpose()
+        let row =
+            sqlx::query(&format!("SELECT {FIELD_COLUMNS} FROM field_values WHERE subject_id = $1 AND field = $2"))
+                .bind(subject_id)
+                .bind(field)
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|r| field_from(&r, 0)).transpose()
     }
 
     /// The subject whose identifier of `kind` has blind index `blind`.
