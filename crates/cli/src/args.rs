@@ -55,7 +55,7 @@ pub enum Command {
     /// Find personal data in files and folders (exit 1 when any is found); optionally anonymise them.
     Scan(ScanArgs),
     /// Measure charter's performance figures and print them as Markdown.
-    Bench(BenchArgs),
+    Bench(charter_bench::BenchArgs),
 }
 
 /// Options of `scan`.
@@ -240,38 +240,4 @@ pub struct RecordArgs {
     /// Context as a JSON object, with names and counts only, never personal data.
     #[arg(long, default_value = "{}")]
     pub detail: String,
-}
-
-/// Options of `bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Entries appended per writer configuration.
-    #[arg(long, default_value_t = 20_000)]
-    pub appends: usize,
-    /// Entries in the chain whose verification is timed.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub verify_entries: i64,
-    /// Also measure on the PostgreSQL server at this URL (a scratch database is created and dropped).
-    #[arg(long, env = "CHARTER_BENCH_POSTGRES", value_name = "URL")]
-    pub postgres: Option<String>,
-    /// Run only one set of benchmarks.
-    #[arg(long, value_enum)]
-    pub only: Option<BenchSet>,
-}
-
-/// Sets of benchmarks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchSet {
-    /// Policy loading and the audit chain.
-    Audit,
-    /// The access decision, reads, collections and uploads.
-    Vault,
-    /// Only the HTTP reads and collections of the vault set.
-    Http,
-    /// Records: a page of a subject's 10,000 records, record collections, shredding.
-    Records,
-    /// PII scanning throughput.
-    Scan,
-    /// Peak memory of `charter serve` under mixed load.
-    Memory,
 }

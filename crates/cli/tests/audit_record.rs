@@ -58,12 +58,12 @@ fn many_processes_on_sqlite_keep_one_chain() {
 
 #[test]
 fn many_processes_on_postgres_keep_one_chain() {
-    let Ok(server) = std::env::var(charter_store::testing::POSTGRES_ENV) else {
-        eprintln!("notice: many_processes_on_postgres skipped; set {} to run it", charter_store::testing::POSTGRES_ENV);
+    let Ok(server) = std::env::var(charter_testkit::POSTGRES_ENV) else {
+        eprintln!("notice: many_processes_on_postgres skipped; set {} to run it", charter_testkit::POSTGRES_ENV);
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = rt.block_on(charter_store::testing::TestDb::postgres_at(&server));
+    let db = rt.block_on(charter_testkit::TestDb::postgres_at(&server));
     let cwd = tempfile::tempdir().unwrap();
     let extra = ["--database-url", db.url.as_str()];
     // Two servers on one database, then a crowd of recording processes.

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -58,8 +58,8 @@ fn start_s3(exe: &Path, root: &Path) -> S3 {
     S3 { child, endpoint: format!("http://{endpoint}") }
 }
 
-/// An upload with its content type, declaring `length` bytes and sending `body`; returns
-/// the status and body.
+/// An upload with its content type, declaring `length` bytes (which may be a lie) and
+/// sending `body`; returns the status and body.
 fn upload(addr: &str, path: &str, token: &str, length: usize, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -69,11 +69,8 @@ fn upload(addr: &str, path: &str, token: &str, length: usize, body: &[u8]) -> (u
     )
     .unwrap();
     s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = raw.split_once("\r\n\r\n").unwrap();
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), rest.to_owned())
+    let got = charter_testkit::http::read(&mut s);
+    (got.status, got.text())
 }
 
 /// Every file under `dir` with its bytes.
@@ -116,9 +113,9 @@ fn uploads_are_sealed_in_a_real_s3_bucket() {
 
     let message = r#"{"subject":{"email":"ada@analytical.example"},"fields":{"name":"Ada","email":"ada@analytical.example","message":"hi"}}"#;
     let created = request(&server.addr, "POST", "/v1/collect/support", Some(&token), message);
-    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.status, 201, "{}", created.text());
     let id =
-        serde_json::from_str::<serde_json::Value>(&created.body).unwrap()["subject_id"].as_str().unwrap().to_owned();
+        serde_json::from_str::<serde_json::Value>(&created.text()).unwrap()["subject_id"].as_str().unwrap().to_owned();
     // Over one 64 KiB chunk and over the 5 MiB of an S3 part, so the upload takes several parts.
     let content: Vec<u8> = SECRET.bytes().cycle().take(6 * 1024 * 1024 + 123).collect();
     let query = format!("/v1/collect/support/upload?field=attachment&id={id}");
@@ -131,14 +128,14 @@ fn uploads_are_sealed_in_a_real_s3_bucket() {
     for (path, bytes) in &files {
         assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "plaintext in {}", path.display());
     }
-    let mut s = TcpStream::connect(&server.addr).unwrap();
-    write!(s, "GET /v1/subjects/{id}/objects/{object}?purpose=support HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let path = format!("/v1/subjects/{id}/objects/{object}?purpose=support");
+    let got = charter_testkit::http::send(
+        &server.addr,
+        &charter_testkit::http::Request::new("GET", &path).token(Some(&token)),
+    );
+    let head = got.head.to_lowercase();
     assert!(head.starts_with("http/1.1 200") && head.contains("content-disposition: attachment"), "{head}");
-    assert!(raw[split + 4..] == content[..], "the download is the upload, byte for byte");
+    assert!(got.body == content[..], "the download is the upload, byte for byte");
 
     // Declared too large for the field: refused before its body is read, and nothing is
     // left in the bucket.

@@ -25,32 +25,32 @@ fn serve_on_a_fresh_data_dir_answers_and_records_start_and_stop() {
 
     let health = http(&server.addr, "GET", "/healthz");
     assert_eq!(health.status, 200);
-    assert!(health.body.contains("\"ok\""));
+    assert!(health.text().contains("\"ok\""));
     let ready = http(&server.addr, "GET", "/readyz");
-    assert_eq!(ready.status, 200, "{}", ready.body);
-    assert!(ready.body.contains("2024.03.29"));
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert!(ready.text().contains("2024.03.29"));
     let notice = http(&server.addr, "GET", "/");
     assert_eq!(notice.status, 200);
-    assert!(notice.headers.to_lowercase().contains("content-type: text/html"));
-    assert!(notice.body.contains("Privacy Policy of TensorOpera, Inc."));
+    assert!(notice.head.to_lowercase().contains("content-type: text/html"));
+    assert!(notice.text().contains("Privacy Policy of TensorOpera, Inc."));
     let openapi = http(&server.addr, "GET", "/openapi.json");
-    let doc: serde_json::Value = serde_json::from_str(&openapi.body).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&openapi.text()).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/readyz"].is_object());
     let missing = http(&server.addr, "GET", "/no/such/page?email=someone@example.com");
     assert_eq!(missing.status, 404);
-    assert!(missing.body.contains("\"not_found\""));
+    assert!(missing.text().contains("\"not_found\""));
     let wrong_method = http(&server.addr, "POST", "/healthz");
     assert_eq!(wrong_method.status, 405);
-    assert!(wrong_method.body.contains("\"method_not_allowed\""));
+    assert!(wrong_method.text().contains("\"method_not_allowed\""));
     let metrics = http(&server.addr, "GET", "/metrics");
     assert_eq!(metrics.status, 200);
     assert!(
-        metrics.body.contains("charter_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"),
+        metrics.text().contains("charter_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"),
         "{}",
-        metrics.body
+        metrics.text()
     );
-    assert!(metrics.body.contains("charter_audit_entries_appended_total 1"));
+    assert!(metrics.text().contains("charter_audit_entries_appended_total 1"));
 
     let (status, logs) = server.stop();
     assert!(status.success(), "graceful shutdown exits 0; logs: {logs}");
@@ -137,12 +137,12 @@ fn settings_come_from_env_and_config_file_and_secrets_stay_out_of_logs() {
 
 #[test]
 fn serve_on_postgres_keeps_the_password_out_of_logs() {
-    let Ok(server) = std::env::var(charter_store::testing::POSTGRES_ENV) else {
-        eprintln!("notice: serve_on_postgres skipped; set {} to run it", charter_store::testing::POSTGRES_ENV);
+    let Ok(server) = std::env::var(charter_testkit::POSTGRES_ENV) else {
+        eprintln!("notice: serve_on_postgres skipped; set {} to run it", charter_testkit::POSTGRES_ENV);
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = rt.block_on(charter_store::testing::TestDb::postgres_at(&server));
+    let db = rt.block_on(charter_testkit::TestDb::postgres_at(&server));
     // Trust authentication accepts any password, so a made-up one shows whether it leaks.
     let url = db.url.replacen("postgres://postgres@", "postgres://postgres:S3cretPassw0rd@", 1);
     assert_ne!(url, db.url, "test server URL has the expected form");

@@ -30,15 +30,12 @@ fn apikey_rotation_and_no_plaintext_on_disk_or_in_logs() {
 
 #[test]
 fn apikey_rotation_and_no_plaintext_on_disk_or_in_logs_on_postgres() {
-    let Ok(server) = std::env::var(charter_store::testing::POSTGRES_ENV) else {
-        eprintln!(
-            "notice: vault end to end on PostgreSQL skipped; set {} to run it",
-            charter_store::testing::POSTGRES_ENV
-        );
+    let Ok(server) = std::env::var(charter_testkit::POSTGRES_ENV) else {
+        eprintln!("notice: vault end to end on PostgreSQL skipped; set {} to run it", charter_testkit::POSTGRES_ENV);
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = rt.block_on(charter_store::testing::TestDb::postgres_at(&server));
+    let db = rt.block_on(charter_testkit::TestDb::postgres_at(&server));
     let seeded = end_to_end(Some(&db.url));
     // The database is the server's here, not a file in the data directory: every row of
     // every table, as text (bytea as hex), holds none of the seeded values either.
@@ -91,8 +88,8 @@ fn end_to_end(url: Option<&str>) -> Vec<String> {
         "fields": { "name": NAME, "email": EMAIL, "password": PASSWORD, "phone": PHONE, "age_attestation": true }
     });
     let r = request(&server.addr, "POST", "/v1/collect/signup", Some(&token), &signup.to_string());
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["subject_id"].as_str().unwrap().to_owned();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = serde_json::from_str::<serde_json::Value>(&r.text()).unwrap()["subject_id"].as_str().unwrap().to_owned();
     let support = serde_json::json!({
         "subject": { "email": EMAIL },
         "fields": { "name": NAME, "email": EMAIL, "message": MESSAGE }
@@ -102,7 +99,7 @@ fn end_to_end(url: Option<&str>) -> Vec<String> {
     assert_eq!(request(&server.addr, "POST", "/v1/collect/support", Some(&token), &refused.to_string()).status, 422);
     let read = request(&server.addr, "GET", &format!("/v1/subjects/{id}/data?purpose=support"), Some(&token), "");
     assert_eq!(read.status, 200);
-    assert!(read.body.contains(MESSAGE));
+    assert!(read.text().contains(MESSAGE));
     // No rotation while a server runs: it would go on wrapping new data keys under the
     // key-encryption key the rotation retires.
     let refused = run(&["keys", "rotate"]);
@@ -122,8 +119,8 @@ fn end_to_end(url: Option<&str>) -> Vec<String> {
     let server =
         Server::start_with_env(cwd.path(), &[&["--log-format", "json"], &db[..]].concat(), &[("CHARTER_LOG", "debug")]);
     let read = request(&server.addr, "GET", &format!("/v1/subjects/{id}/data?purpose=registration"), Some(&token), "");
-    assert_eq!(read.status, 200, "{}", read.body);
-    assert!(read.body.contains(NAME) && read.body.contains(EMAIL));
+    assert_eq!(read.status, 200, "{}", read.text());
+    assert!(read.text().contains(NAME) && read.text().contains(EMAIL));
     let revoke = run(&["apikey", "revoke", "--name", "website"]);
     assert!(revoke.status.success());
     // A revocation from another process takes effect once the server's key cache entry expires.

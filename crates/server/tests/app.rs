@@ -42,7 +42,7 @@ async fn the_start_is_in_the_chain_before_the_first_request() {
 /// router's `not_found` or `method_not_allowed`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_describes_every_endpoint() {
-    let db = charter_store::testing::TestDb::sqlite();
+    let db = charter_testkit::TestDb::sqlite();
     let app = TestApp::spawn(&db).await;
     let doc = app.raw("GET", "/openapi.json", None, None).await.body;
     let paths = doc["paths"].as_object().unwrap();
@@ -94,7 +94,7 @@ async fn the_openapi_document_describes_every_endpoint() {
 async fn responses_carry_security_headers() {
     use base64::Engine as _;
     use sha2::Digest as _;
-    let db = charter_store::testing::TestDb::sqlite();
+    let db = charter_testkit::TestDb::sqlite();
     let app = TestApp::spawn(&db).await;
     let page = app.raw("GET", "/", None, None).await;
     let head = page.head.to_lowercase();
@@ -121,7 +121,7 @@ async fn responses_carry_security_headers() {
 async fn stalled_connections_are_closed() {
     use std::io::{Read as _, Write as _};
     use std::time::{Duration, Instant};
-    let db = charter_store::testing::TestDb::sqlite();
+    let db = charter_testkit::TestDb::sqlite();
     let limits = charter_server::Limits {
         header_read: Duration::from_millis(500),
         body_idle: Duration::from_millis(500),

@@ -385,7 +385,7 @@ async fn a_multipart_submission_is_one_record_or_nothing() {
         // Refused parts: nothing more is stored, and no file is left behind.
         let stored = || async { (app.count("records").await, app.count("objects").await, app.count("subjects").await) };
         let before = stored().await;
-        let objects = files_under(&app_objects(&app)).len();
+        let objects = common::files(&app_objects(&app)).len();
         let cases: Vec<(Vec<Part>, u16, &str)> = vec![
             (vec![file("attachment", "image/gif", &content), body(&message)], 400, "missing_body_part"),
             (vec![body(&message), file("attachment", "image/gif", &content)], 415, "unsupported_content_type"),
@@ -411,7 +411,7 @@ async fn a_multipart_submission_is_one_record_or_nothing() {
             let r = app.submit(&key, "support", &parts).await;
             assert_eq!((r.status, r.body["error"]["code"].as_str()), (status, Some(code)), "{}", r.body);
             assert_eq!(stored().await, before, "{code}: nothing stored");
-            assert_eq!(files_under(&app_objects(&app)).len(), objects, "{code}: no file left behind");
+            assert_eq!(common::files(&app_objects(&app)).len(), objects, "{code}: no file left behind");
         }
         assert_no_plaintext(&db, &["MULTIPART-MESSAGE", "MULTIPART-ATTACHMENT-LINE"]).await;
         app.stop().await;

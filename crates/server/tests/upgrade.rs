@@ -5,7 +5,7 @@
 
 mod common;
 
-use charter_store::testing::TestDb;
+use charter_testkit::TestDb;
 use charter_vault::{DataKey, IdentifierKind, KeyFile, KeyWrapper as _, Normaliser};
 use common::data::*;
 use common::TestApp;

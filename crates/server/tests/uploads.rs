@@ -4,7 +4,7 @@ mod common;
 
 use std::io::{Read as _, Write as _};
 
-use charter_store::testing::TestDb;
+use charter_testkit::TestDb;
 use common::data::*;
 use common::{backends, TestApp};
 use serde_json::{json, Value};
@@ -117,7 +117,7 @@ async fn uploads_are_sealed_bounded_and_purpose_checked() {
 
         // On SQLite the objects live in the data directory: only ciphertext is there.
         let dir = app.stop().await;
-        let stored = files_under(&dir.path().join("data/objects"));
+        let stored = common::files(&dir.path().join("data/objects"));
         assert_eq!(stored.len(), 2, "exactly the two accepted uploads are stored, nothing of the refused: {stored:?}");
         for f in stored {
             let bytes = std::fs::read(&f).unwrap();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use charter_store::testing::TestDb;
+use charter_testkit::TestDb;
 use charter_vault::KeyWrapper as _;
 use common::data::*;
 use common::{backends, TestApp};
@@ -703,7 +703,7 @@ async fn every_collection_point_collects_and_reads_back_by_purpose() {
         seeded.extend(contents.iter().map(String::as_str));
         assert_no_plaintext(&db, &seeded).await;
         let dir = app.stop().await;
-        for f in files_under(&dir.path().join("data/objects")) {
+        for f in common::files(&dir.path().join("data/objects")) {
             let bytes = std::fs::read(&f).unwrap();
             for s in &seeded {
                 assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s:?} in {}", f.display());

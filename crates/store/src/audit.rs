@@ -620,6 +620,17 @@ fn to_hash(bytes: Vec<u8>) -> Result<Hash, sqlx::Error> {
     Hash::try_from(bytes.as_slice()).map_err(|_| sqlx::Error::Decode("an audit hash is not 32 bytes".into()))
 }
 
+/// Reads the whole chain into memory, in order (for timing the chain check alone).
+pub async fn load_entries(store: &Store) -> Result<Vec<Entry>, sqlx::Error> {
+    use futures_util::TryStreamExt as _;
+    let mut out = Vec::new();
+    let mut rows = sqlx::query(SELECT_ENTRIES).fetch(store.pool());
+    while let Some(r) = rows.try_next().await? {
+        out.push(entry_from_row(&r)?);
+    }
+    Ok(out)
+}
+
 pub(crate) fn entry_from_row(r: &AnyRow) -> Result<Entry, sqlx::Error> {
     Ok(Entry {
         seq: r.try_get(0)?,

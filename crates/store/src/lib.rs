@@ -11,7 +11,6 @@
 //!   concurrent appends into one statement, and survives other processes
 //!   appending to the same database) and its verifier.
 //! - [`native`]: direct SQLite connections for the hot paths (the audit writer, purpose-bound reads).
-//! - [`bench`]: the plain-insert baseline `charter bench` compares the chain with.
 //! - [`vault`]: subjects, blind indexes, sealed profile values, consents, objections, writing a
 //!   collection, shredding.
 //! - [`records`]: reading a subject's records a page at a time, or one by id; closing an account.
@@ -19,17 +18,14 @@
 //! - [`sign_ins`]: failed password checks and checks under way, per name, shared by servers.
 //! - [`upgrade`]: reading and rewriting what an earlier version wrote (legacy sealing, values at
 //!   what are now record points).
-//! - [`testing`]: throwaway databases for tests on both backends.
 
 pub mod api_keys;
 pub mod audit;
-pub mod bench;
 pub mod data_dir;
 pub mod db;
 pub mod native;
 pub mod records;
 pub mod sign_ins;
-pub mod testing;
 pub mod upgrade;
 pub mod vault;
 

@@ -143,7 +143,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::TestDb;
+    use charter_testkit::TestDb;
 
     const LIMITS: Limits = Limits { failures: 5, window_us: 900_000_000, lease_us: 60_000_000 };
 

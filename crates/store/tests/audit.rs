@@ -2,8 +2,8 @@
 
 use charter_core::audit::{self, AuditEvent};
 use charter_store::audit::verify;
-use charter_store::testing::TestDb;
 use charter_store::{AuditLog, Store};
+use charter_testkit::TestDb;
 use charter_vault::KeyFile;
 use sqlx::Row as _;
 

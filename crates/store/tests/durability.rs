@@ -1,8 +1,8 @@
 //! What an answered commit survives on SQLite: every connection the store opens (the
 //! pool's, on both files, and the direct ones) syncs as the store was told.
 
-use charter_store::testing::TestDb;
 use charter_store::{Store, Synchronous};
+use charter_testkit::TestDb;
 
 /// SQLite's `synchronous` values: 1 is NORMAL, 2 is FULL.
 async fn settings(store: &Store) -> Vec<i64> {

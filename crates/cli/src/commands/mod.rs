@@ -2,11 +2,7 @@
 
 pub mod apikey;
 pub mod audit;
-pub mod bench;
-pub mod bench_records;
-pub mod bench_vault;
 pub mod keys;
-pub mod loadgen;
 pub mod policy;
 pub mod scan;
 pub mod serve;
@@ -24,6 +20,6 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Apikey(cmd) => apikey::run(cmd, &settings).await,
         Command::Keys(cmd) => keys::run(cmd, &settings).await,
         Command::Scan(args) => scan::run(args),
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => Ok(charter_bench::run(args).await?),
     }
 }

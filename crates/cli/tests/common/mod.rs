@@ -1,12 +1,10 @@
 //! Helpers for driving the real `charter` binary.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
 /// The binary under test.
 pub fn charter() -> Command {
@@ -24,19 +22,8 @@ pub fn charter() -> Command {
     c
 }
 
-/// Every file under `dir`, recursively.
-pub fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
+pub use charter_testkit::files;
+pub use charter_testkit::http::Response;
 
 /// Runs `charter args...` in `cwd` and returns its output.
 pub fn run(cwd: &Path, args: &[&str]) -> Output {
@@ -102,13 +89,6 @@ impl Drop for Server {
     }
 }
 
-/// A plain HTTP/1.1 response.
-pub struct Response {
-    pub status: u16,
-    pub headers: String,
-    pub body: String,
-}
-
 /// One HTTP request over a fresh connection.
 pub fn http(addr: &str, method: &str, path: &str) -> Response {
     request(addr, method, path, None, "")
@@ -116,18 +96,5 @@ pub fn http(addr: &str, method: &str, path: &str) -> Response {
 
 /// One HTTP request with an optional bearer token and a JSON body.
 pub fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> Response {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status code");
-    Response { status, headers: head.to_owned(), body: body.to_owned() }
+    charter_testkit::http::send(addr, &charter_testkit::http::Request::new(method, path).token(token).json(body))
 }

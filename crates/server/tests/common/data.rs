@@ -1,8 +1,7 @@
 //! Shared by the vault tests: the seeded person, leak scans, upload requests.
 
-use std::io::{Read as _, Write as _};
-
-use charter_store::testing::TestDb;
+use charter_testkit::http::{self, Request};
+use charter_testkit::TestDb;
 use charter_vault::KeyWrapper as _;
 use serde_json::{json, Value};
 
@@ -106,31 +105,13 @@ impl TestApp {
         let (addr, path) = (self.addr.clone(), format!("/v1/collect/{point}/upload?{query}"));
         let (token, content_type, body) = (token.to_owned(), content_type.to_owned(), body.to_vec());
         tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(&addr).unwrap();
-            let length = if chunked {
-                "Transfer-Encoding: chunked".to_owned()
-            } else {
-                format!("Content-Length: {}", body.len())
+            let request = Request {
+                token: Some(&token),
+                body: Some((&content_type, &body)),
+                chunked,
+                ..Request::new("POST", &path)
             };
-            let head = format!(
-                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\n{length}\r\n\r\n"
-            );
-            s.write_all(head.as_bytes()).unwrap();
-            if chunked {
-                // The server may answer and close before the end: later writes may fail.
-                for piece in body.chunks(64 * 1024) {
-                    if s.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).is_err()
-                        || s.write_all(piece).is_err()
-                        || s.write_all(b"\r\n").is_err()
-                    {
-                        break;
-                    }
-                }
-                let _ = s.write_all(b"0\r\n\r\n");
-            } else {
-                let _ = s.write_all(&body);
-            }
-            super::read_response(&mut s, Value::Null)
+            Resp::of(&http::send(&addr, &request), Value::Null)
         })
         .await
         .unwrap()
@@ -140,19 +121,8 @@ impl TestApp {
         let (addr, path, token) =
             (self.addr.clone(), format!("/v1/subjects/{subject}/objects/{object}?purpose={purpose}"), token.to_owned());
         tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(&addr).unwrap();
-            write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n")
-                .unwrap();
-            let mut raw = Vec::new();
-            s.read_to_end(&mut raw).unwrap();
-            let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-            let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-            let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-            let mut body = raw[split + 4..].to_vec();
-            if head.to_lowercase().contains("transfer-encoding: chunked") {
-                body = dechunk(&body);
-            }
-            (status, body)
+            let got = http::send(&addr, &Request::new("GET", &path).token(Some(&token)));
+            (got.status, got.body)
         })
         .await
         .unwrap()
@@ -165,35 +135,6 @@ pub async fn collect_refusals(app: &TestApp) -> Vec<String> {
         .fetch_all(app.state.store.pool())
         .await
         .unwrap()
-}
-
-pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
-        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
-        b = &b[eol + 2..];
-        if n == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[..n]);
-        b = &b[n + 2..];
-    }
-}
-
-pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// The stored password hash of subject `id`, opened with its data key.
@@ -229,14 +170,10 @@ impl TestApp {
         body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
         let (addr, path, token) = (self.addr.clone(), format!("/v1/collect/{point}"), token.to_owned());
         tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(&addr).unwrap();
-            let head = format!(
-                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            s.write_all(head.as_bytes()).unwrap();
-            let _ = s.write_all(&body);
-            super::read_response(&mut s, Value::Null)
+            let content_type = format!("multipart/form-data; boundary={boundary}");
+            let request =
+                Request { token: Some(&token), body: Some((&content_type, &body)), ..Request::new("POST", &path) };
+            Resp::of(&http::send(&addr, &request), Value::Null)
         })
         .await
         .unwrap()

@@ -1,13 +1,14 @@
 //! The application built in-process for tests, with one method per endpoint.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod data;
 
-use std::io::{Read as _, Write as _};
+pub use charter_testkit::files;
 
 use charter_server::{Application, Settings};
-use charter_store::testing::TestDb;
+use charter_testkit::http::{self, Request};
+use charter_testkit::TestDb;
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -89,16 +90,12 @@ impl TestApp {
         let token = token.map(str::to_owned);
         let body = body.map(str::to_owned);
         tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(&addr).unwrap();
-            let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-            if let Some(t) = token {
-                req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-            }
-            let b = body.unwrap_or_default();
-            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", b.len()));
-            s.write_all(req.as_bytes()).unwrap();
-            let _ = s.write_all(b.as_bytes());
-            read_response(&mut s, Value::String(String::new()))
+            let request = Request::new(&method, &path).token(token.as_deref());
+            let request = match &body {
+                Some(b) => request.json(b),
+                None => request,
+            };
+            Resp::of(&http::send(&addr, &request), Value::String(String::new()))
         })
         .await
         .unwrap()
@@ -133,20 +130,12 @@ impl TestApp {
     }
 }
 
-/// Reads a whole response from `s` (the request asked to close the connection): its
-/// status, its body as JSON (or as a string when it is not JSON; `empty` when there is
-/// none), and its head as received.
-pub fn read_response(s: &mut std::net::TcpStream, empty: Value) -> Resp {
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = match rest {
-        "" => empty,
-        _ => serde_json::from_str(rest).unwrap_or(Value::String(rest.to_owned())),
-    };
-    Resp { status, body, head: head.to_owned() }
+impl Resp {
+    /// A response with its body as JSON (or as a string when it is not JSON; `empty` when
+    /// there is none).
+    pub fn of(got: &http::Response, empty: Value) -> Self {
+        Self { status: got.status, body: got.json(empty), head: got.head.clone() }
+    }
 }
 
 /// The backends a test runs on: SQLite, and PostgreSQL when configured.

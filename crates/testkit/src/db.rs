@@ -1,4 +1,4 @@
-//! Throwaway databases for tests, on both backends.
+//! Throwaway databases for tests and benchmarks, on both backends.
 //!
 //! PostgreSQL tests run when `CHARTER_TEST_POSTGRES` holds a server URL
 //! (e.g. `postgres://postgres@127.0.0.1:5432`); each gets its own uniquely
@@ -24,7 +24,7 @@ impl TestDb {
     /// A fresh SQLite database in a temporary folder.
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let url = crate::Store::sqlite_url(dir.path());
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("charter.db").display());
         Self { url, dir: Some(dir), postgres: None }
     }
 

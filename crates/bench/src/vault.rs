@@ -11,8 +11,8 @@ use charter_server::{Application, Settings as ServerSettings};
 use charter_store::Store;
 use serde_json::json;
 
-use super::bench::Row;
-use super::loadgen::{alternating, closed_loop, open_loop, Conn, Target};
+use crate::loadgen::{alternating, closed_loop, open_loop, Conn, Target};
+use crate::Row;
 
 const RUN: Duration = Duration::from_secs(5);
 /// Rounds of one-second turns in which charter's reads and their baselines take turns.

@@ -2,16 +2,15 @@
 //! without hashing, chaining or batching, so the chain's cost can be stated
 //! as a ratio measured in the same run.
 
-use charter_core::audit::{AuditEvent, Entry};
-use futures_util::TryStreamExt as _;
+use charter_core::audit::AuditEvent;
 
-use crate::Store;
+use charter_store::Store;
 
 /// Creates the baseline table (same columns as `audit_log`, no constraints beyond the key).
 pub async fn create_plain_table(store: &Store) -> Result<(), sqlx::Error> {
     let blob = match store.backend() {
-        crate::Backend::Sqlite => "BLOB",
-        crate::Backend::Postgres => "BYTEA",
+        charter_store::Backend::Sqlite => "BLOB",
+        charter_store::Backend::Postgres => "BYTEA",
     };
     sqlx::query("DROP TABLE IF EXISTS bench_plain").execute(store.pool()).await?;
     sqlx::query(&format!(
@@ -42,14 +41,4 @@ pub async fn plain_insert(store: &Store, seq: i64, at_us: i64, e: &AuditEvent) -
     .execute(store.pool())
     .await?;
     Ok(())
-}
-
-/// Reads the whole chain into memory, for timing the chain check alone.
-pub async fn load_entries(store: &Store) -> Result<Vec<Entry>, sqlx::Error> {
-    let mut out = Vec::new();
-    let mut rows = sqlx::query(crate::audit::SELECT_ENTRIES).fetch(store.pool());
-    while let Some(r) = rows.try_next().await? {
-        out.push(crate::audit::entry_from_row(&r)?);
-    }
-    Ok(out)
 }

@@ -1,17 +1,56 @@
 //! `charter bench`: the figures BENCHMARKS.md records, each next to a baseline
 //! measured in the same run, printed as Markdown.
+//!
+//! A crate of its own so that the load generator and the bare baselines stay out of
+//! the server's dependency path; the `charter` command line runs it.
+
+mod loadgen;
+mod plain;
+mod records;
+mod vault;
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use charter_core::audit::{AuditEvent, ChainVerifier};
-use charter_store::testing::TestDb;
 use charter_store::Synchronous;
-use charter_store::{audit, bench, AuditLog, Store};
+use charter_store::{audit, AuditLog, Store};
+use charter_testkit::TestDb;
 use charter_vault::KeyFile;
 
-use crate::args::{BenchArgs, BenchSet};
-use crate::Failure;
+/// Options of `charter bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Entries appended per writer configuration.
+    #[arg(long, default_value_t = 20_000)]
+    pub appends: usize,
+    /// Entries in the chain whose verification is timed.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub verify_entries: i64,
+    /// Also measure on the PostgreSQL server at this URL (a scratch database is created and dropped).
+    #[arg(long, env = "CHARTER_BENCH_POSTGRES", value_name = "URL")]
+    pub postgres: Option<String>,
+    /// Run only one set of benchmarks.
+    #[arg(long, value_enum)]
+    pub only: Option<BenchSet>,
+}
+
+/// Sets of benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchSet {
+    /// Policy loading and the audit chain.
+    Audit,
+    /// The access decision, reads, collections and uploads.
+    Vault,
+    /// Only the HTTP reads and collections of the vault set.
+    Http,
+    /// Records: a page of a subject's 10,000 records, record collections, shredding.
+    Records,
+    /// PII scanning throughput.
+    Scan,
+    /// Peak memory of `charter serve` under mixed load.
+    Memory,
+}
 
 fn event(i: usize) -> AuditEvent {
     let mut e = AuditEvent::new(format!("key-{}", i % 8), "data.read", "ok");
@@ -108,18 +147,18 @@ async fn append_rows(label: &str, url: &str, appends: usize, out: &mut Vec<Row>)
         let store = Store::open(url).await?;
         sqlx::query("DELETE FROM audit_log").execute(store.pool()).await?;
         sqlx::query("DELETE FROM audit_checkpoint").execute(store.pool()).await?;
-        bench::create_plain_table(&store).await?;
+        plain::create_plain_table(&store).await?;
         // Warm both paths so neither pays for first connections.
         let s = store.clone();
         concurrently(writers * 4, writers, move |i| {
             let s = s.clone();
-            async move { Ok(bench::plain_insert(&s, -(i as i64) - 1, 0, &event(i)).await?) }
+            async move { Ok(plain::plain_insert(&s, -(i as i64) - 1, 0, &event(i)).await?) }
         })
         .await?;
         let s = store.clone();
         let plain = concurrently(appends, writers, move |i| {
             let s = s.clone();
-            async move { Ok(bench::plain_insert(&s, i as i64, i as i64, &event(i)).await?) }
+            async move { Ok(plain::plain_insert(&s, i as i64, i as i64, &event(i)).await?) }
         })
         .await?;
         let chained = append_through_writer(&store, &keys, appends, writers).await?;
@@ -149,7 +188,7 @@ async fn verify_rows(label: &str, url: &str, entries: i64, out: &mut Vec<Row>) -
     let report = audit::verify(&store, &keys.checkpoint_signer().verifier()).await?;
     let full = start.elapsed();
     anyhow::ensure!(report.entries == entries, "verified {} of {entries}", report.entries);
-    let loaded = bench::load_entries(&store).await?;
+    let loaded = audit::load_entries(&store).await?;
     let start = Instant::now();
     let mut v = ChainVerifier::default();
     for e in &loaded {
@@ -190,7 +229,7 @@ fn machine() -> String {
 }
 
 /// Runs the benchmarks and prints a Markdown table.
-pub async fn run(args: BenchArgs) -> Result<(), Failure> {
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let all = args.only.is_none();
     let want = |what: BenchSet| all || args.only == Some(what);
@@ -213,45 +252,44 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     }
     if want(BenchSet::Scan) {
         eprintln!("bench: PII scan");
-        super::bench_vault::scan_rows(&mut rows);
-        super::bench_vault::scan_memory_rows(&mut rows)?;
+        vault::scan_rows(&mut rows);
+        vault::scan_memory_rows(&mut rows)?;
     }
     if want(BenchSet::Vault) {
         eprintln!("bench: access decision");
-        super::bench_vault::decision_rows(&mut rows);
+        vault::decision_rows(&mut rows);
     }
     if want(BenchSet::Vault) || args.only == Some(BenchSet::Http) {
         let sqlite = TestDb::sqlite();
         eprintln!("bench: HTTP reads and collections (SQLite)");
-        super::bench_vault::http_rows("SQLite", &sqlite.url, Synchronous::Full, &mut rows).await?;
+        vault::http_rows("SQLite", &sqlite.url, Synchronous::Full, &mut rows).await?;
         // What syncing every commit costs: the same figures with commits synced only at checkpoints.
         let normal = TestDb::sqlite();
         eprintln!("bench: HTTP reads and collections (SQLite, synchronous = NORMAL)");
-        super::bench_vault::http_rows("SQLite with synchronous = NORMAL", &normal.url, Synchronous::Normal, &mut rows)
-            .await?;
+        vault::http_rows("SQLite with synchronous = NORMAL", &normal.url, Synchronous::Normal, &mut rows).await?;
         if let Some(server) = &args.postgres {
             let pg = TestDb::postgres_at(server).await;
             eprintln!("bench: HTTP reads and collections (PostgreSQL)");
-            super::bench_vault::http_rows("PostgreSQL", &pg.url, Synchronous::Full, &mut rows).await?;
+            vault::http_rows("PostgreSQL", &pg.url, Synchronous::Full, &mut rows).await?;
         }
     }
     if want(BenchSet::Records) {
         let sqlite = TestDb::sqlite();
         eprintln!("bench: records (SQLite)");
-        super::bench_records::records_rows("SQLite", &sqlite.url, &mut rows).await?;
+        records::records_rows("SQLite", &sqlite.url, &mut rows).await?;
         if let Some(server) = &args.postgres {
             let pg = TestDb::postgres_at(server).await;
             eprintln!("bench: records (PostgreSQL)");
-            super::bench_records::records_rows("PostgreSQL", &pg.url, &mut rows).await?;
+            records::records_rows("PostgreSQL", &pg.url, &mut rows).await?;
         }
     }
     if want(BenchSet::Memory) {
         eprintln!("bench: memory under mixed load (60 s)");
-        super::bench_vault::memory_rows(&mut rows).await?;
+        vault::memory_rows(&mut rows).await?;
     }
     if want(BenchSet::Vault) {
         eprintln!("bench: 1 GiB upload");
-        super::bench_vault::upload_rows(&mut rows).await?;
+        vault::upload_rows(&mut rows).await?;
     }
     println!(
         "Machine: {}; charter {}; release build: {}\n",

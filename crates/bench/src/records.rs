@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::bench::Row;
-use super::bench_vault::{spawn_bare, Running};
-use super::loadgen::{alternating, closed_loop, open_loop, Conn, Target};
+use crate::loadgen::{alternating, closed_loop, open_loop, Conn, Target};
+use crate::vault::{spawn_bare, Running};
+use crate::Row;
 
 const RUN: Duration = Duration::from_secs(5);
 const RECORDS: usize = 10_000;
