@@ -7,6 +7,7 @@
 mod loadgen;
 mod plain;
 mod records;
+mod revocation;
 mod vault;
 
 use std::time::{Duration, Instant};
@@ -44,6 +45,8 @@ pub enum BenchSet {
     Vault,
     /// Only the HTTP reads and collections of the vault set.
     Http,
+    /// Only how soon a revoked API key is refused (part of the vault set).
+    Revocation,
     /// Records: a page of a subject's 10,000 records, record collections, shredding.
     Records,
     /// PII scanning throughput.
@@ -271,6 +274,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let pg = TestDb::postgres_at(server).await;
             eprintln!("bench: HTTP reads and collections (PostgreSQL)");
             vault::http_rows("PostgreSQL", &pg.url, Synchronous::Full, &mut rows).await?;
+        }
+    }
+    if want(BenchSet::Vault) || args.only == Some(BenchSet::Revocation) {
+        eprintln!("bench: API key revocation");
+        revocation::revocation_rows("SQLite", &TestDb::sqlite().url, &mut rows).await?;
+        if let Some(server) = &args.postgres {
+            let pg = TestDb::postgres_at(server).await;
+            revocation::revocation_rows("PostgreSQL", &pg.url, &mut rows).await?;
         }
     }
     if want(BenchSet::Records) {
