@@ -229,6 +229,7 @@ impl Running {
             object_store: None,
             limits: Default::default(),
             sqlite_synchronous: synchronous,
+            delivery: Default::default(),
         })
         .await?;
         let addr = app.addr().to_string();

@@ -56,6 +56,158 @@ pub enum Command {
     Scan(ScanArgs),
     /// Measure charter's performance figures and print them as Markdown.
     Bench(charter_bench::BenchArgs),
+    /// Run, list and requeue the durable jobs that send messages.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Send mail.
+    #[command(subcommand)]
+    Mail(MailCommand),
+    /// Open the sealed outbox, where messages go while no SMTP server or SMS gateway is set.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Manage processors named in the policy's recipients.
+    #[command(subcommand)]
+    Recipients(RecipientsCommand),
+}
+
+/// Where messages go, and how the workers that send them run. Shared by `serve`,
+/// `jobs run` and `mail test`; each may also come from the config file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeliveryArgs {
+    /// SMTP server: smtp://user:pass@host:port (add ?tls=required for STARTTLS) or smtps://... for
+    /// implicit TLS. Without it, mail goes to the sealed outbox in the data directory.
+    #[arg(long, env = "CHARTER_SMTP_URL", value_name = "URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The From address of mail (needed with --smtp-url).
+    #[arg(long, env = "CHARTER_MAIL_FROM", value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
+    /// The public base URL links in messages start with, e.g. https://privacy.example.com.
+    #[arg(long, env = "CHARTER_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// DKIM private key (PEM, RSA or Ed25519); with --dkim-selector and --dkim-domain.
+    #[arg(long, env = "CHARTER_DKIM_KEY", value_name = "FILE")]
+    pub dkim_key: Option<PathBuf>,
+    /// DKIM selector.
+    #[arg(long, env = "CHARTER_DKIM_SELECTOR", value_name = "SELECTOR")]
+    pub dkim_selector: Option<String>,
+    /// DKIM signing domain.
+    #[arg(long, env = "CHARTER_DKIM_DOMAIN", value_name = "DOMAIN")]
+    pub dkim_domain: Option<String>,
+    /// SMS gateway taking a form POST of To, From and Body with basic auth (the account as the
+    /// URL's user, the token from CHARTER_SMS_TOKEN). Without it, text messages go to the outbox.
+    #[arg(long, env = "CHARTER_SMS_URL", value_name = "URL", hide_env_values = true)]
+    pub sms_url: Option<String>,
+    /// The sender number or name of text messages (needed with --sms-url).
+    #[arg(long, env = "CHARTER_SMS_FROM", value_name = "FROM")]
+    pub sms_from: Option<String>,
+    /// Seconds a worker holds a claimed job before another may take it. Default: 120.
+    #[arg(long, value_name = "SECONDS")]
+    pub job_lease: Option<f64>,
+    /// Seconds before the first retry of a failed job; each later one doubles (to an hour). Default: 30.
+    #[arg(long, value_name = "SECONDS")]
+    pub job_retry_base: Option<f64>,
+    /// Seconds an idle worker waits before looking for due jobs again. Default: 1.
+    #[arg(long, value_name = "SECONDS")]
+    pub job_poll: Option<f64>,
+}
+
+/// Job commands.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Run a worker in the foreground (where no server runs), until stopped or, with
+    /// --until-empty, until no job is queued or running.
+    Run {
+        /// Stop once the queue is empty.
+        #[arg(long)]
+        until_empty: bool,
+        /// The policy in force (its recipients' webhooks). Default: the embedded policy.
+        #[arg(long, env = "CHARTER_POLICY", value_name = "FILE")]
+        policy: Option<PathBuf>,
+        #[command(flatten)]
+        delivery: Box<DeliveryArgs>,
+    },
+    /// List jobs, newest first.
+    List {
+        /// Only jobs in this state.
+        #[arg(long, value_enum)]
+        state: Option<JobState>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Requeue a dead job now, its attempts counted afresh.
+    Retry {
+        /// The job's id.
+        id: String,
+    },
+}
+
+/// States of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Dead,
+    Void,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Dead => "dead",
+            Self::Void => "void",
+        }
+    }
+}
+
+/// Mail commands.
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Send one test message through the configured channel and print the reply; exits
+    /// non-zero with the reason when it is refused or the server cannot be reached.
+    Test {
+        /// The address to send to.
+        #[arg(long, value_name = "ADDRESS")]
+        to: String,
+        /// Queue it for the workers of a running server instead of sending it now.
+        #[arg(long)]
+        queue: bool,
+        /// The policy in force. Default: the embedded policy.
+        #[arg(long, env = "CHARTER_POLICY", value_name = "FILE")]
+        policy: Option<PathBuf>,
+        #[command(flatten)]
+        delivery: Box<DeliveryArgs>,
+    },
+}
+
+/// Outbox commands.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List the messages in the outbox.
+    List,
+    /// Print one message, opened.
+    Show {
+        /// The message's id (its job's id).
+        id: String,
+    },
+}
+
+/// Recipient commands.
+#[derive(Debug, Subcommand)]
+pub enum RecipientsCommand {
+    /// Make a new webhook signing secret for a recipient and print it, once (an earlier
+    /// secret stops working).
+    Secret {
+        /// The recipient's name in the policy.
+        name: String,
+        /// The policy in force. Default: the embedded policy.
+        #[arg(long, env = "CHARTER_POLICY", value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
 }
 
 /// Options of `scan`.
@@ -132,6 +284,8 @@ pub struct ServeArgs {
     /// or gs://bucket (GOOGLE_* variables). Default: the data directory's objects/ folder.
     #[arg(long, env = "CHARTER_OBJECT_STORE", value_name = "URL")]
     pub object_store: Option<String>,
+    #[command(flatten)]
+    pub delivery: Box<DeliveryArgs>,
 }
 
 /// Output formats of `policy render`.

@@ -34,6 +34,8 @@ pub struct Settings {
     pub limits: crate::Limits,
     /// How the SQLite files are synced (a commit survives a power cut with `Full`).
     pub sqlite_synchronous: charter_store::Synchronous,
+    /// Where messages go and how the workers that send them run.
+    pub delivery: charter_delivery::Config,
 }
 
 /// A built application, bound to its address and ready to serve.
@@ -45,6 +47,8 @@ pub struct Application {
     limits: crate::Limits,
     /// The data directory's lock, shared, for as long as the server runs.
     lock: DirLock,
+    /// Sends queued messages while the server runs.
+    worker: charter_delivery::Worker,
 }
 
 impl Application {
@@ -75,10 +79,25 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("the policy's [identifiers] phone_region: {e}"))?;
         let notice_html: Arc<str> = charter_policy::render::notice::html(&policy.policy).into();
         let sign_ins = crate::sign_in::SignInThrottle::new(data.store.clone(), &policy.policy.security);
+        let keys = Arc::new(data.keys);
+        let senders =
+            charter_delivery::Senders::new(&settings.delivery, keys.clone(), &policy.policy, &settings.data_dir)
+                .context("cannot set up delivery")?;
+        tracing::info!(mail = %senders.mail.describe(), sms = %senders.sms.describe(), "messages go to");
+        let delivery = Arc::new(charter_delivery::Counters::default());
+        let worker = charter_delivery::Worker::new(
+            data.store.clone(),
+            keys.clone(),
+            audit.clone(),
+            Arc::new(senders),
+            settings.delivery.worker.clone(),
+            delivery.clone(),
+        );
         let state = AppState::new(Services {
             store: data.store,
             audit,
-            keys: Arc::new(data.keys),
+            keys,
+            delivery,
             objects,
             api_keys: crate::extract::KeyCache::default(),
             sign_ins,
@@ -89,7 +108,7 @@ impl Application {
             started: Instant::now(),
         });
         crate::upgrade::run(&state).await.context("cannot rewrite data an earlier version wrote")?;
-        Ok(Self { listener, addr, state, audit_task, limits: settings.limits, lock: data.lock })
+        Ok(Self { listener, addr, state, audit_task, limits: settings.limits, lock: data.lock, worker })
     }
 
     /// The bound address.
@@ -105,10 +124,19 @@ impl Application {
     /// Serves until `shutdown` resolves, lets requests in flight finish, then
     /// records the stop, signs a final checkpoint and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, addr, state, audit_task, limits, lock } = self;
+        let Self { listener, addr, state, audit_task, limits, lock, worker } = self;
         tracing::info!(%addr, "serving");
+        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(worker.run_until(async move {
+            let _ = worker_stopped.await;
+        }));
         let router = crate::routes::router(state.clone());
         crate::listen::serve(listener, router, limits, shutdown).await;
+        // The worker finishes the batch in hand; what it has not claimed waits in the queue.
+        let _ = stop_worker.send(());
+        if let Err(e) = worker.await {
+            tracing::warn!(error = %e, "the delivery worker failed");
+        }
         let audit = state.audit.clone();
         let store = state.store.clone();
         let uptime_s = state.started.elapsed().as_secs();

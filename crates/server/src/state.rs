@@ -37,6 +37,8 @@ pub struct Services {
     pub audit: AuditLog,
     /// The data directory's keys: wrapping data keys, blind indexes.
     pub keys: Arc<KeyFile>,
+    /// What this process's delivery worker has done.
+    pub delivery: Arc<charter_delivery::Counters>,
     /// The policy in force.
     pub policy: Arc<LoadedPolicy>,
     /// Puts identifiers in their normal form, as the policy says.

@@ -14,6 +14,7 @@
 //! - [`vault`]: subjects, blind indexes, sealed profile values, consents, objections, writing a
 //!   collection, shredding.
 //! - [`records`]: reading a subject's records a page at a time, or one by id; closing an account.
+//! - [`jobs`]: the durable queue of messages and calls, claimed under leases.
 //! - [`api_keys`]: API keys, stored as hashes.
 //! - [`sign_ins`]: failed password checks and checks under way, per name, shared by servers.
 //! - [`upgrade`]: reading and rewriting what an earlier version wrote (legacy sealing, values at
@@ -23,6 +24,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod data_dir;
 pub mod db;
+pub mod jobs;
 pub mod native;
 pub mod records;
 pub mod sign_ins;

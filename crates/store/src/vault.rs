@@ -725,7 +725,8 @@ impl Store {
     }
 
     /// Crypto-shreds a subject: destroys its wrapped data key, its blind indexes and its
-    /// profile values, in one short transaction whatever the number of its records.
+    /// profile values, and voids its unsent messages, in one short transaction whatever the
+    /// number of its records.
     /// Everything else of the subject (records, their keys, objects) was sealed under
     /// keys the subject's key wraps, so nothing of it opens from here on;
     /// [`Store::purge_erased`] deletes it afterwards. Returns whether the subject existed
@@ -744,6 +745,7 @@ impl Store {
             == 1;
         sqlx::query("DELETE FROM subject_identifiers WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM field_values WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
+        sqlx::query(crate::jobs::VOID_SUBJECT_JOBS).bind(subject_id).bind(Vec::<u8>::new()).execute(&mut *tx).await?;
         tx.commit().await?;
         if done {
             self.purge_wal().await;

@@ -4,12 +4,16 @@
 //! - [`db`]: throwaway databases on SQLite and PostgreSQL ([`TestDb`]).
 //! - [`http`]: one plain HTTP/1.1 client over a fresh connection per request, reading
 //!   the whole response ([`http::Response`]).
+//! - [`smtp`]: an SMTP sink on loopback that can go down, refuse, or slow down.
+//! - [`receiver`]: an HTTP receiver (webhook endpoint, SMS gateway) answering from a script.
 //! - [`files`]: every file under a folder, for scanning what was written.
 //!
 //! `charter bench` uses the throwaway databases too.
 
 pub mod db;
 pub mod http;
+pub mod receiver;
+pub mod smtp;
 
 pub use db::{TestDb, POSTGRES_ENV};
 

@@ -204,6 +204,8 @@ pub enum Holder<'a> {
     Value(&'a str),
     /// An uploaded object, by id.
     Object(&'a str),
+    /// A queued message to the subject, by job id.
+    Job(&'a str),
 }
 
 impl Holder<'_> {
@@ -212,6 +214,7 @@ impl Holder<'_> {
             Self::Record(id) => (b"record", id),
             Self::Value(field) => (b"value", field),
             Self::Object(id) => (b"object", id),
+            Self::Job(id) => (b"job", id),
         };
         binding(b"charter.own-key.v1", &[subject.as_bytes(), kind, id.as_bytes()])
     }
@@ -231,6 +234,24 @@ impl DataKey {
         let raw = open::<_, AES_NONCE_LEN>(&cipher, &holder.binding(subject), wrapped)?;
         let bytes: [u8; 32] = raw.try_into().map_err(|_| CryptoError::Open)?;
         Ok(DataKey::from_bytes(bytes))
+    }
+}
+
+/// What a message or other whole value sealed under a key of its own is bound to: its label.
+fn message_binding(label: &str) -> Vec<u8> {
+    binding(b"charter.message.v1", &[label.as_bytes()])
+}
+
+impl DataKey {
+    /// Seals a whole value under this key (a key of its own), bound to `label` (for example
+    /// `job:<id>`), with AES-256-GCM.
+    pub fn seal_message(&self, label: &str, plaintext: &[u8]) -> Vec<u8> {
+        seal::<_, AES_NONCE_LEN>(&self.field_cipher(), &message_binding(label), plaintext)
+    }
+
+    /// Opens what [`DataKey::seal_message`] sealed with the same label.
+    pub fn open_message(&self, label: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        open::<_, AES_NONCE_LEN>(&self.field_cipher(), &message_binding(label), sealed)
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`crypto`]: per-subject data keys, field sealing bound to subject, field
 //!   and category, key wrapping ([`KeyWrapper`], which a KMS can implement),
 //!   keyed blind indexes.
+//! - [`envelope`]: values sealed under the key file alone (outbox files, webhook secrets).
 //! - [`identifier`]: [`Normaliser`], the one normal form of email addresses, phone
 //!   numbers and external ids (validated; NFKC; E.164), which blind indexes are made of.
 //! - [`password`]: argon2id hashes of passwords (PHC strings), with reused working memory.
@@ -18,6 +19,7 @@
 //! - [`signing`]: signing and verifying audit checkpoints.
 
 pub mod crypto;
+pub mod envelope;
 pub mod identifier;
 pub mod keyfile;
 pub mod password;

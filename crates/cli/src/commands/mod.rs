@@ -2,8 +2,12 @@
 
 pub mod apikey;
 pub mod audit;
+pub mod jobs;
 pub mod keys;
+pub mod mail;
+pub mod outbox;
 pub mod policy;
+pub mod recipients;
 pub mod scan;
 pub mod serve;
 
@@ -21,5 +25,9 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Keys(cmd) => keys::run(cmd, &settings).await,
         Command::Scan(args) => scan::run(args),
         Command::Bench(args) => Ok(charter_bench::run(args).await?),
+        Command::Jobs(cmd) => jobs::run(cmd, &settings).await,
+        Command::Mail(cmd) => mail::run(cmd, &settings).await,
+        Command::Outbox(cmd) => outbox::run(cmd, &settings),
+        Command::Recipients(cmd) => recipients::run(cmd, &settings).await,
     }
 }

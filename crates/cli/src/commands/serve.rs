@@ -19,6 +19,7 @@ pub async fn run(settings: Settings) -> Result<(), Failure> {
         object_store: settings.object_store,
         limits: Default::default(),
         sqlite_synchronous: settings.sqlite_synchronous,
+        delivery: settings.delivery,
     })
     .await?;
     let shutdown = shutdown_signal()?;
@@ -32,7 +33,7 @@ pub async fn run(settings: Settings) -> Result<(), Failure> {
 
 /// Registers for SIGTERM and Ctrl-C now (so a signal arriving right after start-up
 /// is not lost) and returns a future that resolves when either arrives.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -68,6 +68,7 @@ impl TestApp {
             object_store: None,
             limits,
             sqlite_synchronous: Default::default(),
+            delivery: Default::default(),
         })
         .await
         .unwrap();

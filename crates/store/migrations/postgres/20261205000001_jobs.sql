@@ -26,3 +26,10 @@ CREATE TABLE jobs (
 -- Due work is found by state and time; a subject's pending messages by subject.
 CREATE INDEX jobs_due ON jobs (state, next_at_us);
 CREATE INDEX jobs_subject ON jobs (subject_id) WHERE subject_id IS NOT NULL;
+
+-- Each webhook recipient's signing secret, sealed under the key file.
+CREATE TABLE webhook_secrets (
+    recipient     TEXT   PRIMARY KEY,
+    sealed        BYTEA  NOT NULL,
+    created_at_us BIGINT NOT NULL
+);

@@ -1,0 +1,109 @@
+//! Putting a message on the queue, sealed, and opening it again when it is sent.
+//!
+//! Each job's message is sealed under a data key of its own. That key is wrapped under
+//! the subject's data key when the message is to a subject (so erasing the person makes
+//! it unreadable, and the erasure voids it), or under the key-encryption key when it is
+//! to someone who is not a subject, or must outlive an erasure (its confirmation).
+
+use charter_store::jobs::{ClaimedJob, NewJob};
+use charter_store::Store;
+use charter_vault::{DataKey, Holder, KeyWrapper, WrappedKey};
+
+use crate::{DeliveryError, Message};
+
+/// What a job's own key is wrapped under.
+pub enum Seal<'a> {
+    /// The subject's data key: the message dies with the subject.
+    Subject { id: &'a str, key: &'a DataKey },
+    /// The key-encryption key: for people who are not subjects, and messages that must
+    /// outlive an erasure.
+    KeyFile,
+}
+
+/// A message to queue.
+pub struct Enqueue<'a> {
+    /// What it is for, e.g. `mail.test`.
+    pub kind: &'a str,
+    /// Queuing the same key twice queues one job.
+    pub idempotency_key: String,
+    pub message: &'a Message,
+    pub seal: Seal<'a>,
+    /// Attempts before it is dead; the channel's default when `None`.
+    pub max_attempts: Option<u32>,
+}
+
+/// What a job's message is bound to.
+fn label(job_id: &str) -> String {
+    format!("job:{job_id}")
+}
+
+/// Seals and queues a message; returns the job's id and whether it is new (an
+/// idempotency key already queued gives the earlier job's id).
+pub async fn enqueue(
+    store: &Store,
+    keys: &dyn KeyWrapper,
+    job: Enqueue<'_>,
+    now_us: i64,
+) -> Result<(String, bool), DeliveryError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let own = DataKey::generate();
+    let plaintext = serde_json::to_vec(job.message).map_err(DeliveryError::Encode)?;
+    let sealed = own.seal_message(&label(&id), &plaintext);
+    let (subject_id, kek_version, wrapped_key) = match job.seal {
+        Seal::Subject { id: subject, key } => {
+            (Some(subject.to_owned()), None, key.wrap_own(subject, Holder::Job(&id), &own))
+        }
+        Seal::KeyFile => {
+            let wrapped = keys.wrap(&label(&id), &own);
+            (None, Some(wrapped.kek_version), wrapped.sealed)
+        }
+    };
+    let channel = job.message.channel();
+    let new = NewJob {
+        id,
+        kind: job.kind.to_owned(),
+        channel: channel.as_str().to_owned(),
+        idempotency_key: job.idempotency_key,
+        subject_id,
+        kek_version,
+        wrapped_key,
+        sealed,
+        max_attempts: job.max_attempts.unwrap_or(channel.default_attempts()),
+        due_at_us: now_us,
+    };
+    Ok(store.enqueue_job(&new, now_us).await?)
+}
+
+/// Why a claimed job's message could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The subject was erased: the message is void.
+    #[error("the person was erased")]
+    Erased,
+    /// The keys do not open it (a damaged row, or a retired key-encryption key).
+    #[error("the sealed message does not open")]
+    Sealed(#[from] charter_vault::CryptoError),
+    /// It opened but is not a message this build reads.
+    #[error("the message is not readable")]
+    Decode(#[source] serde_json::Error),
+    #[error(transparent)]
+    Store(#[from] charter_store::StoreError),
+}
+
+/// Opens a claimed job's message.
+pub async fn open(store: &Store, keys: &dyn KeyWrapper, job: &ClaimedJob) -> Result<Message, OpenError> {
+    let own = match (&job.subject_id, job.kek_version) {
+        (Some(subject), _) => {
+            let record = store.subject(subject).await?.ok_or(OpenError::Erased)?;
+            let wrapped = record.wrapped.ok_or(OpenError::Erased)?;
+            let subject_key = keys.unwrap(subject, &wrapped)?;
+            subject_key.unwrap_own(subject, Holder::Job(&job.id), &job.wrapped_key)?
+        }
+        (None, version) => keys.unwrap(
+            &label(&job.id),
+            &WrappedKey { kek_version: version.unwrap_or_default(), sealed: job.wrapped_key.clone() },
+        )?,
+    };
+    let plaintext = own.open_message(&label(&job.id), &job.sealed)?;
+    serde_json::from_slice(&plaintext).map_err(OpenError::Decode)
+}

@@ -1,0 +1,287 @@
+//! Workers: claim due jobs under a lease, send them a few at a time, record every attempt
+//! in the audit chain, then record the outcomes in the queue. A worker killed mid-batch
+//! leaves leases that run out; the jobs are claimed again and sent again with the same
+//! `Message-ID` or `Charter-Delivery` id. A message goes out twice only when the worker
+//! stopped between the remote side accepting it and the queue recording it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use charter_core::audit::AuditEvent;
+use charter_store::jobs::{ClaimedJob, Finish};
+use charter_store::{now_us, AuditLog, Store};
+use charter_vault::KeyFile;
+use futures_util::{FutureExt as _, StreamExt as _};
+use serde_json::json;
+
+use crate::queue::{self, OpenError};
+use crate::{Attempt, DeliveryError, Outcome, Senders};
+
+/// How workers claim, pace and retry.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Jobs claimed at once.
+    pub batch: u32,
+    /// Jobs of a batch sent at the same time.
+    pub concurrency: usize,
+    /// How long a claim holds; a job whose worker stopped runs again after it.
+    pub lease: Duration,
+    /// How long an idle worker waits before it looks again.
+    pub poll: Duration,
+    /// The first retry's delay; each later one doubles, up to `retry_cap`, ±20 % jitter.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// How long one send may take before it counts as failed (below `lease`).
+    pub send_timeout: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            batch: 64,
+            concurrency: 16,
+            lease: Duration::from_secs(120),
+            poll: Duration::from_secs(1),
+            retry_base: Duration::from_secs(30),
+            retry_cap: Duration::from_secs(3600),
+            send_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The delay before retry number `attempt` (1 for the first retry): `base` doubled per
+/// attempt, capped, then scaled by `0.8 + 0.4 * unit` (`unit` in [0, 1)) so that jobs
+/// failing together do not come back together.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration, unit: f64) -> Duration {
+    let doubled = base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+    doubled.min(cap).mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0))
+}
+
+/// Longest wait a `Retry-After` may ask for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// What this process's workers have done, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead: AtomicU64,
+    pub voided: AtomicU64,
+}
+
+/// Counts of one or more rounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub claimed: u64,
+    pub sent: u64,
+    pub retried: u64,
+    pub dead: u64,
+    pub voided: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, o: Self) {
+        self.claimed += o.claimed;
+        self.sent += o.sent;
+        self.retried += o.retried;
+        self.dead += o.dead;
+        self.voided += o.voided;
+    }
+}
+
+/// One worker.
+#[derive(Clone)]
+pub struct Worker {
+    pub store: Store,
+    pub keys: Arc<KeyFile>,
+    pub audit: AuditLog,
+    pub senders: Arc<Senders>,
+    pub settings: WorkerSettings,
+    pub counters: Arc<Counters>,
+    /// The name its leases are held under.
+    owner: String,
+}
+
+impl Worker {
+    /// A worker with a lease name of its own.
+    pub fn new(
+        store: Store,
+        keys: Arc<KeyFile>,
+        audit: AuditLog,
+        senders: Arc<Senders>,
+        settings: WorkerSettings,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let owner = format!("worker-{}", uuid::Uuid::new_v4().simple());
+        Self { store, keys, audit, senders, settings, counters, owner }
+    }
+
+    /// Works until `stop` resolves, finishing the batch in hand.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            if (&mut stop).now_or_never().is_some() {
+                return;
+            }
+            let pause = match self.round().await {
+                Ok(t) if t.claimed > 0 => Duration::ZERO,
+                Ok(_) => self.settings.poll,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a round of jobs failed; trying again");
+                    self.settings.poll
+                }
+            };
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Works until no job is queued or running, calling `progress` after each round with
+    /// the counts so far and the jobs left.
+    pub async fn run_until_empty(&self, mut progress: impl FnMut(&Tally, i64)) -> Result<Tally, DeliveryError> {
+        let mut total = Tally::default();
+        loop {
+            let round = self.round().await?;
+            total += round;
+            let left = self.store.pending_jobs().await?;
+            progress(&total, left);
+            if left == 0 {
+                return Ok(total);
+            }
+            if round.claimed == 0 {
+                tokio::time::sleep(self.settings.poll).await;
+            }
+        }
+    }
+
+    /// Claims one batch, sends it, records the attempts and their outcomes.
+    pub async fn round(&self) -> Result<Tally, DeliveryError> {
+        let now = now_us();
+        let lease_until = now + i64::try_from(self.settings.lease.as_micros()).unwrap_or(i64::MAX);
+        let jobs = self.store.claim_jobs(&self.owner, now, lease_until, self.settings.batch).await?;
+        if jobs.is_empty() {
+            return Ok(Tally::default());
+        }
+        let attempts: Vec<(ClaimedJob, Attempt)> = futures_util::stream::iter(jobs)
+            .map(|job| async move {
+                let attempt = self.attempt(&job).await;
+                (job, attempt)
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        // The evidence first: an attempt is in the chain before the queue forgets it.
+        self.audit.append_all(attempts.iter().map(|(job, a)| evidence(job, a)).collect()).await?;
+        let now = now_us();
+        let finishes: Vec<(String, Finish)> =
+            attempts.iter().map(|(job, a)| (job.id.clone(), self.finish(job, a, now))).collect();
+        self.store.finish_jobs(&self.owner, &finishes, now).await?;
+        Ok(self.count(&finishes))
+    }
+
+    /// Opens and sends one job.
+    async fn attempt(&self, job: &ClaimedJob) -> Attempt {
+        let message = match queue::open(&self.store, &*self.keys, job).await {
+            Ok(m) => m,
+            Err(OpenError::Erased) => return Attempt { outcome: Outcome::Void, reply: "erased".into() },
+            Err(OpenError::Store(e)) => {
+                tracing::warn!(error = %e, "cannot open a job");
+                return Attempt::retry("database", None);
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "a job's message does not open");
+                return Attempt::permanent("sealed message does not open");
+            }
+        };
+        let send = self.senders.send(&self.store, &self.keys, &job.id, &message);
+        tokio::time::timeout(self.settings.send_timeout, send).await.unwrap_or_else(|_| Attempt::retry("timeout", None))
+    }
+
+    /// What the queue records for an attempt.
+    fn finish(&self, job: &ClaimedJob, attempt: &Attempt, now: i64) -> Finish {
+        let error = attempt.reply.clone();
+        match attempt.outcome {
+            Outcome::Sent => Finish::Done,
+            Outcome::Void => Finish::Void,
+            Outcome::Permanent => Finish::Dead { error },
+            Outcome::Retry(_) if job.attempts >= job.max_attempts => {
+                Finish::Dead { error: format!("{error} (after {} attempts)", job.attempts) }
+            }
+            Outcome::Retry(after) => {
+                let s = &self.settings;
+                let delay = match after {
+                    Some(asked) => asked.min(MAX_RETRY_AFTER),
+                    None => backoff(job.attempts, s.retry_base, s.retry_cap, rand::random::<f64>()),
+                };
+                Finish::Retry { at_us: now + i64::try_from(delay.as_micros()).unwrap_or(i64::MAX), error }
+            }
+        }
+    }
+
+    fn count(&self, finishes: &[(String, Finish)]) -> Tally {
+        let mut t = Tally { claimed: finishes.len() as u64, ..Tally::default() };
+        for (_, f) in finishes {
+            let (slot, counter) = match f {
+                Finish::Done => (&mut t.sent, &self.counters.sent),
+                Finish::Retry { .. } => (&mut t.retried, &self.counters.retried),
+                Finish::Dead { .. } => (&mut t.dead, &self.counters.dead),
+                Finish::Void => (&mut t.voided, &self.counters.voided),
+            };
+            *slot += 1;
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        t
+    }
+}
+
+/// The audit entry of one attempt: job, kind, channel, result and reply; the subject's
+/// opaque id when the message was to a subject; never content or address.
+fn evidence(job: &ClaimedJob, attempt: &Attempt) -> AuditEvent {
+    let result = match attempt.outcome {
+        Outcome::Sent => "sent",
+        Outcome::Retry(_) => "failed",
+        Outcome::Permanent => "refused",
+        Outcome::Void => "void",
+    };
+    let mut event = AuditEvent::new("system", "job.attempt", result).with_detail(&json!({
+        "job": job.id,
+        "kind": job.kind,
+        "channel": job.channel,
+        "attempt": job.attempts,
+        "reply": attempt.reply,
+    }));
+    event.subject = job.subject_id.clone();
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_cap() {
+        let cap = Duration::from_secs(60);
+        assert_eq!(backoff(1, S, cap, 0.5), S);
+        assert_eq!(backoff(2, S, cap, 0.5), 2 * S);
+        assert_eq!(backoff(3, S, cap, 0.5), 4 * S);
+        assert_eq!(backoff(7, S, cap, 0.5), cap);
+        assert_eq!(backoff(200, S, cap, 0.5), cap, "no overflow far out");
+        assert_eq!(backoff(0, S, cap, 0.5), S, "attempt 0 is treated as the first");
+    }
+
+    #[test]
+    fn jitter_spreads_a_delay_by_a_fifth_either_way() {
+        let cap = Duration::from_secs(3600);
+        let base = Duration::from_secs(10);
+        assert_eq!(backoff(1, base, cap, 0.0), Duration::from_secs(8));
+        assert_eq!(backoff(1, base, cap, 1.0), Duration::from_secs(12));
+        assert_eq!(backoff(1, base, cap, 0.25), Duration::from_secs(9));
+        assert_eq!(backoff(1, base, cap, 7.0), Duration::from_secs(12), "out of range is clamped");
+        assert_eq!(backoff(1, base, cap, -1.0), Duration::from_secs(8));
+    }
+}
