@@ -297,7 +297,7 @@ pub(crate) fn unwrap_with(kek: &[u8; 32], subject: &str, wrapped: &WrappedKey) -
         WRAPPED_LEN => open::<_, AES_NONCE_LEN>(&Aes256GcmSiv::new(kek.into()), &aad, &wrapped.sealed)?,
         // Wrapped by an earlier version.
         LEGACY_WRAPPED_LEN => open::<_, NONCE_LEN>(&XChaCha20Poly1305::new(kek.into()), &aad, &wrapped.sealed)?,
-        n if n < WRAPPED_LEN => return Err(CryptoError::Truncated),
+        0..WRAPPED_LEN => return Err(CryptoError::Truncated),
         _ => return Err(CryptoError::Open),
     };
     let bytes: [u8; 32] = raw.try_into().map_err(|_| CryptoError::Open)?;

@@ -103,6 +103,18 @@ pub fn check_password(password: &str, phc: &str) -> Result<bool, MalformedHash> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_most_four_working_buffers_are_kept() {
+        // Six buffers in use at once; afterwards no more than four stay kept.
+        fn nested(depth: usize) {
+            if depth > 0 {
+                with_memory(1, |_| nested(depth - 1));
+            }
+        }
+        nested(6);
+        assert!(MEMORY.lock().unwrap().len() <= KEEP, "{} kept", MEMORY.lock().unwrap().len());
+    }
     use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 
     #[test]

@@ -120,7 +120,8 @@ pub fn seal_all(key: &DataKey, subject: &str, object: &str, data: &[u8]) -> Vec<
 
 /// Opens a whole sealed buffer.
 pub fn open_all(key: &DataKey, subject: &str, object: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if sealed.len() < HEADER {
+    // The shortest stream is a header and one empty final chunk (its tag alone).
+    if sealed.len() < HEADER + SEALED_CHUNK - CHUNK {
         return Err(CryptoError::Truncated);
     }
     let mut o = StreamOpener::new(key, subject, object, &sealed[..HEADER])?;
@@ -173,6 +174,13 @@ mod tests {
         swapped[b..b + SEALED_CHUNK].copy_from_slice(&first);
         assert!(open_all(&k, "s", "o", &swapped).is_err(), "reordering is detected");
         assert_eq!(open_all(&k, "s", "o", &sealed[..3]), Err(CryptoError::Truncated), "shorter than a header");
+        assert_eq!(open_all(&k, "s", "o", &sealed[..HEADER]), Err(CryptoError::Truncated), "a header alone");
+        assert_eq!(open_all(&k, "s", "o", &sealed[..HEADER + 15]), Err(CryptoError::Truncated), "less than a tag");
+        // Exactly one chunk of data seals as a full chunk and an empty final one; without
+        // the final one the stream is cut short, not forged.
+        let one = seal_all(&k, "s", "o", &vec![1u8; CHUNK]);
+        assert_eq!(one.len(), HEADER + SEALED_CHUNK + 16);
+        assert_eq!(open_all(&k, "s", "o", &one[..HEADER + SEALED_CHUNK]), Err(CryptoError::Truncated));
         assert_eq!((CHUNK, SEALED_CHUNK), (65_536, 65_552), "the stored format's chunk sizes");
     }
 }
