@@ -109,6 +109,10 @@ pub struct DeliveryArgs {
     /// Seconds an idle worker waits before looking for due jobs again. Default: 1.
     #[arg(long, value_name = "SECONDS")]
     pub job_poll: Option<f64>,
+    /// Messages a worker sends at once (1-256). A worker stopped abruptly may send again at
+    /// most this many messages the remote side had already accepted. Default: 16.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub job_concurrency: Option<u16>,
 }
 
 /// Job commands.

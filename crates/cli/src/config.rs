@@ -136,6 +136,7 @@ fn delivery(flags: DeliveryArgs, file: &FileConfig) -> anyhow::Result<charter_de
         lease: seconds("job-lease", flags.job_lease, defaults.lease)?,
         retry_base: seconds("job-retry-base", flags.job_retry_base, defaults.retry_base)?,
         poll: seconds("job-poll", flags.job_poll, defaults.poll)?,
+        concurrency: flags.job_concurrency.map_or(defaults.concurrency, usize::from),
         ..defaults
     };
     Ok(charter_delivery::Config {

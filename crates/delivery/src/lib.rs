@@ -13,6 +13,7 @@ pub mod mail;
 pub mod message;
 pub mod outbox;
 pub mod queue;
+pub mod rotate;
 pub mod sms;
 pub mod webhook;
 pub mod worker;

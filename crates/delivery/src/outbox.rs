@@ -91,6 +91,17 @@ impl Outbox {
         Ok(out)
     }
 
+    /// Seals every message again under the current key-encryption key (before a rotation
+    /// retires the old one); returns how many.
+    pub fn reseal(&self) -> Result<usize, OutboxError> {
+        let entries = self.list()?;
+        for e in &entries {
+            let (channel, bytes) = self.show(&e.id)?;
+            self.put(channel, &e.id, &bytes)?;
+        }
+        Ok(entries.len())
+    }
+
     /// Opens message `id`: its channel and its bytes.
     pub fn show(&self, id: &str) -> Result<(&'static str, Vec<u8>), OutboxError> {
         let is_id = !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');

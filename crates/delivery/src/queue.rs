@@ -33,7 +33,7 @@ pub struct Enqueue<'a> {
 }
 
 /// What a job's message is bound to.
-fn label(job_id: &str) -> String {
+pub(crate) fn label(job_id: &str) -> String {
     format!("job:{job_id}")
 }
 

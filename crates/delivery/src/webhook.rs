@@ -38,7 +38,7 @@ pub struct Webhooks {
 }
 
 /// The label a recipient's secret is sealed under.
-fn secret_label(recipient: &str) -> String {
+pub(crate) fn secret_label(recipient: &str) -> String {
     format!("webhook-secret/{recipient}")
 }
 

@@ -1,8 +1,9 @@
-//! Workers: claim due jobs under a lease, send them a few at a time, record every attempt
-//! in the audit chain, then record the outcomes in the queue. A worker killed mid-batch
-//! leaves leases that run out; the jobs are claimed again and sent again with the same
+//! Workers: claim due jobs under a lease, send them a few at a time, record each attempt
+//! in the audit chain and then its outcome in the queue. A worker killed mid-batch leaves
+//! leases that run out; the jobs are claimed again and sent again with the same
 //! `Message-ID` or `Charter-Delivery` id. A message goes out twice only when the worker
-//! stopped between the remote side accepting it and the queue recording it.
+//! stopped between the remote side accepting it and the queue recording it: at most as
+//! many messages per stop as the worker sends at once (`concurrency`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,11 +22,11 @@ use crate::{Attempt, DeliveryError, Outcome, Senders};
 /// How workers claim, pace and retry.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// Jobs claimed at once.
-    pub batch: u32,
-    /// Jobs of a batch sent at the same time.
+    /// Jobs claimed at once, and sent at the same time. A batch is no larger, so a claim
+    /// need only outlast one send (`send_timeout`), never a queue of them.
     pub concurrency: usize,
-    /// How long a claim holds; a job whose worker stopped runs again after it.
+    /// How long a claim holds; a job whose worker stopped runs again after it. Longer
+    /// than `send_timeout`, or a slow send may be claimed and sent by another worker too.
     pub lease: Duration,
     /// How long an idle worker waits before it looks again.
     pub poll: Duration,
@@ -39,7 +40,6 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            batch: 64,
             concurrency: 16,
             lease: Duration::from_secs(120),
             poll: Duration::from_secs(1),
@@ -157,29 +157,33 @@ impl Worker {
         }
     }
 
-    /// Claims one batch, sends it, records the attempts and their outcomes.
+    /// Claims one batch and sends its jobs at the same time. Each job's attempt is recorded
+    /// in the audit chain and then in the queue as soon as it ends, so a worker killed
+    /// mid-batch sends again only the jobs in flight at that moment.
     pub async fn round(&self) -> Result<Tally, DeliveryError> {
         let now = now_us();
         let lease_until = now + i64::try_from(self.settings.lease.as_micros()).unwrap_or(i64::MAX);
-        let jobs = self.store.claim_jobs(&self.owner, now, lease_until, self.settings.batch).await?;
-        if jobs.is_empty() {
-            return Ok(Tally::default());
-        }
-        let attempts: Vec<(ClaimedJob, Attempt)> = futures_util::stream::iter(jobs)
-            .map(|job| async move {
-                let attempt = self.attempt(&job).await;
-                (job, attempt)
-            })
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
-        // The evidence first: an attempt is in the chain before the queue forgets it.
-        self.audit.append_all(attempts.iter().map(|(job, a)| evidence(job, a)).collect()).await?;
-        let now = now_us();
-        let finishes: Vec<(String, Finish)> =
-            attempts.iter().map(|(job, a)| (job.id.clone(), self.finish(job, a, now))).collect();
-        self.store.finish_jobs(&self.owner, &finishes, now).await?;
+        let batch = u32::try_from(self.settings.concurrency.max(1)).unwrap_or(u32::MAX);
+        let jobs = self.store.claim_jobs(&self.owner, now, lease_until, batch).await?;
+        let finishes: Vec<Finish> = futures_util::stream::iter(jobs)
+            .map(|job| self.attempt_and_record(job))
+            .buffer_unordered(usize::MAX)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
         Ok(self.count(&finishes))
+    }
+
+    /// Sends one job, records the attempt (evidence first: an attempt is in the chain
+    /// before the queue forgets it), then its outcome.
+    async fn attempt_and_record(&self, job: ClaimedJob) -> Result<Finish, DeliveryError> {
+        let attempt = self.attempt(&job).await;
+        self.audit.append(evidence(&job, &attempt)).await?;
+        let now = now_us();
+        let finish = self.finish(&job, &attempt, now);
+        self.store.finish_jobs(&self.owner, &[(job.id, finish.clone())], now).await?;
+        Ok(finish)
     }
 
     /// Opens and sends one job.
@@ -221,9 +225,9 @@ impl Worker {
         }
     }
 
-    fn count(&self, finishes: &[(String, Finish)]) -> Tally {
+    fn count(&self, finishes: &[Finish]) -> Tally {
         let mut t = Tally { claimed: finishes.len() as u64, ..Tally::default() };
-        for (_, f) in finishes {
+        for f in finishes {
             let (slot, counter) = match f {
                 Finish::Done => (&mut t.sent, &self.counters.sent),
                 Finish::Retry { .. } => (&mut t.retried, &self.counters.retried),

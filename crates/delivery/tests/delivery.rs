@@ -34,8 +34,7 @@ async fn env(db: &TestDb) -> Env {
 /// Settings that retry within milliseconds, so tests run fast.
 fn fast() -> WorkerSettings {
     WorkerSettings {
-        batch: 8,
-        concurrency: 4,
+        concurrency: 8,
         lease: Duration::from_secs(2),
         poll: Duration::from_millis(20),
         retry_base: Duration::from_millis(50),

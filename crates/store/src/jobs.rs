@@ -283,6 +283,42 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Unsent jobs whose own key is wrapped under a key-encryption key other than
+    /// `current`: what a rotation to `current` has to rewrap. (id, version, wrapped key).
+    pub async fn job_keys_not_under(&self, current: u32) -> Result<Vec<(String, u32, Vec<u8>)>, StoreError> {
+        let rows: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, kek_version, wrapped_key FROM jobs WHERE kek_version IS NOT NULL AND kek_version <> $1 \
+             AND state IN ('queued', 'running', 'dead')",
+        )
+        .bind(i64::from(current))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(id, v, w)| (id, to_u32(v), w)).collect())
+    }
+
+    /// Stores rewrapped job keys: (id, version, wrapped key), in one transaction.
+    pub async fn rewrap_job_keys(&self, keys: &[(String, u32, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for (id, version, wrapped) in keys {
+            sqlx::query("UPDATE jobs SET kek_version = $2, wrapped_key = $3 WHERE id = $1 AND kek_version IS NOT NULL")
+                .bind(id)
+                .bind(i64::from(*version))
+                .bind(wrapped)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    /// Every recipient's sealed webhook secret.
+    pub async fn webhook_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(sqlx::query_as("SELECT recipient, sealed FROM webhook_secrets ORDER BY recipient")
+            .fetch_all(self.pool())
+            .await?)
+    }
+}
+
 /// The statement that voids a subject's unsent messages, run inside the shred's
 /// transaction: their sealed bytes and keys go, the rows stay as evidence.
 pub(crate) const VOID_SUBJECT_JOBS: &str = "UPDATE jobs SET state = 'void', sealed = $2, wrapped_key = $2, \

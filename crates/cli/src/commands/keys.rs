@@ -52,13 +52,28 @@ pub async fn run(cmd: KeysCommand, settings: &Settings) -> Result<(), Failure> {
                 rewrapped += fresh.len();
                 passes += 1;
             }
-            // 3. Only then is the old KEK dropped from the file.
+            // 3. What delivery keeps under the key file (unsent jobs' keys, webhook secrets,
+            //    the outbox) is sealed again under the new KEK.
+            let outbox = charter_delivery::Outbox::new(
+                settings.data_dir.join("outbox"),
+                std::sync::Arc::new(
+                    charter_vault::KeyFile::load(data.keys.path()).context("cannot reload the key file")?,
+                ),
+            );
+            let carried = charter_delivery::rotate::rewrap(&data.store, &data.keys, &outbox)
+                .await
+                .context("cannot carry delivery's sealed keys over to the new key-encryption key")?;
+            // 4. Only then is the old KEK dropped from the file.
             data.keys.retire_old_keys().context("cannot retire the old key-encryption key")?;
             let (log, task) = AuditLog::start(&data.store, data.keys.checkpoint_signer());
-            log.append(
-                AuditEvent::new("operator", "keys.rotate", "ok")
-                    .with_detail(&json!({ "kek_version": version, "data_keys": rewrapped, "retired": old_versions })),
-            )
+            log.append(AuditEvent::new("operator", "keys.rotate", "ok").with_detail(&json!({
+                "kek_version": version,
+                "data_keys": rewrapped,
+                "retired": old_versions,
+                "job_keys": carried.jobs,
+                "webhook_secrets": carried.secrets,
+                "outbox_messages": carried.outbox,
+            })))
             .await
             .context("cannot record the rotation")?;
             log.close().await.context("cannot sign the audit checkpoint")?;
