@@ -4,6 +4,7 @@
 //! A crate of its own so that the load generator and the bare baselines stay out of
 //! the server's dependency path; the `charter` command line runs it.
 
+mod delivery;
 mod loadgen;
 mod plain;
 mod records;
@@ -34,6 +35,9 @@ pub struct BenchArgs {
     /// Run only one set of benchmarks.
     #[arg(long, value_enum)]
     pub only: Option<BenchSet>,
+    /// Messages sent in the delivery set.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: usize,
 }
 
 /// Sets of benchmarks.
@@ -47,6 +51,8 @@ pub enum BenchSet {
     Http,
     /// Only how soon a revoked API key is refused (part of the vault set).
     Revocation,
+    /// Messages through the durable queue: mail to an SMTP sink, webhooks to a receiver.
+    Delivery,
     /// Records: a page of a subject's 10,000 records, record collections, shredding.
     Records,
     /// PII scanning throughput.
@@ -282,6 +288,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if let Some(server) = &args.postgres {
             let pg = TestDb::postgres_at(server).await;
             revocation::revocation_rows("PostgreSQL", &pg.url, &mut rows).await?;
+        }
+    }
+    if want(BenchSet::Delivery) {
+        eprintln!("bench: delivery (SQLite)");
+        let sqlite = TestDb::sqlite();
+        delivery::mail_rows("SQLite", &sqlite.url, args.messages, &mut rows).await?;
+        delivery::webhook_rows("SQLite", &TestDb::sqlite().url, args.messages / 10, &mut rows).await?;
+        if let Some(server) = &args.postgres {
+            eprintln!("bench: delivery (PostgreSQL)");
+            let pg = TestDb::postgres_at(server).await;
+            delivery::mail_rows("PostgreSQL", &pg.url, args.messages, &mut rows).await?;
+            let pg = TestDb::postgres_at(server).await;
+            delivery::webhook_rows("PostgreSQL", &pg.url, args.messages / 10, &mut rows).await?;
         }
     }
     if want(BenchSet::Records) {

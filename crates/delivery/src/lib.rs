@@ -27,7 +27,7 @@ use charter_vault::KeyFile;
 
 pub use message::{Channel, Mail, Message, Sms, Webhook};
 pub use outbox::Outbox;
-pub use queue::{enqueue, Enqueue, Seal};
+pub use queue::{enqueue, enqueue_all, Enqueue, Seal};
 pub use worker::{Counters, Tally, Worker, WorkerSettings};
 
 /// Why delivery could not be set up or a job queued.

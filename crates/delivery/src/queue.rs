@@ -45,6 +45,24 @@ pub async fn enqueue(
     job: Enqueue<'_>,
     now_us: i64,
 ) -> Result<(String, bool), DeliveryError> {
+    let mut out = enqueue_all(store, keys, vec![job], now_us).await?;
+    Ok(out.pop().expect("one result per job"))
+}
+
+/// Seals and queues several messages in one transaction (a campaign, a breach notice to
+/// everyone affected): all or none.
+pub async fn enqueue_all(
+    store: &Store,
+    keys: &dyn KeyWrapper,
+    jobs: Vec<Enqueue<'_>>,
+    now_us: i64,
+) -> Result<Vec<(String, bool)>, DeliveryError> {
+    let sealed = jobs.into_iter().map(|job| seal(keys, job, now_us)).collect::<Result<Vec<_>, _>>()?;
+    Ok(store.enqueue_jobs(&sealed, now_us).await?)
+}
+
+/// One message sealed as a job row.
+fn seal(keys: &dyn KeyWrapper, job: Enqueue<'_>, now_us: i64) -> Result<NewJob, DeliveryError> {
     let id = uuid::Uuid::new_v4().to_string();
     let own = DataKey::generate();
     let plaintext = serde_json::to_vec(job.message).map_err(DeliveryError::Encode)?;
@@ -59,7 +77,7 @@ pub async fn enqueue(
         }
     };
     let channel = job.message.channel();
-    let new = NewJob {
+    Ok(NewJob {
         id,
         kind: job.kind.to_owned(),
         channel: channel.as_str().to_owned(),
@@ -70,8 +88,7 @@ pub async fn enqueue(
         sealed,
         max_attempts: job.max_attempts.unwrap_or(channel.default_attempts()),
         due_at_us: now_us,
-    };
-    Ok(store.enqueue_job(&new, now_us).await?)
+    })
 }
 
 /// Why a claimed job's message could not be opened.

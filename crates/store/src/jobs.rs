@@ -115,35 +115,50 @@ impl Store {
     /// that holds the key and whether it is the new one.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn enqueue_job(&self, job: &NewJob, now_us: i64) -> Result<(String, bool), StoreError> {
-        let added = sqlx::query(
-            "INSERT INTO jobs (id, kind, channel, idempotency_key, state, subject_id, kek_version, wrapped_key, sealed, \
-             attempts, max_attempts, next_at_us, created_at_us) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $9, $10, $11) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(&job.id)
-        .bind(&job.kind)
-        .bind(&job.channel)
-        .bind(&job.idempotency_key)
-        .bind(&job.subject_id)
-        .bind(job.kek_version.map(i64::from))
-        .bind(&job.wrapped_key)
-        .bind(&job.sealed)
-        .bind(i64::from(job.max_attempts))
-        .bind(job.due_at_us)
-        .bind(now_us)
-        .execute(self.pool())
-        .await?
-        .rows_affected()
-            == 1;
-        if added {
-            return Ok((job.id.clone(), true));
-        }
-        let id: String = sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = $1")
+        let mut out = self.enqueue_jobs(std::slice::from_ref(job), now_us).await?;
+        Ok(out.pop().expect("one result per job"))
+    }
+
+    /// Adds jobs in one transaction, each unless its idempotency key is taken; returns,
+    /// for each, the id of the job holding its key and whether it is the new one.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn enqueue_jobs(&self, jobs: &[NewJob], now_us: i64) -> Result<Vec<(String, bool)>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let added = sqlx::query(
+                "INSERT INTO jobs (id, kind, channel, idempotency_key, state, subject_id, kek_version, wrapped_key, \
+                 sealed, attempts, max_attempts, next_at_us, created_at_us) \
+                 VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $9, $10, $11) \
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(&job.id)
+            .bind(&job.kind)
+            .bind(&job.channel)
             .bind(&job.idempotency_key)
-            .fetch_one(self.pool())
-            .await?;
-        Ok((id, false))
+            .bind(&job.subject_id)
+            .bind(job.kek_version.map(i64::from))
+            .bind(&job.wrapped_key)
+            .bind(&job.sealed)
+            .bind(i64::from(job.max_attempts))
+            .bind(job.due_at_us)
+            .bind(now_us)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if added {
+                out.push((job.id.clone(), true));
+                continue;
+            }
+            let id: String = sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = $1")
+                .bind(&job.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
+            out.push((id, false));
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Claims up to `limit` due jobs for `owner` until `lease_until_us`: queued jobs whose
