@@ -16,7 +16,8 @@ use crate::{Attempt, DeliveryError, Mail, Outbox};
 /// How long one SMTP exchange may take before it counts as failed.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// DKIM signing: the private key (PEM, RSA or Ed25519), selector and domain.
+/// DKIM signing: the private key (RSA in PKCS#1 PEM, or an Ed25519 seed in base64),
+/// selector and domain.
 #[derive(Debug, Clone)]
 pub struct Dkim {
     pub key_pem: secrecy::SecretString,
@@ -72,8 +73,12 @@ impl Header for ListUnsubscribePost {
 fn dkim_config(dkim: &Dkim) -> Result<DkimConfig, DeliveryError> {
     let pem = dkim.key_pem.expose_secret();
     let key = DkimSigningKey::new(pem, DkimSigningAlgorithm::Rsa)
-        .or_else(|_| DkimSigningKey::new(pem, DkimSigningAlgorithm::Ed25519))
-        .map_err(|_| DeliveryError::Config("the DKIM key is neither an RSA nor an Ed25519 private key".into()))?;
+        .or_else(|_| DkimSigningKey::new(pem.trim(), DkimSigningAlgorithm::Ed25519))
+        .map_err(|_| {
+            DeliveryError::Config(
+                "the DKIM key is neither an RSA private key (PKCS#1 PEM) nor an Ed25519 seed (base64)".into(),
+            )
+        })?;
     let headers = ["From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post"]
         .map(HeaderName::new_from_ascii_str)
         .to_vec();
@@ -186,6 +191,65 @@ fn server_of(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn mailer(dkim: Option<&Dkim>) -> (tempfile::TempDir, Mailer) {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = std::sync::Arc::new(charter_vault::KeyFile::load_or_create(&dir.path().join("keys.json")).unwrap());
+        let outbox = Outbox::new(dir.path().join("outbox"), keys);
+        (dir, Mailer::new(None, "Privacy <privacy@tensoropera.example>", dkim, outbox).unwrap())
+    }
+
+    fn mail() -> Mail {
+        Mail {
+            to: "ada@example.org".into(),
+            subject: "News".into(),
+            text: "Hello.\n".into(),
+            unsubscribe: Some("https://privacy.example.com/u/1".into()),
+        }
+    }
+
+    #[test]
+    fn a_message_carries_its_job_id_and_one_click_unsubscribe() {
+        let (_dir, m) = mailer(None);
+        let text = String::from_utf8(m.build("job-1", &mail()).unwrap().formatted()).unwrap();
+        assert!(text.contains("Message-ID: <job-1@tensoropera.example>\r\n"), "{text}");
+        assert!(text.contains("List-Unsubscribe: <https://privacy.example.com/u/1>\r\n"), "{text}");
+        assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"), "{text}");
+        assert!(!text.contains("DKIM-Signature"));
+        let plain = Mail { unsubscribe: None, ..mail() };
+        assert!(!String::from_utf8(m.build("job-2", &plain).unwrap().formatted())
+            .unwrap()
+            .contains("List-Unsubscribe"));
+        let bad = Mail { to: "not an address".into(), ..mail() };
+        assert_eq!(m.build("job-3", &bad).unwrap_err(), Attempt::permanent("invalid address"));
+    }
+
+    #[test]
+    fn dkim_signs_the_headers_that_matter() {
+        let seed = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n";
+        let dkim =
+            Dkim { key_pem: seed.to_owned().into(), selector: "mail2026".into(), domain: "tensoropera.example".into() };
+        let (_dir, m) = mailer(Some(&dkim));
+        let text = String::from_utf8(m.build("job-1", &mail()).unwrap().formatted()).unwrap();
+        let sig = text.split("\r\n\r\n").next().unwrap().replace("\r\n ", " ").replace("\r\n\t", " ");
+        let line = sig.lines().find(|l| l.starts_with("DKIM-Signature:")).expect("a DKIM-Signature header");
+        assert!(
+            line.contains("a=ed25519-sha256") && line.contains("d=tensoropera.example") && line.contains("s=mail2026"),
+            "{line}"
+        );
+        let signed = line.split("h=").nth(1).unwrap().split(';').next().unwrap().to_ascii_lowercase();
+        for h in ["from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"] {
+            assert!(signed.split(':').any(|x| x.trim() == h), "{h} not signed: {signed}");
+        }
+        let wrong = Dkim { key_pem: "not a key".to_owned().into(), ..dkim };
+        let dir = tempfile::tempdir().unwrap();
+        let keys = std::sync::Arc::new(charter_vault::KeyFile::load_or_create(&dir.path().join("k.json")).unwrap());
+        let refused =
+            Mailer::new(None, "privacy@tensoropera.example", Some(&wrong), Outbox::new(dir.path().into(), keys));
+        assert!(matches!(refused, Err(DeliveryError::Config(m)) if m.contains("neither an RSA")));
+    }
+
     #[test]
     fn the_server_is_named_without_credentials() {
         assert_eq!(super::server_of("smtp://user:p%40ss@mail.example.org:587?tls=required"), "mail.example.org:587");

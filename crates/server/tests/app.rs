@@ -36,6 +36,41 @@ async fn the_start_is_in_the_chain_before_the_first_request() {
     }
 }
 
+/// The server's own worker sends what is queued (into the sealed outbox, as no SMTP
+/// server is configured), and `/metrics` counts the queue by state and the attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_worker_sends_the_queue_and_metrics_count_it() {
+    for db in backends("server_worker").await {
+        let app = TestApp::spawn(&db).await;
+        let message = charter_delivery::Message::Mail(charter_delivery::Mail {
+            to: "grace@example.org".into(),
+            subject: "s".into(),
+            text: "t".into(),
+            unsubscribe: None,
+        });
+        let job = charter_delivery::Enqueue {
+            kind: "test",
+            idempotency_key: "served".into(),
+            message: &message,
+            seal: charter_delivery::Seal::KeyFile,
+            max_attempts: None,
+        };
+        let (id, _) =
+            charter_delivery::enqueue(&app.state.store, &*app.state.keys, job, charter_store::now_us()).await.unwrap();
+        let start = std::time::Instant::now();
+        while app.state.store.pending_jobs().await.unwrap() > 0 {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10), "the server's worker did not send it");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(app.data_dir().join(format!("outbox/mail/{id}.eml")).is_file());
+        let metrics = app.raw("GET", "/metrics", None, None).await.body.as_str().unwrap_or_default().to_owned();
+        assert!(metrics.contains("charter_jobs{state=\"done\"} 1\n"), "{metrics}");
+        assert!(metrics.contains("charter_jobs{state=\"dead\"} 0\n"), "{metrics}");
+        assert!(metrics.contains("charter_job_attempts_total{outcome=\"sent\"} 1\n"), "{metrics}");
+        app.stop().await;
+    }
+}
+
 /// The OpenAPI document describes every endpoint the server answers, and each documented
 /// operation exists: asked without an API key, the vault's operations answer 401 (they
 /// document it), the others answer what they document, and none falls through to the
