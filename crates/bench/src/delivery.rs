@@ -15,7 +15,7 @@ use lettre::AsyncTransport as _;
 use crate::Row;
 
 /// Messages sent at once, by charter's worker and by the baselines alike.
-const CONCURRENCY: usize = 16;
+const CONCURRENCY: usize = 64;
 
 fn mail(i: usize) -> Mail {
     Mail {

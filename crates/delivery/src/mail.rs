@@ -13,6 +13,9 @@ use secrecy::ExposeSecret as _;
 
 use crate::{Attempt, DeliveryError, Mail, Outbox};
 
+/// SMTP connections kept open at most (a worker sends up to its concurrency at once).
+const POOL: u32 = 64;
+
 /// How long one SMTP exchange may take before it counts as failed.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -103,7 +106,7 @@ impl Mailer {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|_| DeliveryError::Config("--smtp-url is not an smtp:// or smtps:// URL".into()))?
                     .timeout(Some(SMTP_TIMEOUT))
-                    .pool_config(PoolConfig::new().max_size(16))
+                    .pool_config(PoolConfig::new().max_size(POOL))
                     .build();
                 Route::Smtp { transport, server: server_of(url) }
             }

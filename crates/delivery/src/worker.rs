@@ -158,32 +158,53 @@ impl Worker {
     }
 
     /// Claims one batch and sends its jobs at the same time. Each job's attempt is recorded
-    /// in the audit chain and then in the queue as soon as it ends, so a worker killed
+    /// in the audit chain as soon as it ends, then its outcome in the queue: outcomes that
+    /// end while a commit is under way go into the next one together. So a worker killed
     /// mid-batch sends again only the jobs in flight at that moment.
     pub async fn round(&self) -> Result<Tally, DeliveryError> {
         let now = now_us();
         let lease_until = now + i64::try_from(self.settings.lease.as_micros()).unwrap_or(i64::MAX);
         let batch = u32::try_from(self.settings.concurrency.max(1)).unwrap_or(u32::MAX);
         let jobs = self.store.claim_jobs(&self.owner, now, lease_until, batch).await?;
-        let finishes: Vec<Finish> = futures_util::stream::iter(jobs)
-            .map(|job| self.attempt_and_record(job))
-            .buffer_unordered(usize::MAX)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        Ok(self.count(&finishes))
+        let (ended, mut to_record) = tokio::sync::mpsc::unbounded_channel::<(String, Finish)>();
+        let sending = async move {
+            let sent: Vec<Result<(), DeliveryError>> = futures_util::stream::iter(jobs)
+                .map(|job| {
+                    let ended = ended.clone();
+                    async move {
+                        let finish = self.attempt_and_audit(&job).await?;
+                        let _ = ended.send((job.id, finish));
+                        Ok(())
+                    }
+                })
+                .buffer_unordered(usize::MAX)
+                .collect()
+                .await;
+            sent.into_iter().collect::<Result<Vec<()>, _>>()
+        };
+        let recording = async {
+            let mut recorded = Vec::new();
+            while let Some(first) = to_record.recv().await {
+                let mut group = vec![first];
+                while let Ok(more) = to_record.try_recv() {
+                    group.push(more);
+                }
+                self.store.finish_jobs(&self.owner, &group, now_us()).await?;
+                recorded.extend(group.into_iter().map(|(_, f)| f));
+            }
+            Ok::<_, DeliveryError>(recorded)
+        };
+        let (sent, recorded) = tokio::join!(sending, recording);
+        sent?;
+        Ok(self.count(&recorded?))
     }
 
-    /// Sends one job, records the attempt (evidence first: an attempt is in the chain
-    /// before the queue forgets it), then its outcome.
-    async fn attempt_and_record(&self, job: ClaimedJob) -> Result<Finish, DeliveryError> {
-        let attempt = self.attempt(&job).await;
-        self.audit.append(evidence(&job, &attempt)).await?;
-        let now = now_us();
-        let finish = self.finish(&job, &attempt, now);
-        self.store.finish_jobs(&self.owner, &[(job.id, finish.clone())], now).await?;
-        Ok(finish)
+    /// Sends one job and records the attempt in the audit chain (evidence first: an
+    /// attempt is in the chain before the queue forgets it); returns what the queue records.
+    async fn attempt_and_audit(&self, job: &ClaimedJob) -> Result<Finish, DeliveryError> {
+        let attempt = self.attempt(job).await;
+        self.audit.append(evidence(job, &attempt)).await?;
+        Ok(self.finish(job, &attempt, now_us()))
     }
 
     /// Opens and sends one job.

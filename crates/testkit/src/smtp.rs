@@ -128,6 +128,8 @@ impl Drop for SmtpSink {
 }
 
 async fn session(stream: TcpStream, received: Arc<Mutex<Vec<Received>>>, behaviour: Arc<Mutex<Behaviour>>) {
+    // Replies go out at once, as a mail server's do (no wait for the client's ACK).
+    let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let _ = write.write_all(b"220 sink.test ESMTP\r\n").await;
