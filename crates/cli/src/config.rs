@@ -80,6 +80,9 @@ impl Settings {
             _ => DeliveryArgs::default(),
         };
         let public_url = flags.public_url.clone().or(file.public_url.clone());
+        if public_url.as_deref().is_some_and(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
+            anyhow::bail!("--public-url must be an http:// or https:// URL");
+        }
         let delivery = delivery(flags, &file)?;
         Ok(Self {
             data_dir: cli.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("charter-data")),

@@ -40,10 +40,14 @@ fn mail_test_the_outbox_and_the_queue_through_the_binary() {
     data_dir(cwd.path());
     let smtp = smtp_flags(&sink);
 
-    // Sent now, through SMTP, with the server's reply.
-    let (code, stdout, stderr) = out(&run(cwd.path(), &args(&["mail", "test", "--to", ADDRESS], &smtp)));
+    // Sent now, through SMTP, with the server's reply; links start with the public URL.
+    let linked = args(&["mail", "test", "--to", ADDRESS, "--public-url", "https://privacy.example.com/"], &smtp);
+    let (code, stdout, stderr) = out(&run(cwd.path(), &linked));
     assert_eq!((code, stdout.trim()), (0, "sent: smtp 250"), "{stderr}");
     assert_eq!(sink.received().len(), 1);
+    assert!(sink.received()[0].data.contains("Our privacy notice: https://privacy.example.com/\r\n"));
+    let bad_url = args(&["mail", "test", "--to", ADDRESS, "--public-url", "ftp://x"], &smtp);
+    assert!(out(&run(cwd.path(), &bad_url)).2.contains("--public-url must be an http:// or https:// URL"));
     assert!(!stderr.contains(ADDRESS), "the address is not echoed: {stderr}");
 
     // Refused, unreachable, and bad input: each a clear reason and a non-zero exit.
@@ -110,10 +114,10 @@ fn mail_test_the_outbox_and_the_queue_through_the_binary() {
     }
 }
 
-/// Queues `n` messages straight into the data directory's queue.
-fn queue_messages(rt: &tokio::runtime::Runtime, root: &Path, n: usize) {
+/// Queues `n` messages straight into the data directory's queue (on `url` when given).
+fn queue_messages(rt: &tokio::runtime::Runtime, root: &Path, url: Option<&str>, n: usize) {
     rt.block_on(async {
-        let data = charter_store::DataDir::open(root, None).await.unwrap();
+        let data = charter_store::DataDir::open(root, url).await.unwrap();
         for i in 0..n {
             let message = charter_delivery::Message::Mail(charter_delivery::Mail {
                 to: ADDRESS.into(),
@@ -141,7 +145,7 @@ fn a_server_killed_mid_batch_twenty_times_delivers_everything_once_per_kill_at_m
     sink.slow_down(Duration::from_millis(15));
     let cwd = tempfile::tempdir().unwrap();
     data_dir(cwd.path());
-    queue_messages(&rt, &cwd.path().join("charter-data"), 120);
+    queue_messages(&rt, &cwd.path().join("charter-data"), None, 120);
     let flags = [
         smtp_flags(&sink),
         ["--job-lease", "0.5", "--job-poll", "0.05", "--job-retry-base", "0.05", "--job-concurrency", "1"]
@@ -185,4 +189,53 @@ fn unique(sink: &SmtpSink) -> BTreeMap<String, usize> {
         *m.entry(r.header("Message-ID").unwrap_or_default()).or_insert(0) += 1;
     }
     m
+}
+
+#[test]
+fn two_servers_on_one_postgresql_database_never_send_a_message_twice() {
+    let Ok(server) = std::env::var(charter_testkit::POSTGRES_ENV) else {
+        eprintln!("notice: two servers on PostgreSQL skipped; set {} to run it", charter_testkit::POSTGRES_ENV);
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(charter_testkit::TestDb::postgres_at(&server));
+    let sink = rt.block_on(SmtpSink::start());
+    sink.slow_down(Duration::from_millis(2));
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let made =
+        run(one.path(), &["--database-url", &db.url, "apikey", "create", "--name", "setup", "--purposes", "support"]);
+    assert!(made.status.success(), "{}", out(&made).2);
+    // The second server shares the database and the key file, as servers on one database do.
+    std::fs::create_dir_all(two.path().join("charter-data")).unwrap();
+    std::fs::copy(one.path().join("charter-data/keys.json"), two.path().join("charter-data/keys.json")).unwrap();
+    queue_messages(&rt, &one.path().join("charter-data"), Some(&db.url), 300);
+    let flags =
+        [smtp_flags(&sink), ["--database-url", &db.url, "--job-poll", "0.05"].map(String::from).to_vec()].concat();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (a, b) = (Server::start(one.path(), &flags), Server::start(two.path(), &flags));
+    let start = Instant::now();
+    while unique(&sink).len() < 300 {
+        assert!(start.elapsed() < Duration::from_secs(120), "only {} of 300 delivered", unique(&sink).len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let ((sa, la), (sb, lb)) = (a.stop(), b.stop());
+    assert!(sa.success() && sb.success(), "{la}\n{lb}");
+    assert_eq!(sink.received().len(), 300, "no message went twice while both servers lived");
+    // Both servers sent: the chain names the worker of each attempt.
+    let workers: Vec<String> = rt.block_on(async {
+        let store = charter_store::Store::connect(&db.url).await.unwrap();
+        let details = sqlx::query_scalar::<_, String>("SELECT detail FROM audit_log WHERE action = 'job.attempt'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+        details
+    });
+    let names: std::collections::BTreeSet<String> = workers
+        .iter()
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok()?["worker"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!((workers.len(), names.len()), (300, 2), "300 attempts by two workers");
+    drop(db);
 }

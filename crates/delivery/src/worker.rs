@@ -203,7 +203,7 @@ impl Worker {
     /// attempt is in the chain before the queue forgets it); returns what the queue records.
     async fn attempt_and_audit(&self, job: &ClaimedJob) -> Result<Finish, DeliveryError> {
         let attempt = self.attempt(job).await;
-        self.audit.append(evidence(job, &attempt)).await?;
+        self.audit.append(evidence(job, &attempt, &self.owner)).await?;
         Ok(self.finish(job, &attempt, now_us()))
     }
 
@@ -262,9 +262,10 @@ impl Worker {
     }
 }
 
-/// The audit entry of one attempt: job, kind, channel, result and reply; the subject's
-/// opaque id when the message was to a subject; never content or address.
-fn evidence(job: &ClaimedJob, attempt: &Attempt) -> AuditEvent {
+/// The audit entry of one attempt: job, kind, channel, attempt, reply and the worker that
+/// made it; the subject's opaque id when the message was to a subject; never content or
+/// address.
+fn evidence(job: &ClaimedJob, attempt: &Attempt, worker: &str) -> AuditEvent {
     let result = match attempt.outcome {
         Outcome::Sent => "sent",
         Outcome::Retry(_) => "failed",
@@ -277,6 +278,7 @@ fn evidence(job: &ClaimedJob, attempt: &Attempt) -> AuditEvent {
         "channel": job.channel,
         "attempt": job.attempts,
         "reply": attempt.reply,
+        "worker": worker,
     }));
     event.subject = job.subject_id.clone();
     event

@@ -1,9 +1,8 @@
 //! `charter apikey ...`.
 
 use anyhow::Context as _;
-use charter_core::audit::AuditEvent;
 use charter_store::api_keys::ApiKeyError;
-use charter_store::{AuditLog, DataDir};
+use charter_store::DataDir;
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
@@ -48,7 +47,12 @@ pub async fn run(cmd: ApikeyCommand, settings: &Settings) -> Result<(), Failure>
                 }
                 Err(e) => return Err(Failure::Error(anyhow::Error::new(e).context("cannot create the API key"))),
             };
-            record(&data, "apikey.create", json!({ "name": name, "purposes": purposes, "points": points })).await?;
+            super::record_operator(
+                &data,
+                "apikey.create",
+                json!({ "name": name, "purposes": purposes, "points": points }),
+            )
+            .await?;
             println!("{token}");
         }
         ApikeyCommand::Revoke { name } => {
@@ -56,18 +60,9 @@ pub async fn run(cmd: ApikeyCommand, settings: &Settings) -> Result<(), Failure>
             if !data.store.revoke_api_key(&name, charter_store::now_us()).await.context("cannot revoke")? {
                 return Err(refuse(&format!("no live API key named `{name}`")));
             }
-            record(&data, "apikey.revoke", json!({ "name": name })).await?;
+            super::record_operator(&data, "apikey.revoke", json!({ "name": name })).await?;
             println!("revoked `{name}`");
         }
     }
-    Ok(())
-}
-
-async fn record(data: &DataDir, action: &str, detail: serde_json::Value) -> anyhow::Result<()> {
-    let (log, task) = AuditLog::start(&data.store, data.keys.checkpoint_signer());
-    log.append(AuditEvent::new("operator", action, "ok").with_detail(&detail)).await?;
-    log.close().await?;
-    task.await?;
-    data.store.close().await;
     Ok(())
 }

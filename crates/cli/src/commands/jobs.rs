@@ -4,7 +4,6 @@ use std::io::{IsTerminal as _, Write as _};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use charter_core::audit::AuditEvent;
 use charter_delivery::{Senders, Tally, Worker};
 use charter_store::{AuditLog, DataDir};
 use secrecy::ExposeSecret as _;
@@ -123,14 +122,7 @@ async fn retry(settings: &Settings, id: &str) -> Result<(), Failure> {
         eprintln!("error: no dead job has that id (`charter jobs list --state dead` lists them)");
         return Err(Failure::Refused);
     }
-    let (log, task) = AuditLog::start(&data.store, data.keys.checkpoint_signer());
-    log.append(AuditEvent::new("operator", "job.retry", "ok").with_detail(&json!({ "job": id })))
-        .await
-        .context("cannot record the retry")?;
-    log.close().await.context("cannot sign the checkpoint")?;
-    drop(log);
-    task.await.context("audit writer")?;
-    data.store.close().await;
+    super::record_operator(&data, "job.retry", json!({ "job": id })).await.context("cannot record the retry")?;
     println!("requeued {id}");
     Ok(())
 }

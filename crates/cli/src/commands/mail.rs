@@ -20,12 +20,11 @@ pub async fn run(cmd: MailCommand, settings: &Settings) -> Result<(), Failure> {
         return Err(Failure::Refused);
     }
     let d = Delivery::open(settings, policy.as_deref()).await?;
-    let mail = Mail {
-        to,
-        subject: "charter test message".into(),
-        text: "This message tests charter's mail settings. Nothing needs to be done.\n".into(),
-        unsubscribe: None,
-    };
+    let mut text = "This message tests charter's mail settings. Nothing needs to be done.\n".to_owned();
+    if let Some(base) = &settings.public_url {
+        text.push_str(&format!("\nOur privacy notice: {}/\n", base.trim_end_matches('/')));
+    }
+    let mail = Mail { to, subject: "charter test message".into(), text, unsubscribe: None };
     let outcome = if queue { enqueue(&d, mail).await } else { send_now(&d, &mail).await };
     d.close().await?;
     outcome

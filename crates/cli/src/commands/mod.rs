@@ -31,3 +31,19 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Recipients(cmd) => recipients::run(cmd, &settings).await,
     }
 }
+
+/// Records an operator's action in the audit chain (with its own writer, signing a
+/// checkpoint), then closes the database.
+pub(crate) async fn record_operator(
+    data: &charter_store::DataDir,
+    action: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    let (log, task) = charter_store::AuditLog::start(&data.store, data.keys.checkpoint_signer());
+    log.append(charter_core::audit::AuditEvent::new("operator", action, "ok").with_detail(&detail)).await?;
+    log.close().await?;
+    drop(log);
+    task.await?;
+    data.store.close().await;
+    Ok(())
+}

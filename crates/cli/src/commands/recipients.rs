@@ -1,9 +1,8 @@
 //! `charter recipients secret NAME`.
 
 use anyhow::Context as _;
-use charter_core::audit::AuditEvent;
 use charter_policy::model::Deletion;
-use charter_store::{AuditLog, DataDir};
+use charter_store::DataDir;
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
@@ -31,14 +30,9 @@ pub async fn run(cmd: RecipientsCommand, settings: &Settings) -> Result<(), Fail
     let secret = charter_delivery::webhook::new_secret(&data.store, &data.keys, &name, charter_store::now_us())
         .await
         .context("cannot store the secret")?;
-    let (log, task) = AuditLog::start(&data.store, data.keys.checkpoint_signer());
-    log.append(AuditEvent::new("operator", "recipient.secret", "ok").with_detail(&json!({ "recipient": name })))
+    super::record_operator(&data, "recipient.secret", json!({ "recipient": name }))
         .await
         .context("cannot record the new secret")?;
-    log.close().await.context("cannot sign the checkpoint")?;
-    drop(log);
-    task.await.context("audit writer")?;
-    data.store.close().await;
     println!("{secret}");
     Ok(())
 }
