@@ -100,7 +100,8 @@ pub struct DeliveryArgs {
     /// The sender number or name of text messages (needed with --sms-url).
     #[arg(long, env = "CHARTER_SMS_FROM", value_name = "FROM")]
     pub sms_from: Option<String>,
-    /// Seconds a worker holds a claimed job before another may take it. Default: 120.
+    /// Seconds a worker holds a claimed job before another may take it; a send may take at
+    /// most half of it. Default: 120.
     #[arg(long, value_name = "SECONDS")]
     pub job_lease: Option<f64>,
     /// Seconds before the first retry of a failed job; each later one doubles (to an hour). Default: 30.

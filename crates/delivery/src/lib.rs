@@ -42,6 +42,15 @@ pub enum DeliveryError {
     Store(#[from] charter_store::StoreError),
     #[error("cannot record an attempt in the audit chain")]
     Audit(#[from] charter_store::AuditError),
+    #[error(transparent)]
+    Outbox(#[from] outbox::OutboxError),
+    /// A job key or webhook secret does not open with the key file; names which.
+    #[error("cannot open {what} with the key file")]
+    Sealed {
+        what: String,
+        #[source]
+        source: charter_vault::CryptoError,
+    },
 }
 
 /// How one attempt went, and the remote side's reply (a code or a short class of

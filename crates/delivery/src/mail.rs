@@ -157,7 +157,7 @@ impl Mailer {
             Route::Outbox(outbox) => match outbox.put("mail", job_id, &message.formatted()) {
                 Ok(()) => Attempt::sent("outbox"),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot write to the outbox");
+                    tracing::warn!(error = ?e, "cannot write to the outbox");
                     Attempt::retry("outbox unwritable", None)
                 }
             },

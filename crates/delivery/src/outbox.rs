@@ -3,6 +3,7 @@
 //! machine, and nothing personal lies on disk in clear). The operator opens them with
 //! `charter outbox list` and `charter outbox show ID`.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,9 +67,15 @@ impl Outbox {
         let folder = path.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(folder).map_err(io(folder))?;
         let sealed = charter_vault::envelope::seal(&*self.keys, &format!("outbox/{channel}/{id}"), bytes);
-        let tmp = folder.join(format!(".{id}.tmp"));
-        std::fs::write(&tmp, sealed).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))
+        // A temporary name of its own (two workers may write one job after a lease ran
+        // out), synced before it is renamed into place, and the rename synced: the job is
+        // marked done right after this returns.
+        let tmp = folder.join(format!(".{id}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        file.write_all(&sealed).and_then(|()| file.sync_all()).map_err(io(&tmp))?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        std::fs::File::open(folder).and_then(|f| f.sync_all()).map_err(io(folder))
     }
 
     /// Every message in the outbox, by channel then id.

@@ -15,29 +15,32 @@ pub struct Rewrapped {
     pub outbox: usize,
 }
 
-fn sealed(e: charter_vault::CryptoError) -> DeliveryError {
-    DeliveryError::Config(format!("cannot open a sealed job key or secret: {e}"))
-}
-
 /// Rewraps and reseals everything delivery keeps under keys older than the current one.
 pub async fn rewrap(store: &Store, keys: &KeyFile, outbox: &Outbox) -> Result<Rewrapped, DeliveryError> {
     let current = keys.current_version();
     let mut fresh = Vec::new();
     for (id, version, wrapped) in store.job_keys_not_under(current).await? {
         let label = crate::queue::label(&id);
-        let own = keys.unwrap(&label, &WrappedKey { kek_version: version, sealed: wrapped }).map_err(sealed)?;
-        let again = keys.wrap(&label, &own);
-        fresh.push((id, again.kek_version, again.sealed));
+        match keys.unwrap(&label, &WrappedKey { kek_version: version, sealed: wrapped }) {
+            Ok(own) => {
+                let again = keys.wrap(&label, &own);
+                fresh.push((id, again.kek_version, again.sealed));
+            }
+            // Already unreadable (its key-encryption key is gone): nothing to carry, and
+            // it must not stop the rotation.
+            Err(e) => tracing::warn!(job = %id, error = ?e, "a job's key does not open; left as it is"),
+        }
     }
     store.rewrap_job_keys(&fresh).await?;
     let mut secrets = 0;
     for (recipient, sealed_secret) in store.webhook_secrets().await? {
         let label = crate::webhook::secret_label(&recipient);
-        let secret = charter_vault::envelope::open(keys, &label, &sealed_secret).map_err(sealed)?;
+        let secret = charter_vault::envelope::open(keys, &label, &sealed_secret)
+            .map_err(|source| DeliveryError::Sealed { what: format!("the webhook secret of {recipient}"), source })?;
         let again = charter_vault::envelope::seal(keys, &label, &secret);
         store.put_webhook_secret(&recipient, &again, charter_store::now_us()).await?;
         secrets += 1;
     }
-    let outbox = outbox.reseal().map_err(|e| DeliveryError::Config(e.to_string()))?;
+    let outbox = outbox.reseal()?;
     Ok(Rewrapped { jobs: fresh.len(), secrets, outbox })
 }

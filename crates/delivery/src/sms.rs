@@ -77,7 +77,7 @@ impl Texter {
                 match outbox.put("sms", job_id, text.as_bytes()) {
                     Ok(()) => Attempt::sent("outbox"),
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot write to the outbox");
+                        tracing::warn!(error = ?e, "cannot write to the outbox");
                         Attempt::retry("outbox unwritable", None)
                     }
                 }

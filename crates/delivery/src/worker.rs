@@ -33,7 +33,7 @@ pub struct WorkerSettings {
     /// The first retry's delay; each later one doubles, up to `retry_cap`, ±20 % jitter.
     pub retry_base: Duration,
     pub retry_cap: Duration,
-    /// How long one send may take before it counts as failed (below `lease`).
+    /// How long one send may take before it counts as failed; at most half of `lease`.
     pub send_timeout: Duration,
 }
 
@@ -114,6 +114,8 @@ impl Worker {
         counters: Arc<Counters>,
     ) -> Self {
         let owner = format!("worker-{}", uuid::Uuid::new_v4().simple());
+        // A send must end well within its lease, or another worker may claim it meanwhile.
+        let settings = WorkerSettings { send_timeout: settings.send_timeout.min(settings.lease / 2), ..settings };
         Self { store, keys, audit, senders, settings, counters, owner }
     }
 
@@ -172,9 +174,11 @@ impl Worker {
                 .map(|job| {
                     let ended = ended.clone();
                     async move {
-                        let finish = self.attempt_and_audit(&job).await?;
+                        let (finish, audited) = self.attempt_and_audit(&job).await;
+                        // The outcome is recorded even when its evidence is not: a sent
+                        // message forgotten by the queue would go out again.
                         let _ = ended.send((job.id, finish));
-                        Ok(())
+                        audited
                     }
                 })
                 .buffer_unordered(usize::MAX)
@@ -184,27 +188,50 @@ impl Worker {
         };
         let recording = async {
             let mut recorded = Vec::new();
+            let mut failed = None;
             while let Some(first) = to_record.recv().await {
                 let mut group = vec![first];
                 while let Ok(more) = to_record.try_recv() {
                     group.push(more);
                 }
-                self.store.finish_jobs(&self.owner, &group, now_us()).await?;
-                recorded.extend(group.into_iter().map(|(_, f)| f));
+                match self.record(&group).await {
+                    Ok(()) => recorded.extend(group.into_iter().map(|(_, f)| f)),
+                    // Keep draining: every outcome still gets its chance to be recorded.
+                    Err(e) => failed = Some(e),
+                }
             }
-            Ok::<_, DeliveryError>(recorded)
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(recorded),
+            }
         };
         let (sent, recorded) = tokio::join!(sending, recording);
         sent?;
         Ok(self.count(&recorded?))
     }
 
+    /// Records outcomes in the queue, trying again a few times when the database fails
+    /// (an outcome not recorded means a message sent again once its lease runs out).
+    async fn record(&self, group: &[(String, Finish)]) -> Result<(), DeliveryError> {
+        let mut pause = Duration::from_millis(100);
+        for _ in 0..4 {
+            match self.store.finish_jobs(&self.owner, group, now_us()).await {
+                Ok(_) => return Ok(()),
+                Err(e) => tracing::warn!(error = ?e, "cannot record job outcomes; trying again"),
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+        Ok(self.store.finish_jobs(&self.owner, group, now_us()).await.map(|_| ())?)
+    }
+
     /// Sends one job and records the attempt in the audit chain (evidence first: an
-    /// attempt is in the chain before the queue forgets it); returns what the queue records.
-    async fn attempt_and_audit(&self, job: &ClaimedJob) -> Result<Finish, DeliveryError> {
+    /// attempt is in the chain before the queue forgets it); returns what the queue
+    /// records, and whether the evidence was written.
+    async fn attempt_and_audit(&self, job: &ClaimedJob) -> (Finish, Result<(), DeliveryError>) {
         let attempt = self.attempt(job).await;
-        self.audit.append(evidence(job, &attempt, &self.owner)).await?;
-        Ok(self.finish(job, &attempt, now_us()))
+        let audited = self.audit.append(evidence(job, &attempt, &self.owner)).await.map(|_| ()).map_err(Into::into);
+        (self.finish(job, &attempt, now_us()), audited)
     }
 
     /// Opens and sends one job.
@@ -213,11 +240,11 @@ impl Worker {
             Ok(m) => m,
             Err(OpenError::Erased) => return Attempt { outcome: Outcome::Void, reply: "erased".into() },
             Err(OpenError::Store(e)) => {
-                tracing::warn!(error = %e, "cannot open a job");
+                tracing::warn!(error = ?e, "cannot open a job");
                 return Attempt::retry("database", None);
             }
             Err(e) => {
-                tracing::warn!(job = %job.id, error = %e, "a job's message does not open");
+                tracing::warn!(job = %job.id, error = ?e, "a job's message does not open");
                 return Attempt::permanent("sealed message does not open");
             }
         };
