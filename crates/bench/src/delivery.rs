@@ -56,25 +56,26 @@ async fn bare_lettre(sink: &SmtpSink, n: usize) -> anyhow::Result<Duration> {
 
 /// A data directory on `url` with its audit writer and a worker over `config`.
 struct Queue {
-    _dir: tempfile::TempDir,
-    data: DataDir,
+    dir: tempfile::TempDir,
+    store: charter_store::Store,
+    _lock: charter_store::DirLock,
     keys: Arc<charter_vault::KeyFile>,
     audit: AuditLog,
 }
 
 async fn queue(url: &str) -> anyhow::Result<Queue> {
     let dir = tempfile::tempdir()?;
-    let data = DataDir::open(&dir.path().join("data"), Some(url)).await?;
-    let keys = Arc::new(charter_vault::KeyFile::load(data.keys.path())?);
-    let (audit, _task) = AuditLog::start(&data.store, keys.checkpoint_signer());
-    Ok(Queue { _dir: dir, data, keys, audit })
+    let DataDir { keys, store, lock, .. } = DataDir::open(&dir.path().join("data"), Some(url)).await?;
+    let keys = Arc::new(keys);
+    let (audit, _task) = AuditLog::start(&store, keys.checkpoint_signer());
+    Ok(Queue { dir, store, _lock: lock, keys, audit })
 }
 
 impl Queue {
     fn worker(&self, config: &Config, policy: &charter_policy::model::Policy) -> anyhow::Result<Worker> {
-        let senders = Senders::new(config, self.keys.clone(), policy, &self.data.root)?;
+        let senders = Senders::new(config, self.keys.clone(), policy, &self.dir.path().join("data"))?;
         Ok(Worker::new(
-            self.data.store.clone(),
+            self.store.clone(),
             self.keys.clone(),
             self.audit.clone(),
             Arc::new(senders),
@@ -98,7 +99,7 @@ impl Queue {
                     max_attempts: None,
                 })
                 .collect();
-            charter_delivery::enqueue_all(&self.data.store, &*self.keys, jobs, charter_store::now_us()).await?;
+            charter_delivery::enqueue_all(&self.store, &*self.keys, jobs, charter_store::now_us()).await?;
         }
         Ok(start.elapsed())
     }
@@ -138,7 +139,7 @@ pub async fn mail_rows(label: &str, url: &str, n: usize, out: &mut Vec<Row>) -> 
         baseline: format!("bare lettre loop, same messages and sink: {:.1} s ({:.0}/s)", bare.as_secs_f64(), rate(n, bare)),
         ratio: format!("{:.2}×", bare.as_secs_f64() / took.as_secs_f64()),
     });
-    q.data.store.close().await;
+    q.store.close().await;
     Ok(())
 }
 
@@ -177,7 +178,7 @@ pub async fn webhook_rows(label: &str, url: &str, n: usize, out: &mut Vec<Row>) 
     );
     let policy = charter_policy::load("bench.toml", &text).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let q = queue(url).await?;
-    charter_delivery::webhook::new_secret(&q.data.store, &q.keys, "bench_processor", charter_store::now_us()).await?;
+    charter_delivery::webhook::new_secret(&q.store, &q.keys, "bench_processor", charter_store::now_us()).await?;
     q.fill(n, |i| {
         Message::Webhook(Webhook {
             recipient: "bench_processor".into(),
@@ -197,6 +198,6 @@ pub async fn webhook_rows(label: &str, url: &str, n: usize, out: &mut Vec<Row>) 
         baseline: format!("bare reqwest loop, same receiver: {:.0}/s", rate(n, bare)),
         ratio: format!("{:.2}×", bare.as_secs_f64() / took.as_secs_f64()),
     });
-    q.data.store.close().await;
+    q.store.close().await;
     Ok(())
 }
