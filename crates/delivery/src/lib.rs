@@ -27,7 +27,7 @@ use charter_vault::KeyFile;
 
 pub use message::{Channel, Mail, Message, Sms, Webhook};
 pub use outbox::Outbox;
-pub use queue::{enqueue, enqueue_all, Enqueue, Seal};
+pub use queue::{enqueue, enqueue_all, Enqueue, JobKey, Seal};
 pub use worker::{Counters, Tally, Worker, WorkerSettings};
 
 /// Why delivery could not be set up or a job queued.
@@ -132,11 +132,11 @@ impl Senders {
         })
     }
 
-    /// Sends `message`, job `job_id`'s, once.
-    pub async fn send(&self, store: &Store, keys: &KeyFile, job_id: &str, message: &Message) -> Attempt {
+    /// Sends `message`, job `job_id`'s, once; `key` is the job's own key.
+    pub async fn send(&self, store: &Store, keys: &KeyFile, job_id: &str, key: &JobKey, message: &Message) -> Attempt {
         match message {
-            Message::Mail(m) => self.mail.send(job_id, m).await,
-            Message::Sms(s) => self.sms.send(job_id, s).await,
+            Message::Mail(m) => self.mail.send(job_id, key, m).await,
+            Message::Sms(s) => self.sms.send(job_id, key, s).await,
             Message::Webhook(w) => self.webhooks.send(store, keys, job_id, w).await,
         }
     }

@@ -11,7 +11,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 use secrecy::ExposeSecret as _;
 
-use crate::{Attempt, DeliveryError, Mail, Outbox};
+use crate::{Attempt, DeliveryError, JobKey, Mail, Outbox};
 
 /// SMTP connections kept open at most (a worker sends up to its concurrency at once).
 const POOL: u32 = 64;
@@ -147,14 +147,14 @@ impl Mailer {
         Ok(message)
     }
 
-    /// Sends job `job_id`'s mail once.
-    pub async fn send(&self, job_id: &str, mail: &Mail) -> Attempt {
+    /// Sends job `job_id`'s mail once (`key` seals it in the outbox).
+    pub async fn send(&self, job_id: &str, key: &JobKey, mail: &Mail) -> Attempt {
         let message = match self.build(job_id, mail) {
             Ok(m) => m,
             Err(refused) => return refused,
         };
         match &self.route {
-            Route::Outbox(outbox) => match outbox.put("mail", job_id, &message.formatted()) {
+            Route::Outbox(outbox) => match outbox.put("mail", job_id, key, &message.formatted()) {
                 Ok(()) => Attempt::sent("outbox"),
                 Err(e) => {
                     tracing::warn!(error = ?e, "cannot write to the outbox");

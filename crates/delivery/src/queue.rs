@@ -3,7 +3,8 @@
 //! Each job's message is sealed under a data key of its own. That key is wrapped under
 //! the subject's data key when the message is to a subject (so erasing the person makes
 //! it unreadable, and the erasure voids it), or under the key-encryption key when it is
-//! to someone who is not a subject, or must outlive an erasure (its confirmation).
+//! to someone who is not a subject, or must outlive an erasure (its confirmation). The
+//! same key seals the message in the outbox, so an erasure reaches it there too.
 
 use charter_store::jobs::{ClaimedJob, NewJob};
 use charter_store::Store;
@@ -30,6 +31,31 @@ pub struct Enqueue<'a> {
     pub seal: Seal<'a>,
     /// Attempts before it is dead; the channel's default when `None`.
     pub max_attempts: Option<u32>,
+}
+
+/// Where a job's own key is kept: wrapped under its subject's data key, or under the
+/// key-encryption key of `kek_version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptKey {
+    pub subject: Option<String>,
+    pub kek_version: Option<u32>,
+    pub wrapped: Vec<u8>,
+}
+
+/// A job's own key, open, and how it is kept.
+pub struct JobKey {
+    pub own: DataKey,
+    pub kept: KeptKey,
+}
+
+impl JobKey {
+    /// A new key for job `job_id`, wrapped under the key file (a message that goes out
+    /// without a queued job, such as `charter mail test`).
+    pub fn under_key_file(keys: &dyn KeyWrapper, job_id: &str) -> Self {
+        let own = DataKey::generate();
+        let wrapped = keys.wrap(&label(job_id), &own);
+        Self { own, kept: KeptKey { subject: None, kek_version: Some(wrapped.kek_version), wrapped: wrapped.sealed } }
+    }
 }
 
 /// What a job's message is bound to.
@@ -107,20 +133,34 @@ pub enum OpenError {
     Store(#[from] charter_store::StoreError),
 }
 
-/// Opens a claimed job's message.
-pub async fn open(store: &Store, keys: &dyn KeyWrapper, job: &ClaimedJob) -> Result<Message, OpenError> {
-    let own = match (&job.subject_id, job.kek_version) {
+/// Opens job `job_id`'s own key where it is kept; [`OpenError::Erased`] once its subject
+/// was erased.
+pub async fn unwrap_key(
+    store: &Store,
+    keys: &dyn KeyWrapper,
+    job_id: &str,
+    kept: &KeptKey,
+) -> Result<DataKey, OpenError> {
+    match (&kept.subject, kept.kek_version) {
         (Some(subject), _) => {
             let record = store.subject(subject).await?.ok_or(OpenError::Erased)?;
             let wrapped = record.wrapped.ok_or(OpenError::Erased)?;
             let subject_key = keys.unwrap(subject, &wrapped)?;
-            subject_key.unwrap_own(subject, Holder::Job(&job.id), &job.wrapped_key)?
+            Ok(subject_key.unwrap_own(subject, Holder::Job(job_id), &kept.wrapped)?)
         }
-        (None, version) => keys.unwrap(
-            &label(&job.id),
-            &WrappedKey { kek_version: version.unwrap_or_default(), sealed: job.wrapped_key.clone() },
-        )?,
-    };
+        (None, version) => Ok(keys.unwrap(
+            &label(job_id),
+            &WrappedKey { kek_version: version.unwrap_or_default(), sealed: kept.wrapped.clone() },
+        )?),
+    }
+}
+
+/// Opens a claimed job's message, and its key (which seals it again in the outbox).
+pub async fn open(store: &Store, keys: &dyn KeyWrapper, job: &ClaimedJob) -> Result<(JobKey, Message), OpenError> {
+    let kept =
+        KeptKey { subject: job.subject_id.clone(), kek_version: job.kek_version, wrapped: job.wrapped_key.clone() };
+    let own = unwrap_key(store, keys, &job.id, &kept).await?;
     let plaintext = own.open_message(&label(&job.id), &job.sealed)?;
-    serde_json::from_slice(&plaintext).map_err(OpenError::Decode)
+    let message = serde_json::from_slice(&plaintext).map_err(OpenError::Decode)?;
+    Ok((JobKey { own, kept }, message))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use charter_vault::{IdentifierKind, Normaliser};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::{Attempt, DeliveryError, Outbox, Sms};
+use crate::{Attempt, DeliveryError, JobKey, Outbox, Sms};
 
 /// How long one gateway call may take.
 const GATEWAY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,15 +66,15 @@ impl Texter {
         }
     }
 
-    /// Sends job `job_id`'s text message once.
-    pub async fn send(&self, job_id: &str, sms: &Sms) -> Attempt {
+    /// Sends job `job_id`'s text message once (`key` seals it in the outbox).
+    pub async fn send(&self, job_id: &str, key: &JobKey, sms: &Sms) -> Attempt {
         let Ok(to) = self.numbers.normalise(IdentifierKind::Phone, &sms.to) else {
             return Attempt::permanent("invalid number");
         };
         match &self.route {
             Route::Outbox(outbox) => {
                 let text = format!("To: {}\n\n{}\n", to.expose(), sms.body);
-                match outbox.put("sms", job_id, text.as_bytes()) {
+                match outbox.put("sms", job_id, key, text.as_bytes()) {
                     Ok(()) => Attempt::sent("outbox"),
                     Err(e) => {
                         tracing::warn!(error = ?e, "cannot write to the outbox");

@@ -236,8 +236,8 @@ impl Worker {
 
     /// Opens and sends one job.
     async fn attempt(&self, job: &ClaimedJob) -> Attempt {
-        let message = match queue::open(&self.store, &*self.keys, job).await {
-            Ok(m) => m,
+        let (key, message) = match queue::open(&self.store, &*self.keys, job).await {
+            Ok(opened) => opened,
             Err(OpenError::Erased) => return Attempt { outcome: Outcome::Void, reply: "erased".into() },
             Err(OpenError::Store(e)) => {
                 tracing::warn!(error = ?e, "cannot open a job");
@@ -248,7 +248,7 @@ impl Worker {
                 return Attempt::permanent("sealed message does not open");
             }
         };
-        let send = self.senders.send(&self.store, &self.keys, &job.id, &message);
+        let send = self.senders.send(&self.store, &self.keys, &job.id, &key, &message);
         tokio::time::timeout(self.settings.send_timeout, send).await.unwrap_or_else(|_| Attempt::retry("timeout", None))
     }
 

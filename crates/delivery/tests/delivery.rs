@@ -353,7 +353,7 @@ async fn text_messages_go_to_the_gateway_in_e164_with_basic_auth() {
 }
 
 #[tokio::test]
-async fn without_a_gateway_messages_are_sealed_in_the_outbox() {
+async fn without_a_gateway_messages_are_sealed_in_the_outbox_and_erased_with_their_person() {
     let db = TestDb::sqlite();
     let env = env(&db).await;
     let worker = env.worker(&Config { worker: fast(), ..Config::default() }, &default_policy());
@@ -362,20 +362,28 @@ async fn without_a_gateway_messages_are_sealed_in_the_outbox() {
     let sms = env
         .queue("outbox-sms", Message::Sms(Sms { to: "+14155550134".into(), body: "code 493817".into() }), Seal::KeyFile)
         .await;
-    assert_eq!(worker.run_until_empty(|_, _| {}).await.unwrap().sent, 2);
+    let (subject, key) = env.subject().await;
+    let theirs = env.queue("outbox-subject", mail(8), Seal::Subject { id: &subject, key: &key }).await;
+    assert_eq!(worker.run_until_empty(|_, _| {}).await.unwrap().sent, 3);
     let outbox = charter_delivery::Outbox::new(env.dir.path().join("data/outbox"), env.keys.clone());
+    let mut expected = vec![("mail", job.as_str()), ("mail", theirs.as_str()), ("sms", sms.as_str())];
+    expected.sort();
     let listed = outbox.list().unwrap();
-    assert_eq!(
-        listed.iter().map(|e| (e.channel, e.id.as_str())).collect::<Vec<_>>(),
-        vec![("mail", job.as_str()), ("sms", sms.as_str())]
-    );
-    let (channel, eml) = outbox.show(&job).unwrap();
+    assert_eq!(listed.iter().map(|e| (e.channel, e.id.as_str())).collect::<Vec<_>>(), expected);
+    let (channel, eml) = outbox.show(&env.store, &job).await.unwrap();
     let eml = String::from_utf8(eml).unwrap();
     assert_eq!(channel, "mail");
     assert!(eml.contains(ADDRESS) && eml.contains(&format!("Message-ID: <{job}@localhost>")), "{eml}");
-    assert!(outbox.show("../../keys").is_err() && outbox.show("0000").is_err());
+    assert!(outbox.show(&env.store, "../../keys").await.is_err() && outbox.show(&env.store, "0000").await.is_err());
     let stored = stored_text(&db, &env).await;
     assert!(!stored.contains(ADDRESS) && !stored.contains("493817"), "the outbox is sealed");
+
+    let (_, before) = outbox.show(&env.store, &theirs).await.unwrap();
+    assert!(String::from_utf8(before).unwrap().contains(&format!("<{theirs}@localhost>")));
+    assert!(env.store.shred(&subject, now_us()).await.unwrap());
+    let after = outbox.show(&env.store, &theirs).await.unwrap_err();
+    assert!(matches!(after, charter_delivery::outbox::OutboxError::Erased(_)), "{after}");
+    assert!(outbox.show(&env.store, &job).await.is_ok(), "a message to nobody erased still opens");
 }
 
 #[tokio::test]
@@ -400,6 +408,31 @@ async fn erasing_a_person_voids_their_messages_but_not_the_confirmation() {
             .await
             .unwrap();
         assert!(left.is_empty(), "a void job keeps no sealed message");
+    }
+}
+
+#[tokio::test]
+async fn a_job_under_a_retired_key_encryption_key_is_refused() {
+    for db in TestDb::backends("delivery_retired_kek").await {
+        let env = env(&db).await;
+        let (subject, key) = env.subject().await;
+        env.queue("before", mail(1), Seal::KeyFile).await;
+        let version = env.keys.current_version();
+        // What `charter keys rotate` records once every key is rewrapped: this key file is
+        // from before the rotation.
+        env.store.retire_keks_and_rewrap(&[version], &[], now_us()).await.unwrap();
+        let job = Enqueue {
+            kind: "test",
+            idempotency_key: "after".into(),
+            message: &mail(2),
+            seal: Seal::KeyFile,
+            max_attempts: None,
+        };
+        let refused = enqueue(&env.store, &*env.keys, job, now_us()).await.unwrap_err();
+        assert!(refused.to_string().contains(&format!("version {version} was retired")), "{refused}");
+        assert_eq!(env.store.list_jobs(None, 10).await.unwrap().len(), 1, "nothing of the refused job is stored");
+        // A message to a subject is wrapped under the subject's key, not the key file.
+        env.queue("to-subject", mail(3), Seal::Subject { id: &subject, key: &key }).await;
     }
 }
 

@@ -63,6 +63,10 @@ pub enum StoreError {
         /// Migrations this build has.
         expected: i64,
     },
+    /// A key was wrapped under a key-encryption key that `charter keys rotate` retired:
+    /// this process runs with a key file from before the rotation.
+    #[error("key-encryption key version {0} was retired by a key rotation; restart charter so it loads the rotated key file")]
+    KekRetired(u32),
 }
 
 /// A pooled connection idle this long is checked (pinged) before it is used again.

@@ -120,10 +120,22 @@ impl Store {
     }
 
     /// Adds jobs in one transaction, each unless its idempotency key is taken; returns,
-    /// for each, the id of the job holding its key and whether it is the new one.
+    /// for each, the id of the job holding its key and whether it is the new one. A job
+    /// whose key is wrapped under a retired key-encryption key is refused, like a subject.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn enqueue_jobs(&self, jobs: &[NewJob], now_us: i64) -> Result<Vec<(String, bool)>, StoreError> {
         let mut tx = self.pool().begin().await?;
+        let mut versions: Vec<u32> = jobs.iter().filter_map(|j| j.kek_version).collect();
+        versions.dedup();
+        for version in versions {
+            let retired: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retired_keks WHERE version = $1")
+                .bind(i64::from(version))
+                .fetch_one(&mut *tx)
+                .await?;
+            if retired > 0 {
+                return Err(StoreError::KekRetired(version));
+            }
+        }
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
             let added = sqlx::query(

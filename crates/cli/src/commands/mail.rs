@@ -51,7 +51,8 @@ async fn enqueue(d: &Delivery, mail: Mail) -> Result<(), Failure> {
 async fn send_now(d: &Delivery, mail: &Mail) -> Result<(), Failure> {
     let id = uuid::Uuid::new_v4().to_string();
     eprintln!("sending to {}", d.senders.mail.describe());
-    let attempt = d.senders.mail.send(&id, mail).await;
+    let key = charter_delivery::JobKey::under_key_file(&*d.keys, &id);
+    let attempt = d.senders.mail.send(&id, &key, mail).await;
     let result = if attempt.outcome == Outcome::Sent { "sent" } else { "failed" };
     d.audit
         .append(

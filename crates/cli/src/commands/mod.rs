@@ -27,7 +27,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Bench(args) => Ok(charter_bench::run(args).await?),
         Command::Jobs(cmd) => jobs::run(cmd, &settings).await,
         Command::Mail(cmd) => mail::run(cmd, &settings).await,
-        Command::Outbox(cmd) => outbox::run(cmd, &settings),
+        Command::Outbox(cmd) => outbox::run(cmd, &settings).await,
         Command::Recipients(cmd) => recipients::run(cmd, &settings).await,
     }
 }
