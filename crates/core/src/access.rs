@@ -26,6 +26,9 @@ pub enum Denial {
     Objected,
     /// The subject's processing is restricted and the purpose may not run while it is.
     Restricted,
+    /// The purpose sells or shares personal data and the subject opted out of that
+    /// (Global Privacy Control, the do-not-sell page).
+    OptedOut,
     /// The field's retention has run out.
     RetentionExpired,
     /// The subject was erased.
@@ -42,6 +45,7 @@ impl Denial {
             Self::ConsentMissing => "consent_missing",
             Self::Objected => "objected",
             Self::Restricted => "restricted",
+            Self::OptedOut => "opted_out",
             Self::RetentionExpired => "retention_expired",
             Self::Erased => "erased",
         }
@@ -59,6 +63,8 @@ pub struct SubjectState {
     pub consents: HashMap<String, bool>,
     /// Purposes the subject objected to (GDPR Art. 21).
     pub objections: HashSet<String>,
+    /// The subject opted out of the sale and sharing of their data (CCPA).
+    pub opted_out: bool,
     /// When the account was closed, in µs since the epoch; `None` while open.
     pub account_closed_at_us: Option<i64>,
 }
@@ -125,6 +131,11 @@ pub fn decide_purpose(policy: &Policy, purpose: &str, granted: &[String], state:
     // An objection to direct marketing is absolute (GDPR Art. 21(3)), whatever the basis.
     if p.direct_marketing && state.objections.contains(purpose) {
         return Err(Denial::Objected);
+    }
+    // An opt-out of sale and sharing outranks any consent given before or after it, until
+    // the person revokes the opt-out itself.
+    if p.sale_or_sharing && state.opted_out {
+        return Err(Denial::OptedOut);
     }
     basis_holds(p.basis.as_slice(), purpose, state)
 }
@@ -234,6 +245,21 @@ mod tests {
     }
 
     #[test]
+    fn an_opt_out_refuses_sale_and_sharing_even_with_consent() {
+        let p = policy();
+        let all = all_purposes(&p);
+        assert!(p.purposes["audience_measurement"].sale_or_sharing && !p.purposes["newsletter"].sale_or_sharing);
+        let consents = [("audience_measurement".to_owned(), true), ("newsletter".to_owned(), true)].into();
+        let consented = SubjectState { consents, ..Default::default() };
+        assert_eq!(decide_purpose(&p, "audience_measurement", &all, &consented), Ok(()));
+        let opted_out = SubjectState { opted_out: true, ..consented };
+        assert_eq!(decide_purpose(&p, "audience_measurement", &all, &opted_out), Err(Denial::OptedOut));
+        assert_eq!(decide_purpose(&p, "newsletter", &all, &opted_out), Ok(()), "only sale and sharing");
+        let restricted = SubjectState { restricted: true, ..opted_out };
+        assert_eq!(decide_purpose(&p, "audience_measurement", &all, &restricted), Err(Denial::Restricted));
+    }
+
+    #[test]
     fn each_denial_has_its_own_code_as_serialised() {
         let all = [
             Denial::UnknownPurpose,
@@ -242,6 +268,7 @@ mod tests {
             Denial::ConsentMissing,
             Denial::Objected,
             Denial::Restricted,
+            Denial::OptedOut,
             Denial::RetentionExpired,
             Denial::Erased,
         ];
@@ -249,6 +276,7 @@ mod tests {
             assert_eq!(serde_json::to_value(d).unwrap(), d.code(), "{d:?}");
         }
         assert_eq!(Denial::RetentionExpired.code(), "retention_expired");
+        assert_eq!(Denial::OptedOut.code(), "opted_out");
     }
 
     #[test]
@@ -287,10 +315,12 @@ mod tests {
             proptest::collection::vec(proptest::option::of(any::<bool>()), n),
             proptest::collection::vec(any::<bool>(), n),
             proptest::option::of(0i64..NOW),
+            any::<bool>(),
         )
-            .prop_map(move |(erased, restricted, consents, objections, closed)| SubjectState {
+            .prop_map(move |(erased, restricted, consents, objections, closed, opted_out)| SubjectState {
                 erased,
                 restricted,
+                opted_out,
                 consents: purposes.iter().zip(&consents).filter_map(|(p, c)| c.map(|c| (p.clone(), c))).collect(),
                 objections: purposes.iter().zip(&objections).filter(|(_, o)| **o).map(|(p, _)| p.clone()).collect(),
                 account_closed_at_us: closed,
@@ -320,6 +350,7 @@ mod tests {
                 let only_consent = pu.basis.as_slice().iter().all(|b| *b == LawfulBasis::Consent);
                 prop_assert!(!only_consent || state.consents.get(purpose) == Some(&true));
                 prop_assert!(!(pu.direct_marketing && state.objections.contains(purpose)));
+                prop_assert!(!(pu.sale_or_sharing && state.opted_out));
                 let only_interests = pu.basis.as_slice().iter().all(|b| *b == LawfulBasis::LegitimateInterests);
                 prop_assert!(!only_interests || !state.objections.contains(purpose));
                 // Retention has not run out, by the category's own rule.

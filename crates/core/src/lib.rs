@@ -6,6 +6,8 @@
 //! ## Layout
 //! - [`access`]: purpose-bound access — may purpose P see a field of subject
 //!   S, and if not, the machine-readable reason.
+//! - [`consent`]: the consent ledger's rules — sources, coarse evidence, visitor ids,
+//!   answers and banner choices, and the fold that gives a person's consent now.
 //! - [`collect`]: what a collection point accepts (declared fields, types,
 //!   sizes, consents asked, minimum age).
 //! - [`time`]: calendar arithmetic (no clock).
@@ -17,4 +19,5 @@
 pub mod access;
 pub mod audit;
 pub mod collect;
+pub mod consent;
 pub mod time;

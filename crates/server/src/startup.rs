@@ -12,6 +12,7 @@ use charter_policy::LoadedPolicy;
 use charter_store::{AuditLog, DataDir, DirLock};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
+use sha2::Digest as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -78,6 +79,7 @@ impl Application {
         let identifiers = charter_vault::Normaliser::new(ids.phone_region.as_deref(), fold)
             .map_err(|e| anyhow::anyhow!("the policy's [identifiers] phone_region: {e}"))?;
         let notice_html: Arc<str> = charter_policy::render::notice::html(&policy.policy).into();
+        let notice_hash: Arc<str> = hex::encode(sha2::Sha256::digest(notice_html.as_bytes())).into();
         let sign_ins = crate::sign_in::SignInThrottle::new(data.store.clone(), &policy.policy.security);
         let keys = Arc::new(data.keys);
         let senders =
@@ -104,6 +106,7 @@ impl Application {
             policy: Arc::new(policy),
             identifiers,
             notice_html,
+            notice_hash,
             metrics: Metrics::default(),
             started: Instant::now(),
         });

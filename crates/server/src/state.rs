@@ -51,6 +51,8 @@ pub struct Services {
     pub objects: Arc<dyn object_store::ObjectStore>,
     /// The notice rendered once at start-up.
     pub notice_html: Arc<str>,
+    /// Its SHA-256 in hex: what the consent ledger records as the text shown.
+    pub notice_hash: Arc<str>,
     /// Request counters.
     pub metrics: Metrics,
     /// When the process started.

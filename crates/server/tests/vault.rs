@@ -248,7 +248,7 @@ async fn bad_input_is_refused_precisely_and_stores_nothing() {
                 assert!(!r.body.to_string().contains(chosen), "{}: no caller-chosen name echoed: {}", c.what, r.body);
             }
         }
-        for table in ["subjects", "subject_identifiers", "field_values", "consents"] {
+        for table in ["subjects", "subject_identifiers", "field_values", "consent_events"] {
             assert_eq!(app.count(table).await, 0, "{table} is empty after refused requests");
         }
         // Each refusal of a known key is in the chain by code; names the caller chose
@@ -497,7 +497,7 @@ async fn collect_then_read_by_purpose() {
         let objected = app.read(&tracker, &id, "purpose=analytics&fields=page").await;
         assert_eq!((objected.status, objected.body["error"]["code"].as_str()), (403, Some("objected")));
         // A later withdrawal of consent wins over the earlier grant.
-        sqlx::query("INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES ($1, 'newsletter', 0, 'preferences', $2)")
+        sqlx::query("INSERT INTO consent_events (subject_id, purpose, given, point, at_us, source) VALUES ($1, 'newsletter', 0, 'preferences', $2, 'preference_center')")
             .bind(&id)
             .bind(charter_store::now_us() + 1)
             .execute(app.state.store.pool())

@@ -13,6 +13,7 @@
 //! - [`native`]: direct SQLite connections for the hot paths (the audit writer, purpose-bound reads).
 //! - [`vault`]: subjects, blind indexes, sealed profile values, consents, objections, writing a
 //!   collection, shredding.
+//! - [`consents`]: the consent ledger: answers appended, histories, visitors joined to subjects.
 //! - [`records`]: reading a subject's records a page at a time, or one by id; closing an account.
 //! - [`jobs`]: the durable queue of messages and calls, claimed under leases.
 //! - [`api_keys`]: API keys, stored as hashes.
@@ -22,6 +23,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod consents;
 pub mod data_dir;
 pub mod db;
 pub mod jobs;

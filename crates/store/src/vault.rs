@@ -54,19 +54,23 @@ pub struct ReadView {
     pub consent: Option<bool>,
     /// Whether the subject objected to the purpose.
     pub objected: bool,
+    /// Whether the subject's latest word on sale and sharing is an opt-out.
+    pub opted_out: bool,
 }
 
 /// The subject's row of [`READ_VIEW_SQL`]: the subject, its latest consent answer (as
-/// stored, 1 or 0), and how many objections it made.
-type ViewHead = (SubjectRecord, Option<i64>, i64);
+/// stored, 1 or 0), how many objections it made, and its latest answer on sale and
+/// sharing.
+type ViewHead = (SubjectRecord, Option<i64>, i64, Option<i64>);
 
 impl ReadView {
     /// The view from the rows of [`READ_VIEW_SQL`], on either backend: `None` without the
     /// subject's row; the fields put in order by name.
     fn assemble(head: Option<ViewHead>, mut fields: Vec<StoredField>) -> Option<Self> {
-        let (subject, consent, objected) = head?;
+        let (subject, consent, objected, sale) = head?;
         fields.sort_unstable_by(|a, b| a.field.cmp(&b.field));
-        Some(Self { subject, fields, consent: consent.map(|g| g != 0), objected: objected > 0 })
+        let opted_out = sale == Some(0);
+        Some(Self { subject, fields, consent: consent.map(|g| g != 0), objected: objected > 0, opted_out })
     }
 
     /// The subject's standing for the decision on `purpose`.
@@ -76,6 +80,7 @@ impl ReadView {
             restricted: self.subject.restricted_at_us.is_some(),
             consents: self.consent.map(|given| (purpose.to_owned(), given)).into_iter().collect(),
             objections: self.objected.then(|| purpose.to_owned()).into_iter().collect(),
+            opted_out: self.opted_out,
             account_closed_at_us: self.subject.account_closed_at_us,
         }
     }
@@ -266,10 +271,10 @@ fn subject_from(r: &impl Columns) -> Result<SubjectRecord, StoreError> {
 /// has an id) or a field's.
 fn view_row(r: &impl Columns, head: &mut Option<ViewHead>, fields: &mut Vec<StoredField>) -> Result<(), StoreError> {
     if r.text(0)?.is_some() {
-        *head = Some((subject_from(r)?, r.int(6)?, r.int(7)?.unwrap_or(0)));
+        *head = Some((subject_from(r)?, r.int(6)?, r.int(7)?.unwrap_or(0), r.int(8)?));
         return Ok(());
     }
-    fields.push(field_from(r, 8)?);
+    fields.push(field_from(r, 9)?);
     Ok(())
 }
 
@@ -296,15 +301,20 @@ pub(crate) fn field_from(r: &impl Columns, at: usize) -> Result<StoredField, Sto
 /// field row. The rows come in no set order: the reader tells them apart by the subject
 /// id and puts the fields in order itself, rather than the server, whose sort was a
 /// third of the statement's time.
+/// The ledger's name for opt-outs of sale and sharing: no policy purpose can be named so.
+pub const SALE_OR_SHARING: &str = charter_core::consent::SALE_OR_SHARING;
+
 static READ_VIEW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {SUBJECT_COLUMNS}, \
-         (SELECT c.given FROM consents c WHERE c.subject_id = s.id AND c.purpose = $2 ORDER BY c.at_us DESC LIMIT 1), \
+         (SELECT c.given FROM consent_events c WHERE c.subject_id = s.id AND c.purpose = $2 ORDER BY c.seq DESC LIMIT 1), \
          (SELECT COUNT(*) FROM objections o WHERE o.subject_id = s.id AND o.purpose = $2), \
+         (SELECT c.given FROM consent_events c WHERE c.subject_id = s.id AND c.purpose = '{SALE_OR_SHARING}' \
+          ORDER BY c.seq DESC LIMIT 1), \
          NULL, NULL, NULL, NULL, NULL, NULL \
          FROM subjects s WHERE s.id = $1 \
          UNION ALL \
-         SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+         SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
          f.field, f.category, f.point, f.sealed, f.collected_at_us, f.wrapped_key \
          FROM field_values f WHERE f.subject_id = $1"
     )
@@ -364,8 +374,8 @@ pub(crate) const INSERT_RECORD: &str =
     "INSERT INTO records (id, subject_id, point, collected_at_us, wrapped_key) VALUES ($1, $2, $3, $4, $5)";
 pub(crate) const INSERT_RECORD_FIELD: &str =
     "INSERT INTO record_fields (record_id, field, category, sealed) VALUES ($1, $2, $3, $4)";
-const INSERT_CONSENT: &str =
-    "INSERT INTO consents (subject_id, purpose, given, point, at_us) VALUES ($1, $2, $3, $4, $5)";
+const INSERT_CONSENT: &str = "INSERT INTO consent_events (subject_id, purpose, given, point, at_us, source) \
+     VALUES ($1, $2, $3, $4, $5, 'collection')";
 const INSERT_OBJECT: &str = "INSERT INTO objects \
      (id, subject_id, point, field, category, content_type, size, location, collected_at_us, record_id, wrapped_key) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -746,6 +756,7 @@ impl Store {
         sqlx::query("DELETE FROM subject_identifiers WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM field_values WHERE subject_id = $1").bind(subject_id).execute(&mut *tx).await?;
         sqlx::query(crate::jobs::VOID_SUBJECT_JOBS).bind(subject_id).bind(Vec::<u8>::new()).execute(&mut *tx).await?;
+        sqlx::query(crate::consents::FORGET_CONSENT_EVIDENCE).bind(subject_id).execute(&mut *tx).await?;
         tx.commit().await?;
         if done {
             self.purge_wal().await;

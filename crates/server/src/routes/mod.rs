@@ -1,6 +1,7 @@
 //! Route areas. Each exports `routes()`; [`router`] mounts them all.
 
 pub mod collect;
+pub mod consents;
 pub mod download;
 pub mod health;
 pub mod metrics;
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(collect::routes())
         .merge(subjects::routes())
+        .merge(consents::routes())
         .merge(records::routes())
         .merge(download::routes())
         .merge(upload::routes().layer(axum::extract::DefaultBodyLimit::disable()))
