@@ -23,6 +23,7 @@ fn mail(i: usize) -> Mail {
         subject: format!("Notice {i}"),
         text: "A notice about your data.\n".repeat(8),
         unsubscribe: Some(format!("https://privacy.example.com/u/{i}")),
+        html: None,
     }
 }
 

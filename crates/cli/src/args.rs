@@ -187,6 +187,25 @@ pub enum MailCommand {
         #[command(flatten)]
         delivery: Box<DeliveryArgs>,
     },
+    /// Queue a message for every subject that `--purpose` may reach: consent given, or a
+    /// legitimate interest not objected to. Each carries a one-click unsubscribe link
+    /// under --public-url. Running it again queues nothing twice.
+    Campaign {
+        /// The purpose it serves (e.g. `newsletter`).
+        #[arg(long)]
+        purpose: String,
+        /// The subject line.
+        #[arg(long)]
+        subject: String,
+        /// The message in Markdown: sent as HTML and as the text itself.
+        #[arg(long, value_name = "FILE")]
+        template: PathBuf,
+        /// The policy in force. Default: the embedded policy.
+        #[arg(long, env = "CHARTER_POLICY", value_name = "FILE")]
+        policy: Option<PathBuf>,
+        #[command(flatten)]
+        delivery: Box<DeliveryArgs>,
+    },
 }
 
 /// Outbox commands.

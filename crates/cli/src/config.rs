@@ -74,7 +74,8 @@ impl Settings {
         };
         let flags = match &cli.command {
             Command::Serve(a) => (*a.delivery).clone(),
-            Command::Jobs(JobsCommand::Run { delivery, .. }) | Command::Mail(MailCommand::Test { delivery, .. }) => {
+            Command::Jobs(JobsCommand::Run { delivery, .. })
+            | Command::Mail(MailCommand::Test { delivery, .. } | MailCommand::Campaign { delivery, .. }) => {
                 (**delivery).clone()
             }
             _ => DeliveryArgs::default(),

@@ -124,6 +124,7 @@ fn queue_messages(rt: &tokio::runtime::Runtime, root: &Path, url: Option<&str>, 
                 subject: format!("notice {i}"),
                 text: "words".into(),
                 unsubscribe: None,
+                html: None,
             });
             let job = charter_delivery::Enqueue {
                 kind: "test.kill",

@@ -14,6 +14,19 @@ use serde_json::{Map, Value};
 /// purpose cannot be named so: purpose keys are lowercase words.
 pub const SALE_OR_SHARING: &str = "*sale_or_sharing";
 
+/// The use an unsubscribe link's token is signed for.
+pub const UNSUBSCRIBE_LINK: &str = "unsubscribe";
+
+/// What an unsubscribe link carries: the subject's opaque id and the purpose.
+pub fn unsubscribe_payload(subject: &str, purpose: &str) -> String {
+    format!("{subject} {purpose}")
+}
+
+/// The subject and purpose of an unsubscribe link's payload.
+pub fn parse_unsubscribe_payload(payload: &str) -> Option<(&str, &str)> {
+    payload.split_once(' ').filter(|(s, p)| !s.is_empty() && !p.is_empty() && !p.contains(' '))
+}
+
 /// Where an answer was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -215,6 +228,15 @@ mod tests {
 
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn an_unsubscribe_payload_names_a_subject_and_a_purpose() {
+        let payload = unsubscribe_payload("7f0c", "newsletter");
+        assert_eq!(parse_unsubscribe_payload(&payload), Some(("7f0c", "newsletter")));
+        for bad in ["", "7f0c", " newsletter", "7f0c ", "7f0c news letter"] {
+            assert_eq!(parse_unsubscribe_payload(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

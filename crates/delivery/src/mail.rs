@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lettre::message::dkim::{DkimCanonicalization, DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::Mailbox;
+use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 use secrecy::ExposeSecret as _;
@@ -135,12 +135,15 @@ impl Mailer {
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())
-            .message_id(Some(format!("<{job_id}@{domain}>")))
-            .header(ContentType::TEXT_PLAIN);
+            .message_id(Some(format!("<{job_id}@{domain}>")));
         if let Some(url) = &mail.unsubscribe {
             builder = builder.header(ListUnsubscribe(url.clone())).header(ListUnsubscribePost);
         }
-        let mut message = builder.body(mail.text.clone()).map_err(|_| Attempt::permanent("unbuildable message"))?;
+        let built = match &mail.html {
+            None => builder.header(ContentType::TEXT_PLAIN).body(mail.text.clone()),
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(mail.text.clone(), html.clone())),
+        };
+        let mut message = built.map_err(|_| Attempt::permanent("unbuildable message"))?;
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
@@ -209,6 +212,7 @@ mod tests {
             subject: "News".into(),
             text: "Hello.\n".into(),
             unsubscribe: Some("https://privacy.example.com/u/1".into()),
+            html: None,
         }
     }
 
@@ -226,6 +230,11 @@ mod tests {
             .contains("List-Unsubscribe"));
         let bad = Mail { to: "not an address".into(), ..mail() };
         assert_eq!(m.build("job-3", &bad).unwrap_err(), Attempt::permanent("invalid address"));
+        assert!(text.contains("Content-Type: text/plain"), "{text}");
+        let rich = Mail { html: Some("<p>Hello.</p>".into()), ..mail() };
+        let rich = String::from_utf8(m.build("job-4", &rich).unwrap().formatted()).unwrap();
+        assert!(rich.contains("multipart/alternative") && rich.contains("<p>Hello.</p>"), "{rich}");
+        assert!(rich.contains("Content-Type: text/plain") && rich.contains("Content-Type: text/html"), "{rich}");
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct Mail {
     pub subject: String,
     /// Plain text.
     pub text: String,
+    /// The same in HTML, sent beside the text (`multipart/alternative`) when present.
+    #[serde(default)]
+    pub html: Option<String>,
     /// A one-click unsubscribe URL: `List-Unsubscribe` and `List-Unsubscribe-Post` headers.
     #[serde(default)]
     pub unsubscribe: Option<String>,

@@ -116,6 +116,7 @@ fn mail(n: usize) -> Message {
         subject: format!("Your request {n}"),
         text: format!("Dear Ines, message {n}.\n"),
         unsubscribe: Some(format!("https://privacy.example.com/u/{n}")),
+        html: None,
     })
 }
 

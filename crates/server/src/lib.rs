@@ -31,6 +31,7 @@ pub mod extract;
 pub mod headers;
 pub mod listen;
 pub mod objects;
+pub mod pages;
 pub mod routes;
 pub mod sign_in;
 pub mod startup;

@@ -46,6 +46,10 @@ impl Default for Limits {
     }
 }
 
+/// The address a request's connection came from, in its extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<std::net::IpAddr>);
+
 /// The router with every request body behind the idle timeout.
 fn with_body_timeout(router: Router, idle: Duration) -> Router {
     router.layer(axum::middleware::map_request(move |req: Request| async move {
@@ -68,7 +72,12 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
             accepted = accept(&listener, &permits) => accepted,
         };
         let (stream, permit) = accepted;
-        let service = TowerToHyperService::new(router.clone());
+        let peer = Peer(stream.peer_addr().ok().map(|a| a.ip()));
+        let inner = TowerToHyperService::new(router.clone());
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer);
+            hyper::service::Service::call(&inner, req)
+        });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {

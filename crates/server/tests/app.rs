@@ -47,6 +47,7 @@ async fn the_servers_worker_sends_the_queue_and_metrics_count_it() {
             subject: "s".into(),
             text: "t".into(),
             unsubscribe: None,
+            html: None,
         });
         let job = charter_delivery::Enqueue {
             kind: "test",

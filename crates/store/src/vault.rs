@@ -639,6 +639,16 @@ impl Store {
         row.as_ref().map(subject_from).transpose()
     }
 
+    /// Ids of subjects not erased, in order, those after `after` ("" for the first page),
+    /// at most `limit`: a walk over every live subject a page at a time.
+    pub async fn live_subjects(&self, after: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM subjects WHERE shredded_at_us IS NULL AND id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// The subject with this id, its sealed fields, and its standing on
     /// `purpose` (latest consent answer, whether it objected): one round trip on PostgreSQL,
     /// one statement on both backends.

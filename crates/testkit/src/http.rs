@@ -32,6 +32,11 @@ impl<'a> Request<'a> {
         Self { body: Some(("application/json", body.as_bytes())), ..self }
     }
 
+    /// The same request with a form body (`application/x-www-form-urlencoded`).
+    pub fn form(self, body: &'a str) -> Self {
+        Self { body: Some(("application/x-www-form-urlencoded", body.as_bytes())), ..self }
+    }
+
     /// The same request with a bearer token.
     pub fn token(self, token: Option<&'a str>) -> Self {
         Self { token, ..self }

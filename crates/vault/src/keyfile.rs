@@ -196,7 +196,12 @@ impl KeyFile {
         &self.path
     }
 
-    /// The signer for audit checkpoints.
+    /// The signer of link tokens (one-click unsubscribe), keyed from the blind-index key.
+    pub fn link_signer(&self) -> crate::LinkSigner {
+        crate::LinkSigner::derive(self.blind_index_key.expose_secret())
+    }
+
+    /// The signer of audit checkpoints.
     pub fn checkpoint_signer(&self) -> crate::CheckpointSigner {
         crate::CheckpointSigner::from_seed(self.checkpoint_signing_key.expose_secret())
     }

@@ -10,7 +10,9 @@
 //! - [`crypto`]: per-subject data keys, field sealing bound to subject, field
 //!   and category, key wrapping ([`KeyWrapper`], which a KMS can implement),
 //!   keyed blind indexes.
-//! - [`envelope`]: values sealed under the key file alone (outbox files, webhook secrets).
+//! - [`envelope`]: values sealed under the key file alone (webhook secrets).
+//! - [`links`]: signed link tokens (one-click unsubscribe), with a key derived from the
+//!   key file.
 //! - [`identifier`]: [`Normaliser`], the one normal form of email addresses, phone
 //!   numbers and external ids (validated; NFKC; E.164), which blind indexes are made of.
 //! - [`password`]: argon2id hashes of passwords (PHC strings), with reused working memory.
@@ -22,6 +24,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod identifier;
 pub mod keyfile;
+pub mod links;
 pub mod password;
 pub mod personal;
 pub mod signing;
@@ -30,6 +33,7 @@ pub mod stream;
 pub use crypto::{BlindIndexer, CryptoError, DataKey, FieldCipher, Holder, IdentifierKind, KeyWrapper, WrappedKey};
 pub use identifier::{BadIdentifier, NormalForm, Normaliser};
 pub use keyfile::{KeyFile, KeyFileError};
+pub use links::LinkSigner;
 pub use password::{check_password, hash_password, MalformedHash};
 pub use personal::Personal;
 pub use signing::{CheckpointSigner, CheckpointVerifier};

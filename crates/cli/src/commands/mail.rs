@@ -12,19 +12,29 @@ use crate::Failure;
 
 /// Runs a mail command.
 pub async fn run(cmd: MailCommand, settings: &Settings) -> Result<(), Failure> {
-    let MailCommand::Test { to, queue, policy, .. } = cmd;
+    match cmd {
+        MailCommand::Test { to, queue, policy, .. } => test(settings, to, queue, policy.as_deref()).await,
+        MailCommand::Campaign { purpose, subject, template, policy, .. } => {
+            let campaign = super::campaign::Campaign { purpose, subject, template };
+            super::campaign::run(settings, campaign, policy.as_deref()).await
+        }
+    }
+}
+
+/// `charter mail test`.
+async fn test(settings: &Settings, to: String, queue: bool, policy: Option<&std::path::Path>) -> Result<(), Failure> {
     let address = charter_vault::Normaliser::new(None, false)
         .and_then(|n| n.normalise(charter_vault::IdentifierKind::Email, &to).map_err(|e| e.to_string()));
     if address.is_err() {
         eprintln!("error: --to is not an email address");
         return Err(Failure::Refused);
     }
-    let d = Delivery::open(settings, policy.as_deref()).await?;
+    let d = Delivery::open(settings, policy).await?;
     let mut text = "This message tests charter's mail settings. Nothing needs to be done.\n".to_owned();
     if let Some(base) = &settings.public_url {
         text.push_str(&format!("\nOur privacy notice: {}/\n", base.trim_end_matches('/')));
     }
-    let mail = Mail { to, subject: "charter test message".into(), text, unsubscribe: None };
+    let mail = Mail { to, subject: "charter test message".into(), text, html: None, unsubscribe: None };
     let outcome = if queue { enqueue(&d, mail).await } else { send_now(&d, &mail).await };
     d.close().await?;
     outcome

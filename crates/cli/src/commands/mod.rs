@@ -2,6 +2,7 @@
 
 pub mod apikey;
 pub mod audit;
+pub mod campaign;
 pub mod jobs;
 pub mod keys;
 pub mod mail;

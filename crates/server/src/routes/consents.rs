@@ -166,3 +166,13 @@ pub(crate) fn row_json(r: &ConsentRow) -> Value {
         "visitor": a.visitor_id,
     })
 }
+
+/// The coarse evidence of a request a person made: their network (/24 or /48) and their
+/// browser and system family.
+pub(crate) fn with_evidence(mut answer: NewConsent, parts: &axum::http::request::Parts) -> NewConsent {
+    let peer = parts.extensions.get::<crate::listen::Peer>().and_then(|p| p.0);
+    answer.ip_prefix = peer.map(consent::ip_prefix);
+    answer.agent =
+        parts.headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(consent::agent_family);
+    answer
+}

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod records;
 pub mod subjects;
 pub mod submission;
+pub mod unsubscribe;
 pub mod upload;
 
 use axum::Router;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(collect::routes())
         .merge(subjects::routes())
         .merge(consents::routes())
+        .merge(unsubscribe::routes(&state))
         .merge(records::routes())
         .merge(download::routes())
         .merge(upload::routes().layer(axum::extract::DefaultBodyLimit::disable()))
