@@ -114,6 +114,13 @@ fn basis_holds(bases: &[LawfulBasis], purpose: &str, state: &SubjectState) -> Re
     Err(reason)
 }
 
+/// Whether `purpose` sells or shares personal data: the policy marks it so, or it
+/// discloses to a recipient marked as a sale or sharing recipient.
+pub fn sells_or_shares(policy: &Policy, purpose: &str) -> bool {
+    policy.purposes.get(purpose).is_some_and(|p| p.sale_or_sharing)
+        || policy.recipients.values().any(|r| r.sale_or_sharing && r.purposes.iter().any(|p| p == purpose))
+}
+
 /// Decides whether `purpose`, asked by a caller holding `granted`, may run for this subject
 /// at all, whatever it reads: it is in the policy and held, the subject is not erased, not
 /// restricted against it, has not objected to it, and one of its lawful bases holds.
@@ -134,7 +141,7 @@ pub fn decide_purpose(policy: &Policy, purpose: &str, granted: &[String], state:
     }
     // An opt-out of sale and sharing outranks any consent given before or after it, until
     // the person revokes the opt-out itself.
-    if p.sale_or_sharing && state.opted_out {
+    if state.opted_out && sells_or_shares(policy, purpose) {
         return Err(Denial::OptedOut);
     }
     basis_holds(p.basis.as_slice(), purpose, state)
@@ -255,8 +262,18 @@ mod tests {
         let opted_out = SubjectState { opted_out: true, ..consented };
         assert_eq!(decide_purpose(&p, "audience_measurement", &all, &opted_out), Err(Denial::OptedOut));
         assert_eq!(decide_purpose(&p, "newsletter", &all, &opted_out), Ok(()), "only sale and sharing");
-        let restricted = SubjectState { restricted: true, ..opted_out };
+        let restricted = SubjectState { restricted: true, ..opted_out.clone() };
         assert_eq!(decide_purpose(&p, "audience_measurement", &all, &restricted), Err(Denial::Restricted));
+        // A purpose not marked itself, disclosing to a recipient marked as sale or sharing.
+        let mut q = p.clone();
+        q.purposes.get_mut("newsletter").unwrap().sale_or_sharing = false;
+        let first = q.recipients.keys().next().unwrap().clone();
+        q.recipients.get_mut(&first).unwrap().purposes = vec!["newsletter".into()];
+        assert!(!sells_or_shares(&q, "newsletter"));
+        q.recipients.get_mut(&first).unwrap().sale_or_sharing = true;
+        assert!(sells_or_shares(&q, "newsletter") && !sells_or_shares(&q, "registration"));
+        assert_eq!(decide_purpose(&q, "newsletter", &all, &opted_out), Err(Denial::OptedOut));
+        assert!(!sells_or_shares(&q, "no_such_purpose"));
     }
 
     #[test]
@@ -350,7 +367,7 @@ mod tests {
                 let only_consent = pu.basis.as_slice().iter().all(|b| *b == LawfulBasis::Consent);
                 prop_assert!(!only_consent || state.consents.get(purpose) == Some(&true));
                 prop_assert!(!(pu.direct_marketing && state.objections.contains(purpose)));
-                prop_assert!(!(pu.sale_or_sharing && state.opted_out));
+                prop_assert!(!(sells_or_shares(p, purpose) && state.opted_out));
                 let only_interests = pu.basis.as_slice().iter().all(|b| *b == LawfulBasis::LegitimateInterests);
                 prop_assert!(!only_interests || !state.objections.contains(purpose));
                 // Retention has not run out, by the category's own rule.

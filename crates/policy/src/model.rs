@@ -72,6 +72,9 @@ pub struct Policy {
     /// How material changes to this policy are announced (P36).
     #[serde(default)]
     pub changes: Changes,
+    /// The cookie banner and the public consent endpoint (P12, P13, P25).
+    #[serde(default)]
+    pub consent: ConsentSettings,
 }
 
 /// The controller of the personal data and how to reach them (P37).
@@ -509,6 +512,10 @@ pub struct Recipient {
     /// Whether they use the data for their own direct marketing ("Shine the Light", P27).
     #[serde(default)]
     pub own_direct_marketing: bool,
+    /// Whether disclosing to them is a sale or sharing under the CCPA: nothing is
+    /// disclosed to them about a person who opted out (P25).
+    #[serde(default)]
+    pub sale_or_sharing: bool,
 }
 
 fn no_safeguard() -> Safeguard {
@@ -800,6 +807,15 @@ pub struct Compliance {
     /// Whether external experts take part when needed.
     #[serde(default)]
     pub external_audits: bool,
+}
+
+/// The cookie banner and the public consent endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConsentSettings {
+    /// Origins (`https://example.com`) of the sites that include the banner: the public
+    /// consent endpoint answers cross-origin requests from these only.
+    #[serde(default)]
+    pub origins: Vec<String>,
 }
 
 /// How changes to the policy are announced (P36).

@@ -526,4 +526,22 @@ fn extras(p: &Policy, rep: &mut Reporter<'_>) {
     if !(1..=24 * 60).contains(&p.security.sign_in_window_minutes) {
         rep.at(&security.key("sign_in_window_minutes"), "the window is not between 1 minute and a day", "use 15");
     }
+    for (i, origin) in p.consent.origins.iter().enumerate() {
+        if !is_origin(origin) {
+            rep.at(
+                &Path::root().key("consent").key("origins").index(i),
+                format!("`{origin}` is not an origin"),
+                "write a scheme and host only, e.g. \"https://example.com\" (no path, no trailing slash)",
+            );
+        }
+    }
+}
+
+/// Whether `s` is a web origin: `http(s)://host[:port]`, nothing after.
+fn is_origin(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")) else { return false };
+    let (host, port) = rest.split_once(':').unwrap_or((rest, "1"));
+    let host_ok = !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    host_ok && !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
 }

@@ -87,6 +87,20 @@ const CASES: &[Case] = &[
         says: "not between 1 minute and a day",
     },
     Case {
+        what: "a consent origin with a path",
+        from: "version = \"1.0\"",
+        to: "version = \"1.0\"\nconsent = { origins = [\"https://example.com\", \"https://example.com/shop\"] }",
+        at: "\"https://example.com/shop\"",
+        says: "`https://example.com/shop` is not an origin",
+    },
+    Case {
+        what: "a consent origin without a scheme",
+        from: "version = \"1.0\"",
+        to: "version = \"1.0\"\nconsent = { origins = [\"example.com:8080\"] }",
+        at: "\"example.com:8080\"",
+        says: "is not an origin",
+    },
+    Case {
         what: "unknown top-level key",
         from: "version = \"1.0\"",
         to: "version = \"1.0\"\ncolour = \"blue\"",
@@ -382,6 +396,8 @@ fn all_errors_are_reported_in_one_run() {
                 | "impossible date"
                 // Each sets [security] whole; together they would declare it twice.
                 | "no failed password check allowed"
+                // Sets [consent] whole, as the other origin case does.
+                | "a consent origin without a scheme"
         )
     }) {
         if text.contains(case.from) {

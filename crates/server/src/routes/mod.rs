@@ -1,7 +1,9 @@
 //! Route areas. Each exports `routes()`; [`router`] mounts them all.
 
+pub mod banner;
 pub mod collect;
 pub mod consents;
+pub mod do_not_sell;
 pub mod download;
 pub mod health;
 pub mod metrics;
@@ -28,6 +30,8 @@ pub fn router(state: AppState) -> Router {
         .merge(collect::routes())
         .merge(subjects::routes())
         .merge(consents::routes())
+        .merge(banner::routes())
+        .merge(do_not_sell::routes(&state))
         .merge(unsubscribe::routes(&state))
         .merge(records::routes())
         .merge(download::routes())
