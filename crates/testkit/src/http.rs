@@ -113,10 +113,22 @@ fn write_chunked(s: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
     s.write_all(b"0\r\n\r\n")
 }
 
-/// Reads a whole response from a connection the server will close.
+/// Reads a whole response: up to its `Content-Length` when it declares one (a server may
+/// keep the connection open), else until the server closes the connection.
 pub fn read(s: &mut TcpStream) -> Response {
     let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        if let Some(total) = declared_end(&raw) {
+            if raw.len() >= total {
+                break;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
     let (head, body) = match split {
         Some(at) => (&raw[..at], &raw[at + 4..]),
@@ -127,6 +139,14 @@ pub fn read(s: &mut TcpStream) -> Response {
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
     let body = if chunked { dechunk(body) } else { body.to_vec() };
     Response { status, head, body }
+}
+
+/// Where a response ends when its head is in and declares a `Content-Length`.
+fn declared_end(raw: &[u8]) -> Option<usize> {
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..at]).to_ascii_lowercase();
+    let length = head.lines().find_map(|l| l.strip_prefix("content-length:"))?.trim().parse::<usize>().ok()?;
+    Some(at + 4 + length)
 }
 
 /// The payload of a chunked body (as much as arrived whole).
