@@ -107,6 +107,7 @@ impl Application {
             identifiers,
             notice_html,
             notice_hash,
+            consent_js: std::sync::OnceLock::new(),
             metrics: Metrics::default(),
             started: Instant::now(),
         });

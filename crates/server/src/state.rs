@@ -53,6 +53,8 @@ pub struct Services {
     pub notice_html: Arc<str>,
     /// Its SHA-256 in hex: what the consent ledger records as the text shown.
     pub notice_hash: Arc<str>,
+    /// The cookie banner with its settings, made on first request.
+    pub consent_js: std::sync::OnceLock<bytes::Bytes>,
     /// Request counters.
     pub metrics: Metrics,
     /// When the process started.

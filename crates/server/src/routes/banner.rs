@@ -95,15 +95,9 @@ pub fn config(state: &AppState) -> Value {
             json!({ "id": id, "label": label, "description": description, "sells": sells, "cookies": cookies })
         })
         .collect();
-    let keep = policy
-        .cookies
-        .get("consent")
-        .and_then(|c| PolicyDuration::parse(&c.lifetime).ok())
-        .map_or(365 * 24, PolicyDuration::approx_hours)
-        * 3600;
     json!({
         "notice": &*state.notice_hash,
-        "keep": keep,
+        "keep": consent_cookie_seconds(policy),
         "title": format!("Cookies on {}", policy.controller.website.trim_end_matches('/')),
         "text": "We use cookies that are strictly necessary for this site to work. With your permission we would also use the cookies below; the site works just as well if you reject them.",
         "cookies": "/cookies",
@@ -112,10 +106,23 @@ pub fn config(state: &AppState) -> Value {
     })
 }
 
+/// How long the essential `consent` cookie lives: the policy's `consent` cookie
+/// lifetime, a year when it declares none.
+pub fn consent_cookie_seconds(policy: &Policy) -> u64 {
+    let hours = policy.cookies.get("consent").and_then(|c| PolicyDuration::parse(&c.lifetime).ok());
+    hours.map_or(365 * 24, PolicyDuration::approx_hours) * 3600
+}
+
 static SCRIPT: &str = include_str!("../../assets/consent.js");
 
+/// The banner with its settings filled in: made once per process, on the first request,
+/// then served as it is on every page view of the sites that include it.
+fn script_text(state: &AppState) -> String {
+    SCRIPT.replace("__CHARTER_CONFIG__", &config(state).to_string())
+}
+
 async fn script(State(state): State<AppState>) -> Response {
-    let body = SCRIPT.replace("__CHARTER_CONFIG__", &config(&state).to_string());
+    let body = state.consent_js.get_or_init(|| script_text(&state).into()).clone();
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),

@@ -91,7 +91,7 @@ fn cookie_for(state: &AppState, visitor: &VisitorId) -> HeaderValue {
         .bytes()
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect();
-    let keep = crate::routes::banner::config(state)["keep"].as_u64().unwrap_or(31_536_000);
+    let keep = crate::routes::banner::consent_cookie_seconds(&state.policy.policy);
     HeaderValue::from_str(&format!("consent={encoded}; Path=/; Max-Age={keep}; SameSite=Lax"))
         .expect("the cookie is plain ASCII")
 }
