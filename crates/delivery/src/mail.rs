@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use lettre::message::dkim::{DkimCanonicalization, DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
+};
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
@@ -85,7 +87,12 @@ fn dkim_config(dkim: &Dkim) -> Result<DkimConfig, DeliveryError> {
     let headers = ["From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post"]
         .map(HeaderName::new_from_ascii_str)
         .to_vec();
-    Ok(DkimConfig::new(dkim.selector.clone(), dkim.domain.clone(), key, headers, DkimCanonicalization::default()))
+    // Relaxed headers: the signature header is folded differently once its `b=` value is
+    // filled in, and under simple canonicalization a receiving server, which removes only
+    // that value, would hash other bytes than were signed.
+    let canonicalization =
+        DkimCanonicalization { header: DkimCanonicalizationType::Relaxed, body: DkimCanonicalizationType::Relaxed };
+    Ok(DkimConfig::new(dkim.selector.clone(), dkim.domain.clone(), key, headers, canonicalization))
 }
 
 impl Mailer {

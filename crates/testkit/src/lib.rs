@@ -5,12 +5,14 @@
 //! - [`http`]: one plain HTTP/1.1 client over a fresh connection per request, reading
 //!   the whole response ([`http::Response`]).
 //! - [`smtp`]: an SMTP sink on loopback that can go down, refuse, or slow down.
+//! - [`dkim`]: checks a DKIM (Ed25519) signature the way a receiving server would.
 //! - [`receiver`]: an HTTP receiver (webhook endpoint, SMS gateway) answering from a script.
 //! - [`files`]: every file under a folder, for scanning what was written.
 //!
 //! `charter bench` uses the throwaway databases too.
 
 pub mod db;
+pub mod dkim;
 pub mod http;
 pub mod receiver;
 pub mod smtp;
