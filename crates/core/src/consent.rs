@@ -37,11 +37,22 @@ pub enum Source {
     Gpc,
     Unsubscribe,
     Admin,
+    /// Not a person's answer: their consent lapsed because the purpose grew in a
+    /// material change of the policy, and must be given again.
+    PolicyChange,
 }
 
 impl Source {
-    pub const ALL: [Self; 7] =
-        [Self::Banner, Self::PreferenceCenter, Self::Collection, Self::Api, Self::Gpc, Self::Unsubscribe, Self::Admin];
+    pub const ALL: [Self; 8] = [
+        Self::Banner,
+        Self::PreferenceCenter,
+        Self::Collection,
+        Self::Api,
+        Self::Gpc,
+        Self::Unsubscribe,
+        Self::Admin,
+        Self::PolicyChange,
+    ];
 
     /// The name stored in the ledger.
     pub fn as_str(self) -> &'static str {
@@ -53,6 +64,7 @@ impl Source {
             Self::Gpc => "gpc",
             Self::Unsubscribe => "unsubscribe",
             Self::Admin => "admin",
+            Self::PolicyChange => "policy_change",
         }
     }
 

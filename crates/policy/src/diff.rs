@@ -6,6 +6,7 @@
 //! Every difference is found by comparing the two policies value by value, so
 //! no change can go unreported; the rules below only decide which are material.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
@@ -86,6 +87,34 @@ impl PolicyDiff {
         } else {
             Outcome::Immaterial
         }
+    }
+}
+
+impl PolicyDiff {
+    /// The purposes whose scope grew: more data, a new use (direct marketing, automated
+    /// decisions, sale or sharing), new recipients, or new points collecting for them.
+    /// Consent given for one of them before the change does not cover what it now means.
+    /// `new` is the version compared to, for the purposes of recipients that changed.
+    pub fn widened_purposes(&self, new: &Policy) -> BTreeSet<String> {
+        self.changes.iter().filter(|c| c.material.is_some()).flat_map(|c| widened_by(c, new)).collect()
+    }
+}
+
+/// The purposes one material change widens.
+fn widened_by(c: &Change, new: &Policy) -> Vec<String> {
+    let p: Vec<&str> = c.path.iter().map(String::as_str).collect();
+    let named = || text(&c.new).map(str::to_owned).into_iter().collect();
+    let of_recipient = |r: &str| new.recipients.get(r).map(|r| r.purposes.clone()).unwrap_or_default();
+    match p.as_slice() {
+        ["purposes", k, "categories" | "direct_marketing" | "automated_decision" | "sale_or_sharing"] => {
+            vec![(*k).to_owned()]
+        }
+        ["recipients", _, "purposes"] | ["collection_points", _, "purposes"] => named(),
+        ["recipients", r]
+        | ["recipients", r, "categories" | "own_direct_marketing" | "country" | "safeguard" | "role"] => {
+            of_recipient(r)
+        }
+        _ => Vec::new(),
     }
 }
 

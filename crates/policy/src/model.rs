@@ -816,6 +816,17 @@ pub struct ConsentSettings {
     /// consent endpoint answers cross-origin requests from these only.
     #[serde(default)]
     pub origins: Vec<String>,
+    /// Choices the public consent endpoint records per client network per minute; more
+    /// are refused with 429 (default 60).
+    #[serde(default)]
+    pub choices_per_minute: Option<u32>,
+}
+
+impl ConsentSettings {
+    /// Choices recorded per client network per minute.
+    pub fn choices_per_minute(&self) -> u32 {
+        self.choices_per_minute.unwrap_or(60)
+    }
 }
 
 /// How changes to the policy are announced (P36).

@@ -91,3 +91,44 @@ fn a_password_no_longer_hashed_is_material() {
     // Starting to hash is not.
     assert_eq!(diff(&plain, &with_hash).outcome(), Outcome::Immaterial);
 }
+
+#[test]
+fn widened_purposes_are_those_whose_scope_grew() {
+    let widened = |from: &str, to: &str| {
+        let new = load("new.toml", &MINIMAL.replacen(from, to, 1)).unwrap_or_else(|e| panic!("{e}")).policy;
+        changed(from, to).widened_purposes(&new).into_iter().collect::<Vec<_>>()
+    };
+    let newsletter_categories = "categories = [\"user.contact.email\"]\ndirect_marketing = true";
+    assert_eq!(
+        widened(
+            newsletter_categories,
+            "categories = [\"user.contact.email\", \"user.device.ip_address\"]\ndirect_marketing = true"
+        ),
+        ["newsletter"],
+        "more data"
+    );
+    assert_eq!(widened("direct_marketing = true", "direct_marketing = true\nsale_or_sharing = true"), ["newsletter"]);
+    assert_eq!(
+        widened("purposes = [\"registration\", \"security\"]", "purposes = [\"registration\", \"security\", \"ads\"]"),
+        ["ads"],
+        "a recipient now receives for a purpose"
+    );
+    assert_eq!(
+        widened("country = \"DE\"", "country = \"US\"\nsafeguard = \"art46_sccs\""),
+        ["registration", "security"]
+    );
+    assert_eq!(
+        widened(
+            "purposes = [\"registration\", \"newsletter\"]",
+            "purposes = [\"registration\", \"newsletter\", \"ads\"]"
+        ),
+        ["ads"]
+    );
+    // Narrowing, rewording and immaterial changes widen nothing.
+    assert!(widened("direct_marketing = true", "direct_marketing = false").is_empty());
+    assert!(widened("version = \"1.0\"", "version = \"1.1\"").is_empty());
+    assert!(
+        widened("retention = \"90d\"", "retention = \"1y\"").is_empty(),
+        "longer retention is material but no purpose grew"
+    );
+}

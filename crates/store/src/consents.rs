@@ -67,40 +67,8 @@ impl Store {
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn append_consents(&self, answers: &[NewConsent]) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let mut subjects: Vec<&str> = answers.iter().filter_map(|a| a.subject_id.as_deref()).collect();
-        subjects.sort_unstable();
-        subjects.dedup();
-        for subject in subjects {
-            // Holds the subject's row, so a shred waits for this append or is seen by it.
-            let live = sqlx::query("UPDATE subjects SET id = id WHERE id = $1 AND shredded_at_us IS NULL")
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if live == 0 {
-                return Ok(false);
-            }
-        }
-        for a in answers {
-            sqlx::query(
-                "INSERT INTO consent_events (subject_id, visitor_id, purpose, given, at_us, source, point, \
-                 policy_version, notice_hash, ip_prefix, agent, conflicts_with_gpc) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&a.subject_id)
-            .bind(&a.visitor_id)
-            .bind(&a.purpose)
-            .bind(i64::from(a.given))
-            .bind(a.at_us)
-            .bind(a.source)
-            .bind(&a.point)
-            .bind(&a.policy_version)
-            .bind(&a.notice_hash)
-            .bind(&a.ip_prefix)
-            .bind(&a.agent)
-            .bind(i64::from(a.conflicts_with_gpc))
-            .execute(&mut *tx)
-            .await?;
+        if !append_in(&mut tx, answers).await? {
+            return Ok(false);
         }
         tx.commit().await?;
         Ok(true)
@@ -130,6 +98,50 @@ impl Store {
             .await?
             .rows_affected())
     }
+}
+
+/// Appends `answers` in the caller's transaction; false (and nothing written) when one
+/// names a subject that does not exist or was erased.
+pub(crate) async fn append_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    answers: &[NewConsent],
+) -> Result<bool, StoreError> {
+    let mut subjects: Vec<&str> = answers.iter().filter_map(|a| a.subject_id.as_deref()).collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    for subject in subjects {
+        // Holds the subject's row, so a shred waits for this append or is seen by it.
+        let live = sqlx::query("UPDATE subjects SET id = id WHERE id = $1 AND shredded_at_us IS NULL")
+            .bind(subject)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if live == 0 {
+            return Ok(false);
+        }
+    }
+    for a in answers {
+        sqlx::query(
+            "INSERT INTO consent_events (subject_id, visitor_id, purpose, given, at_us, source, point, \
+             policy_version, notice_hash, ip_prefix, agent, conflicts_with_gpc) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&a.subject_id)
+        .bind(&a.visitor_id)
+        .bind(&a.purpose)
+        .bind(i64::from(a.given))
+        .bind(a.at_us)
+        .bind(a.source)
+        .bind(&a.point)
+        .bind(&a.policy_version)
+        .bind(&a.notice_hash)
+        .bind(&a.ip_prefix)
+        .bind(&a.agent)
+        .bind(i64::from(a.conflicts_with_gpc))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(true)
 }
 
 /// The statement that drops the evidence of an erased subject's answers, run in the

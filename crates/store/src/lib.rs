@@ -15,6 +15,9 @@
 //!   collection, shredding.
 //! - [`consents`]: the consent ledger: answers appended, histories, visitors joined to subjects.
 //! - [`records`]: reading a subject's records a page at a time, or one by id; closing an account.
+//! - [`codes`]: one-time codes that prove who someone is, with their rate limits.
+//! - [`requests`]: objections and the log of what people asked for, applied with their answers.
+//! - [`policies`]: published policy versions, and consents lapsed by a material change.
 //! - [`jobs`]: the durable queue of messages and calls, claimed under leases.
 //! - [`api_keys`]: API keys, stored as hashes.
 //! - [`sign_ins`]: failed password checks and checks under way, per name, shared by servers.
@@ -23,12 +26,15 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod codes;
 pub mod consents;
 pub mod data_dir;
 pub mod db;
 pub mod jobs;
 pub mod native;
+pub mod policies;
 pub mod records;
+pub mod requests;
 pub mod sign_ins;
 pub mod upgrade;
 pub mod vault;

@@ -44,6 +44,17 @@ impl LinkSigner {
         format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(tag))
     }
 
+    /// The MAC of `payload` for `kind` alone: what is kept of a secret that must be
+    /// checked later but never stored (a one-time code).
+    pub fn tag(&self, kind: &str, payload: &str) -> [u8; 32] {
+        self.mac(kind, payload.as_bytes()).finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` is the MAC of `payload` for `kind`, compared in constant time.
+    pub fn check_tag(&self, kind: &str, payload: &str, tag: &[u8]) -> bool {
+        self.mac(kind, payload.as_bytes()).verify_slice(tag).is_ok()
+    }
+
     /// The payload of a token made for `kind`; `None` when it is malformed, forged,
     /// altered, or made for another use.
     pub fn verify(&self, kind: &str, token: &str) -> Option<String> {
@@ -74,6 +85,18 @@ mod tests {
         assert_eq!(s.verify("preferences", &token), None, "bound to its use");
         assert_eq!(signer(2).verify("unsubscribe", &token), None, "another key file's token");
         assert!(!token.contains('=') && !token.contains('/') && !token.contains('+'), "URL-safe: {token}");
+    }
+
+    #[test]
+    fn tags_check_their_own_payload_and_use_only() {
+        let s = signer(1);
+        let tag = s.tag("code", "abc:123456");
+        assert!(s.check_tag("code", "abc:123456", &tag));
+        assert!(!s.check_tag("code", "abc:123457", &tag), "another payload");
+        assert!(!s.check_tag("session", "abc:123456", &tag), "another use");
+        assert!(!signer(2).check_tag("code", "abc:123456", &tag), "another key");
+        assert!(!s.check_tag("code", "abc:123456", &tag[..31]), "cut short");
+        assert_eq!(s.tag("code", "abc:123456"), tag, "the same payload has the same tag");
     }
 
     #[test]

@@ -1,0 +1,77 @@
+-- One-time codes (the preference center, and rights requests after it): the only way
+-- charter proves who someone is. A row is written for every address asked about, known
+-- or not, so that both get the same answer in the same time and share the rate limits;
+-- an unknown address's row names no subject and never verifies. The code itself is not
+-- kept: only its MAC under the key file, so the database alone cannot test guesses.
+CREATE TABLE one_time_codes (
+    id            TEXT    PRIMARY KEY,
+    purpose       TEXT    NOT NULL,
+    subject_id    TEXT    REFERENCES subjects (id),
+    address_blind TEXT    NOT NULL,
+    client        TEXT,
+    code_mac      TEXT    NOT NULL,
+    created_at_us INTEGER NOT NULL,
+    expires_at_us INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    used_at_us    INTEGER
+);
+CREATE INDEX one_time_codes_address ON one_time_codes (address_blind, created_at_us);
+CREATE INDEX one_time_codes_client ON one_time_codes (client, created_at_us);
+CREATE INDEX one_time_codes_created ON one_time_codes (created_at_us);
+
+-- Requests a person made and charter completed or is working on. Details hold purposes
+-- and choices, never personal data.
+CREATE TABLE requests (
+    id               TEXT    PRIMARY KEY,
+    subject_id       TEXT    REFERENCES subjects (id),
+    type             TEXT    NOT NULL,
+    status           TEXT    NOT NULL,
+    source           TEXT    NOT NULL,
+    details          TEXT    NOT NULL,
+    received_at_us   INTEGER NOT NULL,
+    completed_at_us  INTEGER
+);
+CREATE INDEX requests_subject ON requests (subject_id, received_at_us);
+
+-- Published policies, in order: the last is the one in force. The text is the policy
+-- file as published (it holds no personal data); `changes` lists the material changes
+-- in plain words; `notified_at_us` is set once every subject has been queued a notice.
+CREATE TABLE policy_versions (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    version         TEXT    NOT NULL,
+    sha256          TEXT    NOT NULL,
+    last_updated    TEXT    NOT NULL,
+    text            TEXT    NOT NULL,
+    material        INTEGER NOT NULL,
+    changes         TEXT    NOT NULL,
+    published_at_us INTEGER NOT NULL,
+    notified_at_us  INTEGER
+);
+
+-- The ledger gains the source `policy_change`: a consent that lapsed because the purpose
+-- it was given for grew in a material change of the policy. SQLite cannot alter a check,
+-- so the table is rebuilt with its rows and order.
+CREATE TABLE consent_events_next (
+    seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject_id         TEXT REFERENCES subjects (id),
+    visitor_id         TEXT,
+    purpose            TEXT NOT NULL,
+    given              INTEGER NOT NULL,
+    at_us              INTEGER NOT NULL,
+    source             TEXT NOT NULL CHECK (source IN
+                           ('banner', 'preference_center', 'collection', 'api', 'gpc', 'unsubscribe', 'admin',
+                            'policy_change')),
+    point              TEXT,
+    policy_version     TEXT,
+    notice_hash        TEXT,
+    ip_prefix          TEXT,
+    agent              TEXT,
+    conflicts_with_gpc INTEGER NOT NULL DEFAULT 0,
+    CHECK (subject_id IS NOT NULL OR visitor_id IS NOT NULL)
+);
+INSERT INTO consent_events_next SELECT * FROM consent_events ORDER BY seq;
+DROP TABLE consent_events;
+ALTER TABLE consent_events_next RENAME TO consent_events;
+CREATE INDEX consent_events_subject ON consent_events (subject_id, purpose, seq);
+CREATE INDEX consent_events_visitor ON consent_events (visitor_id, seq);
+CREATE INDEX consent_events_purpose ON consent_events (purpose, seq);
