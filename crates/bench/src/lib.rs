@@ -4,6 +4,7 @@
 //! A crate of its own so that the load generator and the bare baselines stay out of
 //! the server's dependency path; the `charter` command line runs it.
 
+mod consent;
 mod delivery;
 mod loadgen;
 mod plain;
@@ -55,6 +56,8 @@ pub enum BenchSet {
     Delivery,
     /// Records: a page of a subject's 10,000 records, record collections, shredding.
     Records,
+    /// Consent: the check on a read, ledger appends, the public consent endpoint.
+    Consent,
     /// PII scanning throughput.
     Scan,
     /// Peak memory of `charter serve` under mixed load.
@@ -311,6 +314,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let pg = TestDb::postgres_at(server).await;
             eprintln!("bench: records (PostgreSQL)");
             records::records_rows("PostgreSQL", &pg.url, &mut rows).await?;
+        }
+    }
+    if want(BenchSet::Consent) {
+        eprintln!("bench: consent (SQLite)");
+        consent::consent_rows("SQLite", &TestDb::sqlite().url, &mut rows).await?;
+        if let Some(server) = &args.postgres {
+            eprintln!("bench: consent (PostgreSQL)");
+            let pg = TestDb::postgres_at(server).await;
+            consent::consent_rows("PostgreSQL", &pg.url, &mut rows).await?;
         }
     }
     if want(BenchSet::Memory) {

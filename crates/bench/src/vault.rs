@@ -220,12 +220,23 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) async fn start(url: &str, synchronous: charter_store::Synchronous) -> anyhow::Result<Self> {
+        Self::start_with(url, synchronous, policy()).await
+    }
+
+    /// Like [`Running::start`], on `policy`.
+    pub(crate) async fn start_with(
+        url: &str,
+        synchronous: charter_store::Synchronous,
+        policy: charter_policy::LoadedPolicy,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let app = Application::build(ServerSettings {
             listen: "127.0.0.1:0".into(),
             data_dir: dir.path().join("data"),
             database_url: Some(url.to_owned().into()),
-            policy: policy(),
+            policy,
+            policy_named: false,
+            public_url: None,
             object_store: None,
             limits: Default::default(),
             sqlite_synchronous: synchronous,

@@ -392,6 +392,18 @@ pub enum PolicyCommand {
     },
     /// Print the JSON Schema of the policy format.
     Schema,
+    /// Put a policy in force for every server on the database: validates it, shows the
+    /// differences from the version in force, stores it; running servers use it within
+    /// seconds. A material change lapses consent for purposes whose scope grew and queues
+    /// a notice to every subject with an email address. Exit 0 published (or already in
+    /// force), 2 invalid, 3 a material change not confirmed with --yes.
+    Publish {
+        /// The policy file.
+        file: PathBuf,
+        /// Confirm a material change.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// Audit commands.

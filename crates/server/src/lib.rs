@@ -6,6 +6,9 @@
 //! - [`startup`]: [`Application::build`] opens the data directory, loads the
 //!   policy, starts the audit writer and binds the listener; `run_until` serves
 //!   until shutdown and records the stop in the audit chain.
+//! - [`published`]: the policy in force once versions are published: served at start,
+//!   and picked up by running servers within seconds of its publication.
+//! - [`codes`]: one-time codes by email, charter's one way of proving who someone is.
 //! - [`state`]: the one [`state::AppState`] every handler receives.
 //! - [`error`]: the JSON error shape and how internal failures stay internal.
 //! - [`headers`]: security headers on every response (a strict CSP on pages).
@@ -26,12 +29,14 @@
 //!   page of records in a read, one record, closing an account), `upload` (streamed, sealed
 //!   uploads), `download` (opened as the client reads).
 
+pub mod codes;
 pub mod error;
 pub mod extract;
 pub mod headers;
 pub mod listen;
 pub mod objects;
 pub mod pages;
+pub mod published;
 pub mod routes;
 pub mod sign_in;
 pub mod startup;

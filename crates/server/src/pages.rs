@@ -21,7 +21,7 @@ impl Chrome {
     pub fn new(state: &AppState, title: &str) -> Self {
         Self {
             title: title.to_owned(),
-            controller: state.policy.policy.controller.name.clone(),
+            controller: state.policy().policy.controller.name.clone(),
             css: charter_policy::render::notice::CSS,
         }
     }
@@ -53,5 +53,5 @@ pub fn message(state: &AppState, status: StatusCode, title: &str, text: &str) ->
 
 /// The path of the policy's page `key`, or `default` when the policy has none.
 pub fn path_of(state: &AppState, key: &str, default: &str) -> String {
-    state.policy.policy.pages.get(key).map_or_else(|| default.to_owned(), |p| p.path.clone())
+    state.policy().policy.pages.get(key).map_or_else(|| default.to_owned(), |p| p.path.clone())
 }

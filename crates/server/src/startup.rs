@@ -12,7 +12,6 @@ use charter_policy::LoadedPolicy;
 use charter_store::{AuditLog, DataDir, DirLock};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
-use sha2::Digest as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -27,8 +26,14 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// A PostgreSQL (or SQLite) URL instead of the data directory's SQLite file.
     pub database_url: Option<SecretString>,
-    /// The policy in force, already validated.
+    /// The policy to run, already validated.
     pub policy: LoadedPolicy,
+    /// Whether `policy` was named (`--policy FILE`) rather than the embedded default: once
+    /// a version is published the database holds the policy in force, and a named file
+    /// that differs from it is refused.
+    pub policy_named: bool,
+    /// Where people reach this server, for links in the messages it sends.
+    pub public_url: Option<String>,
     /// Object storage URL (`s3://...`, `gs://...`); the data directory's `objects/` folder when `None`.
     pub object_store: Option<String>,
     /// Connection timeouts and the cap on open connections.
@@ -63,10 +68,11 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr().context("listener has no local address")?;
-        let policy = settings.policy;
+        let policy = crate::published::at_start(&data.store, settings.policy, settings.policy_named).await?;
         audit
             .append(AuditEvent::new("system", "server.start", "ok").with_detail(&json!({
                 "policy_version": policy.policy.version,
+                "policy_published": policy.seq.is_some(),
                 "policy_sha256": policy.sha256,
                 "backend": format!("{:?}", data.store.backend()).to_lowercase(),
                 "charter_version": env!("CARGO_PKG_VERSION"),
@@ -78,8 +84,6 @@ impl Application {
         let fold = ids.email_local_part == charter_policy::model::EmailLocalPart::CaseInsensitive;
         let identifiers = charter_vault::Normaliser::new(ids.phone_region.as_deref(), fold)
             .map_err(|e| anyhow::anyhow!("the policy's [identifiers] phone_region: {e}"))?;
-        let notice_html: Arc<str> = charter_policy::render::notice::html(&policy.policy).into();
-        let notice_hash: Arc<str> = hex::encode(sha2::Sha256::digest(notice_html.as_bytes())).into();
         let sign_ins = crate::sign_in::SignInThrottle::new(data.store.clone(), &policy.policy.security);
         let keys = Arc::new(data.keys);
         let senders =
@@ -103,11 +107,9 @@ impl Application {
             objects,
             api_keys: crate::extract::KeyCache::default(),
             sign_ins,
-            policy: Arc::new(policy),
+            in_force: std::sync::RwLock::new(Arc::new(policy)),
             identifiers,
-            notice_html,
-            notice_hash,
-            consent_js: std::sync::OnceLock::new(),
+            public_url: settings.public_url.map(|u| u.trim_end_matches('/').to_owned()),
             metrics: Metrics::default(),
             started: Instant::now(),
         });
@@ -134,10 +136,16 @@ impl Application {
         let worker = tokio::spawn(worker.run_until(async move {
             let _ = worker_stopped.await;
         }));
+        let (stop_watch, watch_stopped) = tokio::sync::oneshot::channel::<()>();
+        let watch = tokio::spawn(crate::published::watch(state.clone(), async move {
+            let _ = watch_stopped.await;
+        }));
         let router = crate::routes::router(state.clone());
         crate::listen::serve(listener, router, limits, shutdown).await;
         // The worker finishes the batch in hand; what it has not claimed waits in the queue.
         let _ = stop_worker.send(());
+        let _ = stop_watch.send(());
+        let _ = watch.await;
         if let Err(e) = worker.await {
             tracing::warn!(error = %e, "the delivery worker failed");
         }

@@ -97,7 +97,7 @@ impl Metrics {
             "# HELP charter_uptime_seconds Seconds since the process started.\n# TYPE charter_uptime_seconds gauge\ncharter_uptime_seconds {}",
             state.started.elapsed().as_secs_f64()
         );
-        let p = &state.policy;
+        let p = state.policy();
         let _ = writeln!(
             out,
             "# HELP charter_policy_info The policy in force.\n# TYPE charter_policy_info gauge\ncharter_policy_info{{version=\"{}\",sha256=\"{}\"}} 1",

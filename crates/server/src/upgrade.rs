@@ -70,7 +70,7 @@ fn rewrite(state: &AppState, legacy: &Legacy) -> anyhow::Result<Rewrite> {
     let subject = &legacy.subject;
     let wrapped = subject.wrapped.as_ref().ok_or_else(|| anyhow::anyhow!("a subject with data has no key"))?;
     let data_key = state.keys.unwrap(&subject.id, wrapped)?;
-    let points = &state.policy.policy.collection_points;
+    let points = &state.policy().policy.collection_points;
     let is_record = |point: &str| points.get(point).is_some_and(|p| p.kind == Some(PointKind::Record));
     let mut out = Rewrite { subject_id: subject.id.clone(), ..Rewrite::default() };
     let mut by_point: BTreeMap<&str, (i64, Vec<Opened>)> = BTreeMap::new();

@@ -31,7 +31,7 @@ async fn the_start_is_in_the_chain_before_the_first_request() {
         let metrics = r.body.as_str().unwrap_or_default();
         assert!(metrics.contains("charter_audit_entries_appended_total 1"), "{metrics}");
         assert!(metrics.contains("charter_audit_batches_total 1"), "one entry, one commit: {metrics}");
-        assert!(metrics.contains(&format!("sha256=\"{}\"", app.state.policy.sha256)));
+        assert!(metrics.contains(&format!("sha256=\"{}\"", app.state.policy().sha256)));
         app.stop().await;
     }
 }

@@ -43,7 +43,7 @@ async fn answers_through_the_api_decide_the_next_read_and_stay_in_the_history() 
         assert_eq!(history.len(), 5, "every answer stays");
         let last = &history[4];
         assert_eq!((last["source"].as_str(), last["given"].as_bool()), (Some("api"), Some(true)));
-        assert_eq!(last["policy_version"], app.state.policy.policy.version.as_str());
+        assert_eq!(last["policy_version"], app.state.policy().policy.version.as_str());
         assert_eq!(last["notice_hash"].as_str().map(str::len), Some(64));
         let seqs: Vec<i64> = history.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in ledger order: {seqs:?}");
@@ -132,7 +132,8 @@ async fn the_banner_records_choices_from_listed_origins_only() {
         assert_eq!(script.status, 200);
         let js = script.body.as_str().unwrap().to_owned();
         assert!(script.head.to_ascii_lowercase().contains("content-type: text/javascript"));
-        for needle in ["\"analytics\"", "\"marketing\"", "_clck", "Microsoft Clarity", &*app.state.notice_hash] {
+        for needle in ["\"analytics\"", "\"marketing\"", "_clck", "Microsoft Clarity", &*app.state.policy().notice_hash]
+        {
             assert!(js.contains(needle), "{needle} not in the banner");
         }
         assert!(!js.contains("__CHARTER_CONFIG__"));
@@ -204,7 +205,7 @@ async fn the_banner_records_choices_from_listed_origins_only() {
         assert_eq!(evil.status, 403);
 
         let gpc = app.raw("GET", "/.well-known/gpc.json", None, None).await;
-        assert_eq!(gpc.body, json!({"gpc": true, "lastUpdate": app.state.policy.policy.last_updated}));
+        assert_eq!(gpc.body, json!({"gpc": true, "lastUpdate": app.state.policy().policy.last_updated}));
         let cookies = app.raw("GET", "/cookies", None, None).await;
         let page = cookies.body.as_str().unwrap();
         assert!(cookies.status == 200 && page.contains("<code>_clck</code>") && page.contains("Strictly necessary"));
@@ -232,7 +233,7 @@ async fn global_privacy_control_opts_out_and_a_conflicting_choice_needs_confirmi
                     .state("audience_measurement")
             }
         };
-        let policy = app.state.policy.policy.clone();
+        let policy = app.state.policy().policy.clone();
         let all = vec!["audience_measurement".to_owned()];
         assert_eq!(
             charter_core::access::decide_purpose(&policy, "audience_measurement", &all, &state(&app).await),

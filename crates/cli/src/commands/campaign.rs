@@ -16,7 +16,7 @@ use charter_vault::{DataKey, KeyWrapper as _};
 use serde_json::json;
 use sha2::Digest as _;
 
-use super::jobs::Delivery;
+use super::jobs::Opened;
 use crate::config::Settings;
 use crate::Failure;
 
@@ -52,7 +52,7 @@ pub async fn run(settings: &Settings, c: Campaign, policy: Option<&Path>) -> Res
         return Err(Failure::Refused);
     };
     let body = read_template(&c.template)?;
-    let d = Delivery::open(settings, policy).await?;
+    let d = Opened::open(settings).await?;
     let id = campaign_id(&c, &body.markdown);
     let outcome = queue_all(&d, &loaded.policy, &c, &body, &base, &id).await;
     let (queued, skipped) = match outcome {
@@ -101,10 +101,27 @@ fn campaign_id(c: &Campaign, markdown: &str) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
-/// Walks every live subject a page at a time, queuing a message to each one reachable;
-/// returns (queued, skipped).
+/// Whom a mailing reaches.
+pub(crate) enum Audience<'a> {
+    /// Those `purpose` may reach, as a read would decide.
+    Purpose(&'a Policy, &'a str),
+    /// Every live subject with an address (a notice the law or the policy requires).
+    Everyone,
+}
+
+/// A message to every subject of an audience, made per subject from their id and address.
+pub(crate) struct Mailing<'a> {
+    /// The jobs' kind, e.g. `mail.campaign`.
+    pub kind: &'static str,
+    /// What makes the idempotency keys unique to this mailing (`campaign:ID`).
+    pub key: String,
+    pub audience: Audience<'a>,
+    pub make: &'a dyn Fn(&str, String) -> Message,
+}
+
+/// Queues the campaign's messages; returns (queued, skipped).
 async fn queue_all(
-    d: &Delivery,
+    d: &Opened,
     policy: &Policy,
     c: &Campaign,
     body: &Body,
@@ -113,6 +130,24 @@ async fn queue_all(
 ) -> anyhow::Result<(u64, u64)> {
     let unsubscribe = policy.pages.get("unsubscribe").map_or("/unsubscribe", |p| p.path.as_str());
     let links = d.keys.link_signer();
+    let make = |subject: &str, address: String| {
+        let token = links.sign(UNSUBSCRIBE_LINK, &unsubscribe_payload(subject, &c.purpose));
+        let url = format!("{base}{}/{token}", unsubscribe.trim_end_matches('/'));
+        message(c, body, address, url)
+    };
+    let mailing = Mailing {
+        kind: "mail.campaign",
+        key: format!("campaign:{id}"),
+        audience: Audience::Purpose(policy, &c.purpose),
+        make: &make,
+    };
+    queue_mailing(d, &mailing).await
+}
+
+/// Walks every live subject a page at a time, queuing a message to each one the mailing
+/// reaches, sealed under their key; returns (queued, skipped). Running it again queues
+/// nothing twice, so an interrupted mailing is finished by running it again.
+pub(crate) async fn queue_mailing(d: &Opened, m: &Mailing<'_>) -> anyhow::Result<(u64, u64)> {
     let tty = std::io::stderr().is_terminal();
     let (mut queued, mut skipped, mut after) = (0u64, 0u64, String::new());
     loop {
@@ -120,18 +155,15 @@ async fn queue_all(
         let Some(last) = page.last().cloned() else { break };
         let mut messages = Vec::new();
         for subject in &page {
-            let reached = reachable(d, policy, &c.purpose, subject).await?;
-            let Some((address, key)) = reached else {
+            let Some((address, key)) = reachable(d, &m.audience, subject).await? else {
                 skipped += 1;
                 continue;
             };
-            let token = links.sign(UNSUBSCRIBE_LINK, &unsubscribe_payload(subject, &c.purpose));
-            let url = format!("{base}{}/{token}", unsubscribe.trim_end_matches('/'));
-            messages.push((subject.clone(), key, message(c, body, address, url)));
+            messages.push((subject.clone(), key, (m.make)(subject, address)));
         }
         let jobs = messages.iter().map(|(subject, key, message)| Enqueue {
-            kind: "mail.campaign",
-            idempotency_key: format!("campaign:{id}:{subject}"),
+            kind: m.kind,
+            idempotency_key: format!("{}:{subject}", m.key),
             message,
             seal: Seal::Subject { id: subject, key },
             max_attempts: None,
@@ -152,26 +184,28 @@ async fn queue_all(
     Ok((queued, skipped))
 }
 
-/// The subject's address and data key when `purpose` may reach them, as a read would
-/// decide, and they have an address.
-async fn reachable(
-    d: &Delivery,
-    policy: &Policy,
-    purpose: &str,
-    subject: &str,
-) -> anyhow::Result<Option<(String, DataKey)>> {
+/// The subject's address and data key when the audience includes them and they have an
+/// address.
+async fn reachable(d: &Opened, audience: &Audience<'_>, subject: &str) -> anyhow::Result<Option<(String, DataKey)>> {
+    let purpose = match audience {
+        Audience::Purpose(_, purpose) => purpose,
+        Audience::Everyone => "",
+    };
     let Some(view) = d.store.subject_for_read(subject, purpose).await.context("cannot read a subject")? else {
         return Ok(None);
     };
-    let decided = charter_core::access::decide_purpose(policy, purpose, &[purpose.to_owned()], &view.state(purpose));
-    if decided.is_err() {
-        return Ok(None);
+    if let Audience::Purpose(policy, purpose) = audience {
+        let decided =
+            charter_core::access::decide_purpose(policy, purpose, &[(*purpose).to_owned()], &view.state(purpose));
+        if decided.is_err() {
+            return Ok(None);
+        }
     }
     address(d, &view, subject)
 }
 
 /// The subject's email address, opened.
-fn address(d: &Delivery, view: &ReadView, subject: &str) -> anyhow::Result<Option<(String, DataKey)>> {
+fn address(d: &Opened, view: &ReadView, subject: &str) -> anyhow::Result<Option<(String, DataKey)>> {
     let (Some(wrapped), Some(field)) =
         (&view.subject.wrapped, view.fields.iter().find(|f| f.category == EMAIL_CATEGORY))
     else {

@@ -13,28 +13,24 @@ use crate::args::JobsCommand;
 use crate::config::Settings;
 use crate::Failure;
 
-/// An opened data directory with its audit writer and the configured channels.
-pub(crate) struct Delivery {
+/// An opened data directory with its audit writer: what a command that queues work or
+/// records it needs.
+pub(crate) struct Opened {
     pub store: charter_store::Store,
     /// Held while the data directory is in use.
     _lock: charter_store::DirLock,
     pub keys: Arc<charter_vault::KeyFile>,
     pub audit: AuditLog,
     audit_task: tokio::task::JoinHandle<()>,
-    pub senders: Arc<Senders>,
 }
 
-impl Delivery {
-    /// Opens the data directory and sets up the channels `settings` name.
-    pub async fn open(settings: &Settings, policy: Option<&std::path::Path>) -> Result<Self, Failure> {
-        let policy = super::policy::load_or_default(policy)?;
+impl Opened {
+    /// Opens the data directory `settings` name and starts its audit writer.
+    pub async fn open(settings: &Settings) -> Result<Self, Failure> {
         let url = settings.database_url.as_ref().map(|s| s.expose_secret().to_owned());
         let DataDir { keys, store, lock, .. } = DataDir::open_existing(&settings.data_dir, url.as_deref()).await?;
-        let keys = Arc::new(keys);
-        let senders = Senders::new(&settings.delivery, keys.clone(), &policy.policy, &settings.data_dir)
-            .context("cannot set up delivery")?;
         let (audit, audit_task) = AuditLog::start(&store, keys.checkpoint_signer());
-        Ok(Self { store, _lock: lock, keys, audit, audit_task, senders: Arc::new(senders) })
+        Ok(Self { store, _lock: lock, keys: Arc::new(keys), audit, audit_task })
     }
 
     /// Signs the final checkpoint and closes the database.
@@ -44,6 +40,36 @@ impl Delivery {
         self.audit_task.await?;
         self.store.close().await;
         Ok(())
+    }
+}
+
+/// An opened data directory with the configured channels.
+pub(crate) struct Delivery {
+    pub opened: Opened,
+    pub senders: Arc<Senders>,
+}
+
+impl std::ops::Deref for Delivery {
+    type Target = Opened;
+
+    fn deref(&self) -> &Opened {
+        &self.opened
+    }
+}
+
+impl Delivery {
+    /// Opens the data directory and sets up the channels `settings` name.
+    pub async fn open(settings: &Settings, policy: Option<&std::path::Path>) -> Result<Self, Failure> {
+        let policy = super::policy::load_or_default(policy)?;
+        let opened = Opened::open(settings).await?;
+        let senders = Senders::new(&settings.delivery, opened.keys.clone(), &policy.policy, &settings.data_dir)
+            .context("cannot set up delivery")?;
+        Ok(Self { opened, senders: Arc::new(senders) })
+    }
+
+    /// Signs the final checkpoint and closes the database.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.opened.close().await
     }
 }
 

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod mail;
 pub mod outbox;
 pub mod policy;
+pub mod publish;
 pub mod recipients;
 pub mod scan;
 pub mod serve;
@@ -20,6 +21,7 @@ use crate::Failure;
 pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
     match command {
         Command::Serve(_) => serve::run(settings).await,
+        Command::Policy(crate::args::PolicyCommand::Publish { file, yes }) => publish::run(&settings, &file, yes).await,
         Command::Policy(cmd) => policy::run(cmd),
         Command::Audit(cmd) => audit::run(cmd, &settings).await,
         Command::Apikey(cmd) => apikey::run(cmd, &settings).await,

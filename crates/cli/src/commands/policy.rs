@@ -97,6 +97,9 @@ pub fn run(cmd: PolicyCommand) -> Result<(), Failure> {
                 Outcome::Material => Err(Failure::Code(3)),
             };
         }
+        PolicyCommand::Publish { .. } => {
+            unreachable!("commands::run runs `policy publish`, which needs the data directory")
+        }
         PolicyCommand::Schema => {
             println!(
                 "{}",

@@ -16,6 +16,8 @@ pub async fn run(settings: Settings) -> Result<(), Failure> {
         data_dir: settings.data_dir.clone(),
         database_url: settings.database_url,
         policy,
+        policy_named: settings.policy.is_some(),
+        public_url: settings.public_url.clone(),
         object_store: settings.object_store,
         limits: Default::default(),
         sqlite_synchronous: settings.sqlite_synchronous,

@@ -33,8 +33,6 @@ use crate::state::AppState;
 
 /// Largest body `POST /v1/consent` reads.
 const MAX_BODY: usize = 8 * 1024;
-/// Choices recorded per client network per minute.
-const PER_MINUTE: u32 = 60;
 
 /// The banner's routes.
 pub fn routes() -> Router<AppState> {
@@ -76,7 +74,7 @@ background:#1d2330;color:#fff;cursor:pointer}#charter-banner button:focus{outlin
 /// The banner's settings, from the policy: the categories it asks about with their
 /// cookies, whether each sells or shares, and the notice's hash.
 pub fn config(state: &AppState) -> Value {
-    let policy = &state.policy.policy;
+    let policy = &state.policy().policy;
     let asked = consent::banner_categories(policy);
     let categories: Vec<Value> = asked
         .iter()
@@ -96,7 +94,7 @@ pub fn config(state: &AppState) -> Value {
         })
         .collect();
     json!({
-        "notice": &*state.notice_hash,
+        "notice": &*state.policy().notice_hash,
         "keep": consent_cookie_seconds(policy),
         "title": format!("Cookies on {}", policy.controller.website.trim_end_matches('/')),
         "text": "We use cookies that are strictly necessary for this site to work. With your permission we would also use the cookies below; the site works just as well if you reject them.",
@@ -122,7 +120,7 @@ fn script_text(state: &AppState) -> String {
 }
 
 async fn script(State(state): State<AppState>) -> Response {
-    let body = state.consent_js.get_or_init(|| script_text(&state).into()).clone();
+    let body = state.policy().consent_js.get_or_init(|| script_text(&state).into()).clone();
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
@@ -135,14 +133,14 @@ async fn script(State(state): State<AppState>) -> Response {
 }
 
 async fn gpc_json(State(state): State<AppState>) -> Response {
-    axum::Json(json!({ "gpc": true, "lastUpdate": state.policy.policy.last_updated })).into_response()
+    axum::Json(json!({ "gpc": true, "lastUpdate": state.policy().policy.last_updated })).into_response()
 }
 
 /// The request's `Origin` when the policy lists it; `Ok(None)` without one (not a browser's
 /// cross-site request); 403 for any other.
 fn allowed_origin(state: &AppState, headers: &HeaderMap) -> Result<Option<HeaderValue>, ApiError> {
     let Some(origin) = headers.get(header::ORIGIN) else { return Ok(None) };
-    let listed = origin.to_str().is_ok_and(|o| state.policy.policy.consent.origins.iter().any(|l| l == o));
+    let listed = origin.to_str().is_ok_and(|o| state.policy().policy.consent.origins.iter().any(|l| l == o));
     if listed {
         return Ok(Some(origin.clone()));
     }
@@ -174,8 +172,8 @@ async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Result<
 /// Counts per client network in the current minute.
 static RECENT: LazyLock<Mutex<HashMap<String, (Instant, u32)>>> = LazyLock::new(Mutex::default);
 
-/// Whether a client network may record one more choice this minute.
-fn within_rate(network: &str) -> bool {
+/// Whether a client network may record one more of `per_minute` choices this minute.
+fn within_rate(network: &str, per_minute: u32) -> bool {
     let now = Instant::now();
     let mut recent = RECENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if recent.len() > 100_000 {
@@ -186,7 +184,7 @@ fn within_rate(network: &str) -> bool {
         *slot = (now, 0);
     }
     slot.1 += 1;
-    slot.1 <= PER_MINUTE
+    slot.1 <= per_minute
 }
 
 /// A visitor's choice as the banner sends it.
@@ -223,7 +221,7 @@ async fn choose(State(state): State<AppState>, parts: Parts, body: Bytes) -> Res
 async fn record_choice(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Value, ApiError> {
     let evidence = with_evidence(answer(state, SALE_OR_SHARING, false, Source::Banner), parts);
     let network = evidence.ip_prefix.clone().unwrap_or_default();
-    if !within_rate(&network) {
+    if !within_rate(&network, state.policy().policy.consent.choices_per_minute()) {
         return Err(ApiError::TooManyAttempts {
             message: "too many choices from this network; try again in a minute".into(),
             retry_after_s: 60,
@@ -238,7 +236,7 @@ async fn record_choice(state: &AppState, parts: &Parts, body: &[u8]) -> Result<V
         return Err(bad("malformed_notice", "`notice` must be the SHA-256 of the notice shown, in hex"));
     }
     let signal = choice.gpc || parts.headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1");
-    let policy = &state.policy.policy;
+    let policy = &state.policy().policy;
     let answers = match (choice.choices.is_empty(), signal) {
         (true, true) => Vec::new(),
         _ => consent::parse_choices(policy, &choice.choices).map_err(|e| choice_refused(&e))?,
@@ -320,7 +318,7 @@ struct CookiesPage {
 }
 
 async fn cookies(State(state): State<AppState>) -> Response {
-    let policy = &state.policy.policy;
+    let policy = &state.policy().policy;
     let order = [
         CookieCategory::StrictlyNecessary,
         CookieCategory::Functional,

@@ -7,8 +7,10 @@ use axum::routing::post;
 use axum::Router;
 use charter_core::audit::AuditEvent;
 use charter_core::collect::{self, Refusal};
+use charter_core::consent::{self, Source, VisitorId, SALE_OR_SHARING};
 use charter_policy::model::{FieldType, PointKind};
 use charter_store::api_keys::ApiKey;
+use charter_store::consents::NewConsent;
 use charter_store::vault::{CollectError, CollectionWrite, FieldWrite, RecordField, RecordWrite, ValueMode, Written};
 use charter_vault::{DataKey, Holder, IdentifierKind, KeyWrapper as _};
 use serde::Deserialize;
@@ -18,7 +20,7 @@ use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
 use crate::routes::upload::{attach, Received};
 use crate::sign_in::{Named, NotStarted};
-use crate::state::AppState;
+use crate::state::{AppState, InForce};
 use crate::subject::{self, unwrap_key, Identifier, SubjectId, SubjectSelector};
 
 /// `/v1/collect/{point}`.
@@ -35,6 +37,15 @@ pub(crate) struct CollectBody {
     fields: Map<String, Value>,
     #[serde(default)]
     consents: Map<String, Value>,
+    /// The cookie banner's visitor id of the person, whose answers as a visitor then join
+    /// the subject's.
+    #[serde(default)]
+    visitor: Option<String>,
+}
+
+/// Whether a request carries the Global Privacy Control signal (`Sec-GPC: 1` exactly).
+pub(crate) fn gpc_on(headers: &axum::http::HeaderMap) -> bool {
+    headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1")
 }
 
 /// Today's date in UTC as (year, month, day).
@@ -57,11 +68,14 @@ async fn collect(
         Ok(Path(point)) => point,
         Err(e) => return Err(refused(&state, &key, "", None, e).await),
     };
+    // One policy throughout, even if a new version is published meanwhile.
+    let policy = state.policy();
     let answer = match crate::routes::submission::boundary(request.headers()) {
-        Some(boundary) => crate::routes::submission::receive(&state, &key, &point, boundary, request).await,
+        Some(boundary) => crate::routes::submission::receive(&state, &policy, &key, &point, boundary, request).await,
         None => {
+            let gpc = gpc_on(request.headers());
             let body = Json::<CollectBody>::from_request(request, &state).await;
-            accept(&state, &key, &point, body).await
+            accept(&state, &policy, &key, &point, body, gpc).await
         }
     };
     match answer {
@@ -72,12 +86,14 @@ async fn collect(
 
 async fn accept(
     state: &AppState,
+    policy: &InForce,
     key: &ApiKey,
     point: &str,
     body: Result<Json<CollectBody>, ApiError>,
+    gpc: bool,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let Json(body) = body?;
-    let prepared = prepare(state, key, point, &body).await?;
+    let prepared = prepare(state, policy, key, point, &body, gpc).await?;
     store(state, key, point, &prepared, &[]).await
 }
 
@@ -87,20 +103,70 @@ pub(crate) struct Prepared<'p> {
     accepted: collect::Collection<'p>,
     identifier: Identifier,
     keeping: Keeping<'p>,
+    /// The banner's visitor the person was, whose answers join theirs.
+    visitor: Option<VisitorId>,
+    /// The request carried the Global Privacy Control signal: an opt-out of sale and sharing.
+    gpc: bool,
 }
 
 /// Checks a collection's body at `point` for `key`: nothing is stored yet.
 pub(crate) async fn prepare<'p>(
-    state: &'p AppState,
+    state: &AppState,
+    policy: &'p InForce,
     key: &ApiKey,
     point: &str,
     body: &CollectBody,
+    gpc: bool,
 ) -> Result<Prepared<'p>, ApiError> {
     point_for_key(state, key, point)?;
-    let accepted = checked(state, key, point, body).await?;
+    let visitor = match body.visitor.as_deref().map(VisitorId::parse) {
+        Some(None) => return Err(bad_visitor()),
+        parsed => parsed.flatten(),
+    };
+    let accepted = checked(state, policy, key, point, body).await?;
     let identifier = body.subject.identifier(state)?;
-    let keeping = keeping(state, point, &accepted, &identifier)?;
-    Ok(Prepared { accepted, identifier, keeping })
+    let keeping = keeping(state, policy, point, &accepted, &identifier)?;
+    Ok(Prepared { accepted, identifier, keeping, visitor, gpc })
+}
+
+fn bad_visitor() -> ApiError {
+    ApiError::Unprocessable {
+        code: "bad_visitor",
+        message: "visitor is the 32 lowercase hex digits the cookie banner made".into(),
+        details: Value::Null,
+    }
+}
+
+/// After a collection is stored: the visitor's answers join the subject's, and a Global
+/// Privacy Control signal records an opt-out of sale and sharing unless one is in force.
+async fn after_stored(state: &AppState, key: &ApiKey, subject: &str, prepared: &Prepared<'_>) -> Result<(), ApiError> {
+    if let Some(visitor) = &prepared.visitor {
+        let joined = state.store.join_visitor(visitor.as_str(), subject).await?;
+        if joined > 0 {
+            let mut e = AuditEvent::new(&key.name, "consent.joined", "ok").with_detail(&json!({ "answers": joined }));
+            e.subject = Some(subject.to_owned());
+            state.audit.append(e).await?;
+        }
+    }
+    if !prepared.gpc {
+        return Ok(());
+    }
+    let history = state.store.subject_consents(subject).await?;
+    let now = consent::fold(history.iter().map(|r| (r.answer.purpose.as_str(), r.answer.given)));
+    if now.get(SALE_OR_SHARING) == Some(&false) {
+        return Ok(());
+    }
+    let row = NewConsent {
+        subject_id: Some(subject.to_owned()),
+        ..crate::routes::consents::answer(state, SALE_OR_SHARING, false, Source::Gpc)
+    };
+    if state.store.append_consents(&[row]).await? {
+        let mut e = AuditEvent::new(&key.name, "consent.recorded", "ok")
+            .with_detail(&json!({ "source": "gpc", "answers": { SALE_OR_SHARING: false } }));
+        e.subject = Some(subject.to_owned());
+        state.audit.append(e).await?;
+    }
+    Ok(())
 }
 
 /// Stores a prepared collection, with `files` already received and sealed: all of it in
@@ -112,7 +178,7 @@ pub(crate) async fn store(
     prepared: &Prepared<'_>,
     files: &[Received],
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let Prepared { accepted, identifier, keeping } = prepared;
+    let Prepared { accepted, identifier, keeping, .. } = prepared;
     let blind = match identifier {
         Identifier::Named { normal, blind, .. } => Some((normal.kind(), *blind)),
         Identifier::Id(_) => None,
@@ -131,7 +197,10 @@ pub(crate) async fn store(
         let record_id = write.record.as_ref().map(|r| r.id.clone());
         write.objects = attach(&subject, record_id.as_deref(), files);
         match write_with_entry(state, key, point, accepted, write, files).await? {
-            Ok(written) => return Ok((StatusCode::CREATED, axum::Json(created(&subject.id, record_id, written)))),
+            Ok(written) => {
+                after_stored(state, key, &subject.id, prepared).await?;
+                return Ok((StatusCode::CREATED, axum::Json(created(&subject.id, record_id, written))));
+            }
             Err(CollectError::IdentifierRace | CollectError::AlreadySet | CollectError::Erased) => continue,
             Err(CollectError::IdentifierTaken(kind)) => return Err(identifier_taken(kind)),
             Err(e @ (CollectError::KekRetired(_) | CollectError::Db(_))) => return Err(e.into()),
@@ -176,12 +245,13 @@ struct Keeping<'p> {
 /// subject by, unless the point updates that field (a change of address): 422
 /// `selector_mismatch` otherwise.
 fn keeping<'p>(
-    state: &'p AppState,
+    state: &AppState,
+    policy: &'p InForce,
     point: &str,
     accepted: &collect::Collection<'p>,
     identifier: &Identifier,
 ) -> Result<Keeping<'p>, ApiError> {
-    let decl = &state.policy.policy.collection_points[point];
+    let decl = &policy.policy.collection_points[point];
     let kind = if decl.is_sign_in() { None } else { decl.kind };
     let mut indexes = Vec::new();
     if kind == Some(PointKind::Profile) {
@@ -219,12 +289,13 @@ fn selector_mismatch(field: &str) -> ApiError {
 /// What the point accepts of the body (`core::collect::check`); a refusal is recorded in
 /// the audit chain with its details and answered with every refusal.
 async fn checked<'p>(
-    state: &'p AppState,
+    state: &AppState,
+    in_force: &'p InForce,
     key: &ApiKey,
     point: &str,
     body: &CollectBody,
 ) -> Result<collect::Collection<'p>, ApiError> {
-    let policy = &state.policy.policy;
+    let policy = &in_force.policy;
     let refusals = match collect::check(policy, &state.identifiers, point, &body.fields, &body.consents, today_utc()) {
         Ok(c) => return Ok(c),
         Err(refusals) => refusals,
@@ -473,7 +544,7 @@ where
 
 /// The point must be in the policy (404) and the key must hold it (403).
 pub(crate) fn point_for_key(state: &AppState, key: &ApiKey, point: &str) -> Result<(), ApiError> {
-    if !state.policy.policy.collection_points.contains_key(point) {
+    if !state.policy().policy.collection_points.contains_key(point) {
         return Err(ApiError::Missing {
             code: "unknown_point",
             message: "no collection point of that name is in the policy".into(),
@@ -499,7 +570,8 @@ pub(crate) async fn refused(
     error: ApiError,
 ) -> ApiError {
     let Some(code) = error.refusal_code() else { return error };
-    let declared = state.policy.policy.collection_points.get(point);
+    let in_force = state.policy();
+    let declared = in_force.policy.collection_points.get(point);
     let field = field.filter(|f| declared.is_some_and(|p| p.fields.contains_key(*f)));
     let refusal = json!({ "code": code, "field": field });
     let event = AuditEvent::new(&key.name, "data.collect", "refused")

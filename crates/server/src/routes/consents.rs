@@ -64,8 +64,8 @@ pub(crate) fn answer(state: &AppState, purpose: &str, given: bool, source: Sourc
         at_us: charter_store::now_us(),
         source: source.as_str(),
         point: None,
-        policy_version: Some(state.policy.policy.version.clone()),
-        notice_hash: Some(state.notice_hash.to_string()),
+        policy_version: Some(state.policy().policy.version.clone()),
+        notice_hash: Some(state.policy().notice_hash.to_string()),
         ip_prefix: None,
         agent: None,
         conflicts_with_gpc: false,
@@ -80,7 +80,7 @@ async fn record(
 ) -> Result<Response, ApiError> {
     let id = SubjectId::parse(&id?.0)?;
     let Json(body) = body?;
-    let answers = consent::parse_answers(&state.policy.policy, &body).map_err(|e| choice_refused(&e))?;
+    let answers = consent::parse_answers(&state.policy().policy, &body).map_err(|e| choice_refused(&e))?;
     let purposes: Vec<&str> = answers.iter().map(|(p, _)| p.as_str()).collect();
     require_purposes(&state, &key, &id, &purposes).await?;
     let rows: Vec<NewConsent> = answers
@@ -117,7 +117,7 @@ async fn history(
         .purposes
         .iter()
         .map(String::as_str)
-        .filter(|p| consent::rests_on_consent(&state.policy.policy, p))
+        .filter(|p| consent::rests_on_consent(&state.policy().policy, p))
         .collect();
     if held.is_empty() {
         return Err(ApiError::Forbidden {
@@ -135,7 +135,7 @@ async fn history(
 /// The subject's consent now and its history, for the purposes `key` holds (and the
 /// opt-out of sale and sharing when it holds a purpose that sells or shares).
 async fn current(state: &AppState, key: &ApiKey, id: &SubjectId) -> Result<Response, ApiError> {
-    let policy = &state.policy.policy;
+    let policy = &state.policy().policy;
     let sells = key.purposes.iter().any(|p| policy.purposes.get(p).is_some_and(|pu| pu.sale_or_sharing));
     let visible = |p: &str| key.purposes.iter().any(|k| k == p) || (sells && p == SALE_OR_SHARING);
     let rows: Vec<ConsentRow> =

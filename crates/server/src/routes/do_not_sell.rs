@@ -91,7 +91,7 @@ fn cookie_for(state: &AppState, visitor: &VisitorId) -> HeaderValue {
         .bytes()
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect();
-    let keep = crate::routes::banner::consent_cookie_seconds(&state.policy.policy);
+    let keep = crate::routes::banner::consent_cookie_seconds(&state.policy().policy);
     HeaderValue::from_str(&format!("consent={encoded}; Path=/; Max-Age={keep}; SameSite=Lax"))
         .expect("the cookie is plain ASCII")
 }
@@ -106,7 +106,7 @@ async fn record(state: &AppState, visitor: &VisitorId, gpc: bool, parts: &Parts)
     }
     let subject = history.iter().find_map(|r| r.answer.subject_id.clone());
     let source = if gpc { Source::Gpc } else { Source::PreferenceCenter };
-    let withdraws = state.policy.policy.pages.get("do_not_sell").map(|p| p.withdraws.clone()).unwrap_or_default();
+    let withdraws = state.policy().policy.pages.get("do_not_sell").map(|p| p.withdraws.clone()).unwrap_or_default();
     let rows: Vec<NewConsent> = std::iter::once(SALE_OR_SHARING.to_owned())
         .chain(withdraws)
         .map(|purpose| NewConsent {
@@ -125,8 +125,8 @@ async fn record(state: &AppState, visitor: &VisitorId, gpc: bool, parts: &Parts)
 }
 
 fn page(state: &AppState, honored: bool, gpc: bool, cookie: Option<HeaderValue>) -> Response {
-    let title = state
-        .policy
+    let in_force = state.policy();
+    let title = in_force
         .policy
         .pages
         .get("do_not_sell")

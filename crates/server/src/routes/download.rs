@@ -59,7 +59,7 @@ async fn send_object(
     q: Result<Query<DownloadQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q?;
-    let policy = &state.policy.policy;
+    let policy = &state.policy().policy;
     let purpose = require_purpose(state, q.purpose)?;
     let id = SubjectId::parse(id);
     require_key_purpose(state, key, &purpose, id.as_ref().ok()).await?;

@@ -24,5 +24,5 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         tracing::warn!(error = ?e, "not ready");
         ApiError::NotReady { reason: "the database is unreachable or its schema is out of date" }
     })?;
-    Ok(Json(json!({ "status": "ready", "policy_version": state.policy.policy.version })))
+    Ok(Json(json!({ "status": "ready", "policy_version": state.policy().policy.version })))
 }

@@ -9,6 +9,7 @@ pub mod health;
 pub mod metrics;
 pub mod notice;
 pub mod openapi;
+pub mod preferences;
 pub mod records;
 pub mod subjects;
 pub mod submission;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(banner::routes())
         .merge(do_not_sell::routes(&state))
         .merge(unsubscribe::routes(&state))
+        .merge(preferences::routes(&state))
         .merge(records::routes())
         .merge(download::routes())
         .merge(upload::routes().layer(axum::extract::DefaultBodyLimit::disable()))

@@ -13,5 +13,5 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn notice(State(state): State<AppState>) -> Html<String> {
-    Html(state.notice_html.to_string())
+    Html(state.policy().notice_at(charter_store::now_us()).to_owned())
 }

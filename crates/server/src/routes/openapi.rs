@@ -198,7 +198,8 @@ pub fn document() -> Value {
                 "subject": { "type": "object", "description": "Exactly one of email, phone, external_id or id", "additionalProperties": false, "properties": {
                     "email": { "type": "string" }, "phone": { "type": "string" }, "external_id": { "type": "string" }, "id": { "type": "string", "format": "uuid" } } },
                 "fields": { "type": "object", "description": "Values of the point's declared fields", "additionalProperties": true },
-                "consents": { "type": "object", "description": "Answers to the consents the point asks", "additionalProperties": { "type": "boolean" } } } },
+                "consents": { "type": "object", "description": "Answers to the consents the point asks", "additionalProperties": { "type": "boolean" } },
+                "visitor": { "type": "string", "pattern": "^[0-9a-f]{32}$", "description": "The cookie banner's visitor id: the visitor's answers join the subject's" } } },
             "Collected": { "type": "object", "required": ["subject_id"], "properties": {
                 "subject_id": { "type": "string", "format": "uuid" },
                 "record_id": { "type": "string", "format": "uuid", "description": "The new record, at a record point" },

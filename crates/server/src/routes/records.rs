@@ -70,7 +70,7 @@ impl Paging {
                 message: "`cursor` is not one a page of records gave".into(),
             })?,
         };
-        if point.as_ref().is_some_and(|p| !state.policy.policy.collection_points.contains_key(p)) {
+        if point.as_ref().is_some_and(|p| !state.policy().policy.collection_points.contains_key(p)) {
             return Err(ApiError::BadRequest {
                 code: "unknown_point",
                 message: "no collection point of that name is in the policy".into(),
@@ -121,7 +121,7 @@ impl Decision<'_> {
     /// Whether the purpose may read a value of `category`, collected at `at_us`.
     fn decide(&self, name: &str, category: &str, at_us: i64) -> Result<(), Denial> {
         let r = FieldRef { name, category, collected_at_us: at_us };
-        access::decide(&self.state.policy.policy, self.purpose, &self.key.purposes, self.subject, &r, self.now_us)
+        access::decide(&self.state.policy().policy, self.purpose, &self.key.purposes, self.subject, &r, self.now_us)
     }
 
     /// Whether a value of `category` named `name` is one the read is about: asked for by
@@ -129,7 +129,7 @@ impl Decision<'_> {
     fn wanted(&self, name: &str, category: &str) -> bool {
         match self.requested {
             Some(names) => names.contains(&name),
-            None => self.state.policy.policy.purposes[self.purpose].categories.iter().any(|c| c == category),
+            None => self.state.policy().policy.purposes[self.purpose].categories.iter().any(|c| c == category),
         }
     }
 
@@ -295,7 +295,7 @@ async fn one(
             .iter()
             .map(|&i| r.fields[i].category.as_str())
             .chain(files.iter().map(|&i| r.files[i].category.as_str()));
-        disclosures(&state.policy.policy, &key, subject_id, &purpose, categories, &mut events);
+        disclosures(&state.policy().policy, &key, subject_id, &purpose, categories, &mut events);
         audit(&state, events).await?;
         let body = serde_json::to_vec(&json!({ "purpose": purpose, "subject_id": subject_id, "record": opened }))?;
         Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
@@ -320,7 +320,8 @@ async fn close(
     body: Result<Json<CloseBody>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let (Path(id), Json(body)) = (id?, body?);
-    let Some(point) = state.policy.policy.collection_points.get(&body.point) else {
+    let in_force = state.policy();
+    let Some(point) = in_force.policy.collection_points.get(&body.point) else {
         return Err(ApiError::BadRequest {
             code: "unknown_point",
             message: "no collection point of that name is in the policy".into(),

@@ -81,7 +81,7 @@ pub(crate) async fn read_refused(
     };
     let code = error.refusal_code().unwrap_or_default();
     let mut entry = AuditEvent::new(&key.name, "data.denied", code);
-    entry.purpose = purpose.filter(|p| state.policy.policy.purposes.contains_key(p));
+    entry.purpose = purpose.filter(|p| state.policy().policy.purposes.contains_key(p));
     audit(state, vec![entry]).await?;
     Err(error)
 }
@@ -121,7 +121,7 @@ pub(crate) fn require_purpose(state: &AppState, purpose: Option<String>) -> Resu
         code: "missing_purpose",
         message: "name the purpose of this read: ?purpose=...".into(),
     })?;
-    if !state.policy.policy.purposes.contains_key(&purpose) {
+    if !state.policy().policy.purposes.contains_key(&purpose) {
         return Err(ApiError::BadRequest {
             code: "unknown_purpose",
             message: "no purpose of that name is in the policy".into(),
@@ -188,7 +188,7 @@ pub(crate) async fn audit(state: &AppState, events: Vec<AuditEvent>) -> Result<(
 
 fn field_kind(state: &AppState, point: &str, field: &str) -> FieldType {
     state
-        .policy
+        .policy()
         .policy
         .collection_points
         .get(point)
@@ -218,7 +218,7 @@ async fn read_subject(
     fields: Option<String>,
     paging: Paging,
 ) -> Result<Response, ApiError> {
-    let policy = &state.policy.policy;
+    let policy = &state.policy().policy;
     let p = &policy.purposes[&purpose];
     let (subject, stored) = (&view.subject, &view.fields);
     let requested: Option<Vec<&str>> = fields.as_deref().map(|f| f.split(',').filter(|s| !s.is_empty()).collect());
@@ -239,7 +239,7 @@ async fn read_subject(
     let page = decision.page(&subject.id, &paging).await?;
     // A password is kept only as a salted hash: no read returns it, or discloses it.
     let (candidates, hashed): (Vec<_>, Vec<_>) =
-        candidates.into_iter().partition(|f| !state.policy.is_password(&f.field));
+        candidates.into_iter().partition(|f| !state.policy().is_password(&f.field));
     let hashed: Vec<&str> = hashed.iter().map(|f| f.field.as_str()).collect();
     let data_key = unwrap_key(state, subject)?;
     // In field order, as the store gives the fields.
@@ -262,7 +262,7 @@ async fn read_subject(
         .unwrap_or_default()
         .into_iter()
         .filter(|n| !names.contains(n) && !hashed.contains(n) && !in_records(n))
-        .partition(|n| state.policy.declares_field(n));
+        .partition(|n| state.policy().declares_field(n));
     let answer = ReadAnswer {
         fields: Fields(&out),
         hashed,
@@ -286,7 +286,7 @@ async fn refuse_profile(
     candidates: &[&charter_store::vault::StoredField],
 ) -> Result<(), ApiError> {
     let mut denied = BTreeMap::new();
-    let policy = &decision.state.policy.policy;
+    let policy = &decision.state.policy().policy;
     // A purpose that may not run for this subject (erased, restricted, objected to, without
     // consent) reads nothing of it: neither profile nor records.
     if let Err(d) = access::decide_purpose(policy, decision.purpose, &decision.key.purposes, decision.subject) {

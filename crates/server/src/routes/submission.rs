@@ -36,14 +36,16 @@ pub(crate) fn boundary(headers: &HeaderMap) -> Option<Result<String, ApiError>> 
 /// Receives a multipart submission at `point`: all of it stored, or nothing.
 pub(crate) async fn receive(
     state: &AppState,
+    policy: &crate::state::InForce,
     key: &ApiKey,
     point: &str,
     boundary: Result<String, ApiError>,
     request: Request,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let gpc = collect::gpc_on(request.headers());
     let mut parts = multer::Multipart::new(request.into_body().into_data_stream(), boundary?);
     let body = body_part(&mut parts).await?;
-    let prepared = collect::prepare(state, key, point, &body).await?;
+    let prepared = collect::prepare(state, policy, key, point, &body, gpc).await?;
     let mut files = Vec::new();
     let answer = match file_parts(state, key, point, &mut parts, &mut files).await {
         Ok(()) => collect::store(state, key, point, &prepared, &files).await,
@@ -129,7 +131,8 @@ async fn file_parts(
         let file = accepted_file(state, point, Some(&name), &content_type, None)?;
         files.push(store_file(state, key, &file, None, part.map_err(part_error)).await?);
     }
-    let declared = &state.policy.policy.collection_points[point].fields;
+    let in_force = state.policy();
+    let declared = &in_force.policy.collection_points[point].fields;
     let missing = declared
         .iter()
         .find(|(name, f)| f.kind == FieldType::File && f.required && !files.iter().any(|x| &x.row.field == *name));

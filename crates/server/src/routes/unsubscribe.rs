@@ -44,9 +44,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 fn named(state: &AppState, token: &str) -> Option<(String, String)> {
     let payload = state.keys.link_signer().verify(UNSUBSCRIBE_LINK, token)?;
     let (subject, purpose) = consent::parse_unsubscribe_payload(&payload)?;
-    let page = state.policy.policy.pages.get("unsubscribe");
-    let allowed = page
-        .map_or(consent::rests_on_consent(&state.policy.policy, purpose), |p| p.withdraws.iter().any(|w| w == purpose));
+    let in_force = state.policy();
+    let page = in_force.policy.pages.get("unsubscribe");
+    let allowed =
+        page.map_or(consent::rests_on_consent(&in_force.policy, purpose), |p| p.withdraws.iter().any(|w| w == purpose));
     allowed.then(|| (subject.to_owned(), purpose.to_owned()))
 }
 
@@ -56,8 +57,9 @@ fn not_a_link(state: &AppState) -> Response {
 
 fn page(state: &AppState, token: &str, purpose: &str, done: bool) -> Response {
     let base = pages::path_of(state, "unsubscribe", "/unsubscribe");
-    let described = state.policy.policy.purposes.get(purpose).map_or(purpose, |p| p.description.as_str());
-    let title = state.policy.policy.pages.get("unsubscribe").map_or("Unsubscribe", |p| p.title.as_str());
+    let in_force = state.policy();
+    let described = in_force.policy.purposes.get(purpose).map_or(purpose, |p| p.description.as_str());
+    let title = in_force.policy.pages.get("unsubscribe").map_or("Unsubscribe", |p| p.title.as_str());
     pages::render(
         StatusCode::OK,
         &Page {

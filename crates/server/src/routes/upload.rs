@@ -232,7 +232,7 @@ async fn record_to_join(
 pub(crate) struct FileField<'p> {
     point: &'p str,
     pub(crate) field: String,
-    decl: &'p charter_policy::model::Field,
+    decl: charter_policy::model::Field,
     max: u64,
     content_type: String,
 }
@@ -241,19 +241,20 @@ pub(crate) struct FileField<'p> {
 /// `content_type`, if the field accepts it; its declared `length`, if within the field's
 /// limit.
 pub(crate) fn accepted_file<'p>(
-    state: &'p AppState,
+    state: &AppState,
     point: &'p str,
     field: Option<&str>,
     content_type: &str,
     length: Option<u64>,
 ) -> Result<FileField<'p>, ApiError> {
-    let p = &state.policy.policy.collection_points[point];
+    let in_force = state.policy();
+    let p = &in_force.policy.collection_points[point];
     let field = field.ok_or_else(|| ApiError::BadRequest {
         code: "missing_field",
         message: "name the file field: ?field=...".into(),
     })?;
     let decl = match p.fields.get(field) {
-        Some(d) if d.kind == FieldType::File => d,
+        Some(d) if d.kind == FieldType::File => d.clone(),
         Some(_) => {
             return Err(ApiError::Unprocessable {
                 code: "wrong_type",
@@ -391,7 +392,7 @@ async fn record_upload(
     file: &Received,
 ) -> Result<(String, Option<String>), ApiError> {
     let point = file.row.point.as_str();
-    let record_point = state.policy.policy.collection_points[point].kind == Some(PointKind::Record);
+    let record_point = state.policy().policy.collection_points[point].kind == Some(PointKind::Record);
     let joins = file.row.record_id.clone();
     let record_id = joins.clone().or_else(|| record_point.then(|| SubjectId::generate().as_str().to_owned()));
     let path = file.path();

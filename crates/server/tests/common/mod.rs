@@ -65,6 +65,8 @@ impl TestApp {
             data_dir: dir.path().join("data"),
             database_url: Some(SecretString::from(db.url.clone())),
             policy,
+            policy_named: true,
+            public_url: None,
             object_store: None,
             limits,
             sqlite_synchronous: Default::default(),
@@ -175,4 +177,43 @@ fn capture_logs() {
 /// What the application has logged so far in this process.
 pub fn logs() -> Vec<u8> {
     LOGS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+impl TestApp {
+    /// A request as a browser sends it: `headers` lines, an optional form body.
+    pub async fn page(&self, method: &str, path: &str, form: Option<&str>, headers: &[&str]) -> http::Response {
+        let (addr, method, path) = (self.addr.clone(), method.to_owned(), path.to_owned());
+        let form = form.map(str::to_owned);
+        let headers: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let lines: Vec<&str> = headers.iter().map(String::as_str).collect();
+            let request = Request { headers: &lines, ..Request::new(&method, &path) };
+            let request = match &form {
+                Some(f) => request.form(f),
+                None => request,
+            };
+            http::send(&addr, &request)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Every message the server's delivery worker has put in its outbox, opened, waiting
+    /// up to 20 s for at least `at_least` of them (the worker sends in the background).
+    pub async fn outbox(&self, at_least: usize) -> Vec<String> {
+        let outbox = charter_delivery::Outbox::new(self.data_dir().join("outbox"), self.state.keys.clone());
+        for _ in 0..200 {
+            let entries = outbox.list().unwrap();
+            if entries.len() >= at_least {
+                let mut out = Vec::new();
+                for e in entries {
+                    let (_, bytes) = outbox.show(&self.state.store, &e.id).await.unwrap();
+                    out.push(String::from_utf8(bytes).unwrap());
+                }
+                return out;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("fewer than {at_least} messages reached the outbox");
+    }
 }
