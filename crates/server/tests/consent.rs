@@ -323,3 +323,49 @@ async fn do_not_sell_opts_out_in_one_step_without_an_account() {
         assert_eq!(app.count("consent_events").await, 6, "three by GPC for the new visitor, three by the button");
     }
 }
+
+#[tokio::test]
+async fn a_collection_joins_the_visitors_answers_and_honours_gpc() {
+    for db in backends("consent_collection_visitor").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration", "newsletter"], &["signup"]).await;
+        let given = banner_post(&app, Some(ORIGIN), &[], choice(VISITOR, json!({"analytics": true}), json!({}))).await;
+        assert_eq!(given.status, 200, "{}", given.text());
+
+        // A malformed visitor id is refused and nothing is stored.
+        let mut body = signup(EMAIL);
+        body["visitor"] = json!("not-a-visitor");
+        let refused = app.collect(&site, "signup", &body).await;
+        assert_eq!((refused.status, refused.body["error"]["code"].as_str()), (422, Some("bad_visitor")));
+        assert_eq!(app.count("subjects").await, 0);
+
+        body["visitor"] = json!(VISITOR);
+        let addr = app.addr.clone();
+        let (token, text) = (site.clone(), body.to_string());
+        let made = tokio::task::spawn_blocking(move || {
+            let req = charter_testkit::http::Request {
+                headers: &["Sec-GPC: 1"],
+                ..charter_testkit::http::Request::new("POST", "/v1/collect/signup").json(&text).token(Some(&token))
+            };
+            charter_testkit::http::send(&addr, &req)
+        })
+        .await
+        .unwrap();
+        assert_eq!(made.status, 201, "{}", made.text());
+        let id = made.json(Value::Null)["subject_id"].as_str().unwrap().to_owned();
+        let rows = app.state.store.subject_consents(&id).await.unwrap();
+        let seen: Vec<(&str, bool, &str)> =
+            rows.iter().map(|r| (r.answer.purpose.as_str(), r.answer.given, r.answer.source)).collect();
+        assert!(seen.iter().any(|r| r.1 && r.2 == "banner"), "the visitor's answers joined: {seen:?}");
+        assert_eq!(seen.last(), Some(&("*sale_or_sharing", false, "gpc")), "{seen:?}");
+        let gpc_rows = seen.iter().filter(|r| r.2 == "gpc").count();
+
+        // Another collection with the signal records no second opt-out.
+        let again = app.collect(&site, "signup", &signup(EMAIL)).await;
+        assert_eq!(again.status, 201);
+        assert_eq!(
+            app.state.store.subject_consents(&id).await.unwrap().iter().filter(|r| r.answer.source == "gpc").count(),
+            gpc_rows
+        );
+    }
+}
