@@ -62,12 +62,16 @@ fn row_from(r: &sqlx::any::AnyRow) -> Result<ConsentRow, StoreError> {
 }
 
 impl Store {
-    /// Appends answers in one transaction, all or none. Refused (`Ok(false)`, nothing
-    /// written) when one names a subject that does not exist or was erased.
+    /// Appends answers, all or none. Refused (`Ok(false)`, nothing written) when one
+    /// names a subject that does not exist or was erased. One answer is one statement;
+    /// several are one transaction.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn append_consents(&self, answers: &[NewConsent]) -> Result<bool, StoreError> {
+        if let [one] = answers {
+            return Ok(insert_one(self.pool(), self.backend(), one).await? == 1);
+        }
         let mut tx = self.pool().begin().await?;
-        if !append_in(&mut tx, answers).await? {
+        if !append_in(&mut tx, self.backend(), answers).await? {
             return Ok(false);
         }
         tx.commit().await?;
@@ -100,32 +104,30 @@ impl Store {
     }
 }
 
-/// Appends `answers` in the caller's transaction; false (and nothing written) when one
-/// names a subject that does not exist or was erased.
-pub(crate) async fn append_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    answers: &[NewConsent],
-) -> Result<bool, StoreError> {
-    let mut subjects: Vec<&str> = answers.iter().filter_map(|a| a.subject_id.as_deref()).collect();
-    subjects.sort_unstable();
-    subjects.dedup();
-    for subject in subjects {
-        // Holds the subject's row, so a shred waits for this append or is seen by it.
-        let live = sqlx::query("UPDATE subjects SET id = id WHERE id = $1 AND shredded_at_us IS NULL")
-            .bind(subject)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        if live == 0 {
-            return Ok(false);
-        }
+/// An answer's row, written only when it names no subject or a live one. On PostgreSQL
+/// the subject's row is held in share mode for the statement, so a shred (which updates
+/// that row) waits for the answer or is seen by it, while answers for one subject do not
+/// wait for each other; SQLite runs one writer at a time anyway.
+const INSERT_GUARDED: &str = "INSERT INTO consent_events (subject_id, visitor_id, purpose, given, at_us, source, point, \
+     policy_version, notice_hash, ip_prefix, agent, conflicts_with_gpc) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+     WHERE $1 IS NULL OR EXISTS (SELECT 1 FROM subjects WHERE id = $1 AND shredded_at_us IS NULL";
+
+fn insert_sql(backend: crate::Backend) -> String {
+    match backend {
+        crate::Backend::Postgres => format!("{INSERT_GUARDED} FOR SHARE)"),
+        crate::Backend::Sqlite => format!("{INSERT_GUARDED})"),
     }
-    for a in answers {
-        sqlx::query(
-            "INSERT INTO consent_events (subject_id, visitor_id, purpose, given, at_us, source, point, \
-             policy_version, notice_hash, ip_prefix, agent, conflicts_with_gpc) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
+}
+
+/// Writes one answer; returns the rows written (0 when its subject is gone).
+async fn insert_one<'e>(
+    on: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    backend: crate::Backend,
+    a: &NewConsent,
+) -> Result<u64, StoreError> {
+    let sql = insert_sql(backend);
+    Ok(sqlx::query(&sql)
         .bind(&a.subject_id)
         .bind(&a.visitor_id)
         .bind(&a.purpose)
@@ -138,8 +140,22 @@ pub(crate) async fn append_in(
         .bind(&a.ip_prefix)
         .bind(&a.agent)
         .bind(i64::from(a.conflicts_with_gpc))
-        .execute(&mut **tx)
-        .await?;
+        .execute(on)
+        .await?
+        .rows_affected())
+}
+
+/// Appends `answers` in the caller's transaction; false (and the caller rolls back) when
+/// one names a subject that does not exist or was erased.
+pub(crate) async fn append_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: crate::Backend,
+    answers: &[NewConsent],
+) -> Result<bool, StoreError> {
+    for a in answers {
+        if insert_one(&mut **tx, backend, a).await? == 0 {
+            return Ok(false);
+        }
     }
     Ok(true)
 }

@@ -56,7 +56,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        if live == 0 || !crate::consents::append_in(&mut tx, &choices.answers).await? {
+        if live == 0 || !crate::consents::append_in(&mut tx, self.backend(), &choices.answers).await? {
             return Ok(false);
         }
         for purpose in &choices.object {
