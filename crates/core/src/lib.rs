@@ -10,7 +10,9 @@
 //!   answers and banner choices, and the fold that gives a person's consent now.
 //! - [`collect`]: what a collection point accepts (declared fields, types,
 //!   sizes, consents asked, minimum age).
-//! - [`time`]: calendar arithmetic (no clock).
+//! - [`requests`]: rights requests — their types and rights, the states they move
+//!   through, and their legal deadlines.
+//! - [`time`]: calendar arithmetic (no clock): months, business days.
 //! - [`audit`]: the audit chain's rules — what an event holds, how an entry is
 //!   hashed onto its predecessor, what a checkpoint signs, and how a sequence of
 //!   stored entries is checked. The store persists entries; this decides whether
@@ -20,4 +22,5 @@ pub mod access;
 pub mod audit;
 pub mod collect;
 pub mod consent;
+pub mod requests;
 pub mod time;

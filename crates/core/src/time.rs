@@ -15,10 +15,71 @@ pub fn civil_from_days(days: i64) -> (i32, u32, u32) {
     (i32::try_from(y).unwrap_or(i32::MAX), u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
 }
 
+/// The day count since 1970-01-01 of a civil date (the inverse of [`civil_from_days`]).
+pub fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Whether `y` is a leap year.
+pub fn is_leap(y: i32) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+/// Days in month `m` of year `y`.
+pub fn days_in_month(y: i32, m: u32) -> u32 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// The day `months` calendar months after day `days`: the same day of the month, or the
+/// month's last day when it has no such day (31 January + 1 month = 28 or 29 February).
+pub fn add_months(days: i64, months: u32) -> i64 {
+    let (y, m, d) = civil_from_days(days);
+    let index = i64::from(y) * 12 + i64::from(m - 1) + i64::from(months);
+    let (ny, nm) =
+        (i32::try_from(index.div_euclid(12)).unwrap_or(i32::MAX), u32::try_from(index.rem_euclid(12)).unwrap_or(0) + 1);
+    days_from_civil(ny, nm, d.min(days_in_month(ny, nm)))
+}
+
+/// Whether day `days` is a Saturday or a Sunday (1970-01-01 was a Thursday).
+pub fn is_weekend(days: i64) -> bool {
+    days.rem_euclid(7) >= 2 && days.rem_euclid(7) <= 3
+}
+
+/// The day `n` business days (Monday to Friday) after day `days`.
+pub fn add_business_days(days: i64, n: u32) -> i64 {
+    let mut day = days;
+    let mut left = n;
+    while left > 0 {
+        day += 1;
+        if !is_weekend(day) {
+            left -= 1;
+        }
+    }
+    day
+}
+
+/// µs in a day.
+pub const DAY_US: i64 = 86_400_000_000;
+
+/// The last µs of day `days`.
+pub fn end_of_day_us(days: i64) -> i64 {
+    (days + 1) * DAY_US - 1
+}
+
 /// A time in µs since the epoch as RFC 3339 in UTC, to the microsecond:
 /// `2026-12-03T22:55:00.000000Z`.
 pub fn rfc3339_from_us(us: i64) -> String {
-    const DAY_US: i64 = 86_400_000_000;
     let (days, in_day) = (us.div_euclid(DAY_US), us.rem_euclid(DAY_US));
     let (y, m, d) = civil_from_days(days);
     let secs = in_day / 1_000_000;
@@ -28,7 +89,56 @@ pub fn rfc3339_from_us(us: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{civil_from_days, rfc3339_from_us};
+    use super::*;
+
+    #[test]
+    fn days_and_dates_round_trip() {
+        for days in [-800_000, -719_469, -1, 0, 58, 59, 11_016, 19_811, 47_540, 47_541, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(days_from_civil(2024, 3, 29), 19_811);
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn months_end_on_the_same_day_or_the_months_last() {
+        let day = |y, m, d| days_from_civil(y, m, d);
+        assert_eq!(add_months(day(2026, 1, 31), 1), day(2026, 2, 28), "no 31 February");
+        assert_eq!(add_months(day(2028, 1, 31), 1), day(2028, 2, 29), "a leap year");
+        assert_eq!(add_months(day(2026, 1, 15), 1), day(2026, 2, 15));
+        assert_eq!(add_months(day(2026, 11, 30), 3), day(2027, 2, 28), "across a year");
+        assert_eq!(add_months(day(2026, 12, 31), 2), day(2027, 2, 28));
+        assert_eq!(add_months(day(2026, 3, 31), 1), day(2026, 4, 30));
+        assert_eq!(add_months(day(2026, 5, 31), 0), day(2026, 5, 31));
+        assert_eq!(add_months(day(2026, 8, 31), 12), day(2027, 8, 31));
+        assert_eq!((days_in_month(2100, 2), days_in_month(2000, 2), days_in_month(2026, 12)), (28, 29, 31));
+        assert_eq!(
+            (days_in_month(2026, 4), days_in_month(2026, 6), days_in_month(2026, 9), days_in_month(2026, 11)),
+            (30, 30, 30, 30)
+        );
+        assert_eq!((days_in_month(2026, 1), days_in_month(2026, 7)), (31, 31));
+    }
+
+    #[test]
+    fn business_days_skip_weekends() {
+        let day = |y, m, d| days_from_civil(y, m, d);
+        assert!(!is_weekend(0), "1970-01-01 was a Thursday");
+        assert!(is_weekend(day(2026, 12, 5)) && is_weekend(day(2026, 12, 6)), "a Saturday and a Sunday");
+        assert!(!is_weekend(day(2026, 12, 4)) && !is_weekend(day(2026, 12, 7)));
+        // From Friday 4 December 2026: ten business days end on Friday 18 December.
+        assert_eq!(add_business_days(day(2026, 12, 4), 10), day(2026, 12, 18));
+        assert_eq!(add_business_days(day(2026, 12, 5), 1), day(2026, 12, 7), "from a Saturday");
+        assert_eq!(add_business_days(day(2026, 12, 4), 0), day(2026, 12, 4));
+        assert_eq!(add_business_days(day(2026, 12, 7), 15), day(2026, 12, 28));
+    }
+
+    #[test]
+    fn a_day_ends_on_its_last_microsecond() {
+        assert_eq!(end_of_day_us(0), DAY_US - 1);
+        assert_eq!(rfc3339_from_us(end_of_day_us(19_811)), "2024-03-29T23:59:59.999999Z");
+    }
 
     #[test]
     fn times_in_rfc_3339() {

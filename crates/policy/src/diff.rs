@@ -149,10 +149,6 @@ fn normalise(v: Value) -> Value {
     }
 }
 
-fn is_scalar(v: &Value) -> bool {
-    !matches!(v, Value::Array(_) | Value::Object(_))
-}
-
 fn walk(path: &mut Vec<String>, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Change>) {
     let (old, new) = (old.filter(|v| !v.is_null()), new.filter(|v| !v.is_null()));
     let change = |path: &Vec<String>, kind, old: Option<&Value>, new: Option<&Value>| Change {
@@ -163,7 +159,6 @@ fn walk(path: &mut Vec<String>, old: Option<&Value>, new: Option<&Value>, out: &
         material: None,
     };
     match (old, new) {
-        (None, None) => {}
         (None, Some(n)) => out.push(change(path, ChangeKind::Added, None, Some(n))),
         (Some(o), None) => out.push(change(path, ChangeKind::Removed, Some(o), None)),
         (Some(Value::Object(o)), Some(Value::Object(n))) => {
@@ -178,8 +173,9 @@ fn walk(path: &mut Vec<String>, old: Option<&Value>, new: Option<&Value>, out: &
                 path.pop();
             }
         }
-        (Some(Value::Array(o)), Some(Value::Array(n))) if o.iter().chain(n).all(is_scalar) => {
-            // Lists of names are sets: report each element that came or went.
+        (Some(Value::Array(o)), Some(Value::Array(n))) => {
+            // Lists (of names, in every list the policy has) are sets: report each element
+            // that came or went.
             for v in o.iter().filter(|v| !n.contains(v)) {
                 out.push(change(path, ChangeKind::Removed, Some(v), None));
             }

@@ -108,7 +108,8 @@ impl Store {
 /// the subject's row is held in share mode for the statement, so a shred (which updates
 /// that row) waits for the answer or is seen by it, while answers for one subject do not
 /// wait for each other; SQLite runs one writer at a time anyway.
-const INSERT_GUARDED: &str = "INSERT INTO consent_events (subject_id, visitor_id, purpose, given, at_us, source, point, \
+const INSERT_GUARDED: &str =
+    "INSERT INTO consent_events (subject_id, visitor_id, purpose, given, at_us, source, point, \
      policy_version, notice_hash, ip_prefix, agent, conflicts_with_gpc) \
      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
      WHERE $1 IS NULL OR EXISTS (SELECT 1 FROM subjects WHERE id = $1 AND shredded_at_us IS NULL";
