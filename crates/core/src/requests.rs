@@ -388,6 +388,8 @@ mod tests {
             assert!(!t.describe().is_empty());
         }
         assert_eq!(RequestType::parse("Access"), None);
+        let names: Vec<&str> = RequestType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(names, charter_policy::model::REQUEST_TYPES, "the policy validates against the same names");
         let p = policy();
         let offered: Vec<&str> = RequestType::ALL.iter().filter(|t| t.offered(&p)).map(|t| t.as_str()).collect();
         assert_eq!(offered.len(), 16, "TensorOpera offers every right: {offered:?}");

@@ -75,6 +75,9 @@ pub struct Policy {
     /// The cookie banner and the public consent endpoint (P12, P13, P25).
     #[serde(default)]
     pub consent: ConsentSettings,
+    /// How rights requests are handled (P22-P27).
+    #[serde(default)]
+    pub requests: RequestSettings,
 }
 
 /// The controller of the personal data and how to reach them (P37).
@@ -826,6 +829,75 @@ impl ConsentSettings {
     /// Choices recorded per client network per minute.
     pub fn choices_per_minute(&self) -> u32 {
         self.choices_per_minute.unwrap_or(60)
+    }
+}
+
+/// The names of the request types a person may file (`charter_core::requests`).
+pub const REQUEST_TYPES: [&str; 16] = [
+    "access",
+    "portability",
+    "rectification",
+    "erasure",
+    "restriction",
+    "restriction_lift",
+    "objection",
+    "marketing_objection",
+    "automated_decision_objection",
+    "consent_withdrawal",
+    "ccpa_know_categories",
+    "ccpa_know_specific",
+    "ccpa_delete",
+    "ccpa_correct",
+    "ccpa_opt_out",
+    "shine_the_light",
+];
+
+/// How rights requests are handled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestSettings {
+    /// A request not verified within this time expires (default `"7d"`).
+    #[serde(default = "default_verify_within")]
+    pub verify_within: String,
+    /// The same person asking the same thing within this time makes one request; the
+    /// later is marked a duplicate (default `"30d"`).
+    #[serde(default = "default_duplicate_window")]
+    pub duplicate_window: String,
+    /// Request types the privacy team approves before they are fulfilled.
+    #[serde(default)]
+    pub approval: Vec<String>,
+    /// The team is reminded of an open request this long before its deadline (default `"7d"`).
+    #[serde(default = "default_remind_before")]
+    pub remind_before: String,
+    /// A processor told to delete confirms within this time, or the team is told (default `"30d"`).
+    #[serde(default = "default_processor_window")]
+    pub processor_confirm_within: String,
+}
+
+fn default_verify_within() -> String {
+    "7d".into()
+}
+
+fn default_duplicate_window() -> String {
+    "30d".into()
+}
+
+fn default_remind_before() -> String {
+    "7d".into()
+}
+
+fn default_processor_window() -> String {
+    "30d".into()
+}
+
+impl Default for RequestSettings {
+    fn default() -> Self {
+        Self {
+            verify_within: default_verify_within(),
+            duplicate_window: default_duplicate_window(),
+            approval: Vec::new(),
+            remind_before: default_remind_before(),
+            processor_confirm_within: default_processor_window(),
+        }
     }
 }
 

@@ -31,6 +31,7 @@ pub(crate) fn check(p: &Policy, rep: &mut Reporter<'_>) {
     recipients(p, rep);
     cookies(p, rep);
     rights(p, rep);
+    requests(p, rep);
     breach(p, rep);
     extras(p, rep);
 }
@@ -470,6 +471,28 @@ fn rights(p: &Policy, rep: &mut Reporter<'_>) {
                 &c_path.key("rights"),
                 "a purpose counts as sale or sharing, but the CCPA rights omit `opt_out_sale_sharing`",
                 "add \"opt_out_sale_sharing\" (CCPA §1798.120)",
+            );
+        }
+    }
+}
+
+fn requests(p: &Policy, rep: &mut Reporter<'_>) {
+    let r = Path::root().key("requests");
+    let s = &p.requests;
+    for (key, value) in [
+        ("verify_within", &s.verify_within),
+        ("duplicate_window", &s.duplicate_window),
+        ("remind_before", &s.remind_before),
+        ("processor_confirm_within", &s.processor_confirm_within),
+    ] {
+        duration(rep, r.key(key), value);
+    }
+    for (i, kind) in s.approval.iter().enumerate() {
+        if !crate::model::REQUEST_TYPES.contains(&kind.as_str()) {
+            rep.at(
+                &r.key("approval").index(i),
+                format!("`{kind}` is not a request type"),
+                format!("use one of {}", crate::model::REQUEST_TYPES.join(", ")),
             );
         }
     }

@@ -420,3 +420,15 @@ fn syntax_error_points_at_its_line() {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].line, position(&text, "minimum_age = =").0);
 }
+
+#[test]
+fn request_settings_name_real_types_and_durations() {
+    let base = include_str!("fixtures/minimal.toml");
+    let bad = format!("{base}\n[requests]\nverify_within = \"soon\"\napproval = [\"access\", \"everything\"]\n");
+    let errors = charter_policy::load("p.toml", &bad).unwrap_err().to_string();
+    assert!(errors.contains("`soon` is not a duration"), "{errors}");
+    assert!(errors.contains("`everything` is not a request type"), "{errors}");
+    let good = format!("{base}\n[requests]\napproval = [\"erasure\"]\n");
+    let p = charter_policy::load("p.toml", &good).unwrap().policy;
+    assert_eq!((p.requests.verify_within.as_str(), p.requests.approval.as_slice()), ("7d", &["erasure".to_owned()][..]));
+}

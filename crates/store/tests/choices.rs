@@ -5,7 +5,7 @@ use charter_core::consent::{self, Source};
 use charter_store::codes::NewCode;
 use charter_store::consents::NewConsent;
 use charter_store::policies::NewPolicyVersion;
-use charter_store::requests::{Choices, NewRequest};
+use charter_store::requests::{Choices, Request};
 use charter_store::Store;
 use charter_testkit::TestDb;
 
@@ -137,15 +137,17 @@ async fn choices_are_applied_all_or_none() {
         let store = Store::open(&db.url).await.unwrap();
         subject(&store, "a", false).await;
         subject(&store, "gone", true).await;
-        let request = |subject: &str| NewRequest {
+        let request = |subject: &str| Request {
             id: format!("r-{subject}"),
             subject_id: Some(subject.to_owned()),
             kind: "objection".into(),
-            status: "completed",
-            source: "preference_center",
+            jurisdiction: "gdpr".into(),
+            status: "completed".into(),
+            source: "preference_center".into(),
             details: "{\"purpose\":\"analytics\"}".into(),
             received_at_us: 5,
             completed_at_us: Some(5),
+            ..Request::default()
         };
         let choices = |subject: &str| Choices {
             answers: vec![given(Some(subject), None, "newsletter", false)],

@@ -27,7 +27,7 @@ use charter_core::audit::AuditEvent;
 use charter_core::consent::{self, Source, SALE_OR_SHARING};
 use charter_policy::model::{LawfulBasis, Policy};
 use charter_store::consents::NewConsent;
-use charter_store::requests::{Choices, NewRequest};
+use charter_store::requests::{Choices, Request};
 use charter_vault::Personal;
 use serde_json::json;
 
@@ -355,15 +355,19 @@ fn plan(
     let mut c = Choices::default();
     let request = |kind: &str, details: serde_json::Value| {
         let now = charter_store::now_us();
-        NewRequest {
+        let jurisdiction = if kind == "ccpa_opt_out" { "ccpa" } else { "gdpr" };
+        Request {
             id: uuid::Uuid::new_v4().to_string(),
             subject_id: Some(subject.to_owned()),
             kind: kind.to_owned(),
-            status: "completed",
-            source: "preference_center",
+            jurisdiction: jurisdiction.into(),
+            status: "completed".into(),
+            source: "preference_center".into(),
             details: details.to_string(),
             received_at_us: now,
+            verified_at_us: Some(now),
             completed_at_us: Some(now),
+            ..Request::default()
         }
     };
     let give = |purpose: &str, given: bool| NewConsent {

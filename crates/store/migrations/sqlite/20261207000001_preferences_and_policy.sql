@@ -19,19 +19,52 @@ CREATE INDEX one_time_codes_address ON one_time_codes (address_blind, created_at
 CREATE INDEX one_time_codes_client ON one_time_codes (client, created_at_us);
 CREATE INDEX one_time_codes_created ON one_time_codes (created_at_us);
 
--- Requests a person made and charter completed or is working on. Details hold purposes
--- and choices, never personal data.
+-- Rights requests (GDPR and CCPA) and their timelines. A request names a subject only
+-- when charter knows the person; an unknown person's request is kept just like a known
+-- one (so nobody can tell them apart) and is never fulfilled. Details that hold personal
+-- data (new values for a correction, an agent's authorisation) are sealed under the
+-- subject's key in `sealed_details`; `details` holds purposes and names only.
 CREATE TABLE requests (
-    id               TEXT    PRIMARY KEY,
-    subject_id       TEXT    REFERENCES subjects (id),
-    type             TEXT    NOT NULL,
-    status           TEXT    NOT NULL,
-    source           TEXT    NOT NULL,
-    details          TEXT    NOT NULL,
-    received_at_us   INTEGER NOT NULL,
-    completed_at_us  INTEGER
+    id                  TEXT   PRIMARY KEY,
+    subject_id          TEXT   REFERENCES subjects (id),
+    type                TEXT   NOT NULL,
+    jurisdiction        TEXT   NOT NULL DEFAULT 'gdpr',
+    status              TEXT   NOT NULL,
+    source              TEXT   NOT NULL,
+    details             TEXT   NOT NULL,
+    sealed_details      BLOB,
+    contact_kind        TEXT,
+    contact_blind       TEXT,
+    challenge_id        TEXT,
+    agent               INTEGER NOT NULL DEFAULT 0,
+    duplicate_of        TEXT,
+    reason              TEXT,
+    received_at_us      INTEGER NOT NULL,
+    verified_at_us      INTEGER,
+    due_at_us           INTEGER,
+    extended_due_at_us  INTEGER,
+    extension_reason    TEXT,
+    completed_at_us     INTEGER,
+    lease_until_us      INTEGER,
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    reminded_at_us      INTEGER,
+    downloads_left      INTEGER,
+    download_until_us   INTEGER
 );
 CREATE INDEX requests_subject ON requests (subject_id, received_at_us);
+CREATE INDEX requests_open ON requests (status, due_at_us);
+CREATE INDEX requests_contact ON requests (contact_blind, type, received_at_us);
+
+-- What happened to each request, in order (every step is in the audit chain too).
+CREATE TABLE request_events (
+    request_id  TEXT   NOT NULL REFERENCES requests (id),
+    at_us       INTEGER NOT NULL,
+    actor       TEXT   NOT NULL,
+    action      TEXT   NOT NULL,
+    status      TEXT   NOT NULL,
+    note        TEXT
+);
+CREATE INDEX request_events_request ON request_events (request_id, at_us);
 
 -- Published policies, in order: the last is the one in force. The text is the policy
 -- file as published (it holds no personal data); `changes` lists the material changes
