@@ -187,6 +187,66 @@ impl RequestType {
     }
 }
 
+/// What fulfilling a request does to what access decisions see of a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing changes (Shine the Light answers from the policy and the disclosure log).
+    None,
+    /// The person gets a copy; nothing changes.
+    Export,
+    /// Values are replaced; what may be done with them does not change.
+    Rectify,
+    /// The person's data is erased (legal exceptions kept, restricted).
+    Erase,
+    Restrict,
+    Unrestrict,
+    /// Objections to these purposes.
+    Object(Vec<String>),
+    /// Consent to this purpose withdrawn.
+    Withdraw(String),
+    /// The opt-out of sale and sharing.
+    OptOut,
+}
+
+/// The effect of a request of `kind`, naming `purpose` where it needs one (an objection,
+/// a withdrawal), under `policy`.
+pub fn effect(kind: RequestType, purpose: Option<&str>, policy: &Policy) -> Effect {
+    let purposes_where = |f: fn(&charter_policy::model::Purpose) -> bool| -> Vec<String> {
+        policy.purposes.iter().filter(|(_, p)| f(p)).map(|(k, _)| k.clone()).collect()
+    };
+    match kind {
+        RequestType::Access
+        | RequestType::Portability
+        | RequestType::CcpaKnowCategories
+        | RequestType::CcpaKnowSpecific => Effect::Export,
+        RequestType::ShineTheLight => Effect::None,
+        RequestType::Rectification | RequestType::CcpaCorrect => Effect::Rectify,
+        RequestType::Erasure | RequestType::CcpaDelete => Effect::Erase,
+        RequestType::Restriction => Effect::Restrict,
+        RequestType::RestrictionLift => Effect::Unrestrict,
+        RequestType::Objection => Effect::Object(purpose.map(str::to_owned).into_iter().collect()),
+        RequestType::MarketingObjection => Effect::Object(purposes_where(|p| p.direct_marketing)),
+        RequestType::AutomatedDecisionObjection => Effect::Object(purposes_where(|p| p.automated_decision)),
+        RequestType::ConsentWithdrawal => purpose.map_or(Effect::None, |p| Effect::Withdraw(p.to_owned())),
+        RequestType::CcpaOptOut => Effect::OptOut,
+    }
+}
+
+/// `state` as access decisions see it after `effect`.
+pub fn apply(effect: &Effect, state: &mut crate::access::SubjectState) {
+    match effect {
+        Effect::None | Effect::Export | Effect::Rectify => {}
+        Effect::Erase => state.erased = true,
+        Effect::Restrict => state.restricted = true,
+        Effect::Unrestrict => state.restricted = false,
+        Effect::Object(purposes) => state.objections.extend(purposes.iter().cloned()),
+        Effect::Withdraw(purpose) => {
+            state.consents.insert(purpose.clone(), false);
+        }
+        Effect::OptOut => state.opted_out = true,
+    }
+}
+
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -418,6 +478,82 @@ mod tests {
         );
         assert_eq!(pick(|t| !t.needs_verification()), ["ccpa_opt_out"]);
         assert_eq!(pick(RequestType::exports), ["access", "portability", "ccpa_know_categories", "ccpa_know_specific"]);
+    }
+
+    #[test]
+    fn effects_follow_the_type() {
+        let p = policy();
+        assert_eq!(effect(RequestType::Objection, Some("analytics"), &p), Effect::Object(vec!["analytics".into()]));
+        assert_eq!(effect(RequestType::Objection, None, &p), Effect::Object(vec![]));
+        assert_eq!(
+            effect(RequestType::MarketingObjection, None, &p),
+            Effect::Object(vec!["direct_marketing".into(), "newsletter".into()])
+        );
+        let automated: Vec<String> =
+            p.purposes.iter().filter(|(_, q)| q.automated_decision).map(|(k, _)| k.clone()).collect();
+        assert_eq!(effect(RequestType::AutomatedDecisionObjection, None, &p), Effect::Object(automated));
+        assert_eq!(
+            effect(RequestType::ConsentWithdrawal, Some("newsletter"), &p),
+            Effect::Withdraw("newsletter".into())
+        );
+        assert_eq!(effect(RequestType::ConsentWithdrawal, None, &p), Effect::None);
+        assert_eq!(effect(RequestType::CcpaDelete, None, &p), Effect::Erase);
+        assert_eq!(effect(RequestType::CcpaCorrect, None, &p), Effect::Rectify);
+        assert_eq!(effect(RequestType::RestrictionLift, None, &p), Effect::Unrestrict);
+        assert_eq!(effect(RequestType::Restriction, None, &p), Effect::Restrict);
+        assert_eq!(effect(RequestType::ShineTheLight, None, &p), Effect::None);
+        assert_eq!(effect(RequestType::CcpaOptOut, None, &p), Effect::OptOut);
+        let mut s = crate::access::SubjectState::default();
+        for e in [
+            Effect::Restrict,
+            Effect::OptOut,
+            Effect::Withdraw("newsletter".into()),
+            Effect::Object(vec!["analytics".into()]),
+        ] {
+            apply(&e, &mut s);
+        }
+        assert!(s.restricted && s.opted_out && !s.consents["newsletter"] && s.objections.contains("analytics"));
+        apply(&Effect::Unrestrict, &mut s);
+        apply(&Effect::Erase, &mut s);
+        assert!(!s.restricted && s.erased);
+    }
+
+    proptest::proptest! {
+        /// P26: a request that does not change a person's state never changes an access
+        /// decision, and no request but lifting a restriction ever widens one.
+        #[test]
+        fn requests_never_widen_access_and_reading_ones_change_nothing(
+            ti in 0usize..16, pi in 0usize..64, ci in 0usize..64,
+            restricted in proptest::bool::ANY, opted_out in proptest::bool::ANY,
+            given in proptest::collection::vec(proptest::option::of(proptest::bool::ANY), 30),
+            objected in proptest::collection::vec(proptest::bool::ANY, 30),
+        ) {
+            use crate::access::{decide, FieldRef, SubjectState};
+            let p = policy();
+            let keys: Vec<String> = p.purposes.keys().cloned().collect();
+            let kind = RequestType::ALL[ti];
+            let purpose = &keys[pi % keys.len()];
+            let cats: Vec<&String> = p.categories.keys().collect();
+            let field = FieldRef { name: "f", category: cats[ci % cats.len()], collected_at_us: 1_000 };
+            let state = SubjectState {
+                restricted,
+                opted_out,
+                consents: keys.iter().zip(&given).filter_map(|(k, g)| g.map(|g| (k.clone(), g))).collect(),
+                objections: keys.iter().zip(&objected).filter(|(_, o)| **o).map(|(k, _)| k.clone()).collect(),
+                ..SubjectState::default()
+            };
+            let mut after = state.clone();
+            apply(&effect(kind, Some(purpose), &p), &mut after);
+            let before_d = decide(&p, purpose, &keys, &state, &field, 2_000);
+            let after_d = decide(&p, purpose, &keys, &after, &field, 2_000);
+            if !kind.changes_state() {
+                proptest::prop_assert_eq!(&after, &state);
+                proptest::prop_assert_eq!(after_d, before_d);
+            }
+            if kind != RequestType::RestrictionLift && after_d.is_ok() {
+                proptest::prop_assert!(before_d.is_ok(), "{:?} widened access to {}", kind, purpose);
+            }
+        }
     }
 
     #[test]

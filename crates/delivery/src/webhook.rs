@@ -30,6 +30,41 @@ pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
     format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Whether `header` (a `Charter-Signature` value) signs `body` with `secret`, made within
+/// `tolerance_s` seconds of `now_s`: how charter checks a processor's signed callback.
+pub fn check_signature(secret: &[u8], header: &str, body: &[u8], now_s: i64, tolerance_s: i64) -> bool {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = hex::decode(value).ok(),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else { return false };
+    if (now_s - t).abs() > tolerance_s {
+        return false;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&v1).is_ok()
+}
+
+/// A recipient's signing secret, opened; `None` when none was made.
+pub async fn recipient_secret(
+    store: &Store,
+    keys: &KeyFile,
+    recipient: &str,
+) -> Result<Option<Vec<u8>>, DeliveryError> {
+    let Some(sealed) = store.webhook_secret(recipient).await? else { return Ok(None) };
+    charter_vault::envelope::open(keys, &secret_label(recipient), &sealed)
+        .map(Some)
+        .map_err(|_| DeliveryError::Config(format!("the signing secret of `{recipient}` does not open")))
+}
+
 /// Calls processors.
 pub struct Webhooks {
     client: reqwest::Client,
@@ -130,6 +165,25 @@ pub(crate) fn http_attempt(sent: Result<reqwest::Response, reqwest::Error>) -> A
     match status.as_u16() {
         408 | 429 | 500..=599 => Attempt::retry(reply, retry_after),
         _ => Attempt::permanent(reply),
+    }
+}
+
+#[cfg(test)]
+mod signature_tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_checks_with_its_secret_body_and_time_only() {
+        let header = signature(b"secret", 1000, b"{}");
+        assert!(check_signature(b"secret", &header, b"{}", 1000, 300));
+        assert!(check_signature(b"secret", &header, b"{}", 1300, 300));
+        assert!(!check_signature(b"secret", &header, b"{}", 1301, 300), "too old");
+        assert!(!check_signature(b"secret", &header, b"{}", 699, 300), "from the future");
+        assert!(!check_signature(b"other", &header, b"{}", 1000, 300), "another secret");
+        assert!(!check_signature(b"secret", &header, b"{ }", 1000, 300), "another body");
+        for bad in ["", "t=1000", "v1=00", "t=x,v1=00", "t=1000,v1=zz"] {
+            assert!(!check_signature(b"secret", bad, b"{}", 1000, 300), "{bad}");
+        }
     }
 }
 

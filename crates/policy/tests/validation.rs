@@ -430,5 +430,8 @@ fn request_settings_name_real_types_and_durations() {
     assert!(errors.contains("`everything` is not a request type"), "{errors}");
     let good = format!("{base}\n[requests]\napproval = [\"erasure\"]\n");
     let p = charter_policy::load("p.toml", &good).unwrap().policy;
-    assert_eq!((p.requests.verify_within.as_str(), p.requests.approval.as_slice()), ("7d", &["erasure".to_owned()][..]));
+    assert_eq!(
+        (p.requests.verify_within.as_str(), p.requests.approval.as_slice()),
+        ("7d", &["erasure".to_owned()][..])
+    );
 }

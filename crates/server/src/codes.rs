@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use charter_core::audit::AuditEvent;
-use charter_delivery::{Enqueue, Mail, Message, Seal};
+use charter_delivery::{Enqueue, Mail, Message, Seal, Sms};
 use charter_store::codes::NewCode;
 use charter_vault::{IdentifierKind, Personal};
 use rand::Rng as _;
@@ -45,17 +45,46 @@ pub enum Issued {
 #[derive(Debug)]
 pub struct BadAddress(pub String);
 
-/// Issues a code proving `purpose` (`preferences`, `request`) for `email`, from `client`
+/// Where a code goes: an email address or a phone number, as the person gave it.
+pub struct Contact<'a> {
+    pub kind: IdentifierKind,
+    pub value: &'a Personal<String>,
+}
+
+/// A code issued: its challenge, and the subject it would prove (kept by the caller
+/// with the request it verifies; never shown to the person).
+pub struct Challenge {
+    pub id: String,
+    pub subject: Option<String>,
+    /// The contact's blind index, in hex.
+    pub contact_blind: String,
+}
+
+/// Issues a code proving `purpose` (`preferences`, `request`) for `contact`, from `client`
 /// (the network). `link` is the page path that takes `?challenge=...&code=...`.
 pub async fn issue(
     state: &AppState,
     purpose: &'static str,
-    email: &Personal<String>,
+    contact: Contact<'_>,
     client: Option<String>,
     link: &str,
 ) -> Result<Result<Issued, BadAddress>, ApiError> {
+    Ok(issue_challenge(state, purpose, contact, client, link).await?.map(|c| match c {
+        Some(c) => Issued::Challenge(c.id),
+        None => Issued::Limited,
+    }))
+}
+
+/// [`issue`], giving the whole challenge (`None` when limited).
+pub async fn issue_challenge(
+    state: &AppState,
+    purpose: &'static str,
+    contact: Contact<'_>,
+    client: Option<String>,
+    link: &str,
+) -> Result<Result<Option<Challenge>, BadAddress>, ApiError> {
     let started = Instant::now();
-    let outcome = issue_now(state, purpose, email, client, link).await;
+    let outcome = issue_now(state, purpose, contact, client, link).await;
     tokio::time::sleep_until((started + ANSWER_AFTER).into()).await;
     outcome
 }
@@ -63,13 +92,14 @@ pub async fn issue(
 async fn issue_now(
     state: &AppState,
     purpose: &'static str,
-    email: &Personal<String>,
+    contact: Contact<'_>,
     client: Option<String>,
     link: &str,
-) -> Result<Result<Issued, BadAddress>, ApiError> {
-    let normal = match state.identifiers.normalise(IdentifierKind::Email, email.expose()) {
+) -> Result<Result<Option<Challenge>, BadAddress>, ApiError> {
+    let what = if contact.kind == IdentifierKind::Phone { "phone number" } else { "email address" };
+    let normal = match state.identifiers.normalise(contact.kind, contact.value.expose()) {
         Ok(n) => n,
-        Err(why) => return Ok(Err(BadAddress(format!("That email address {why}.")))),
+        Err(why) => return Ok(Err(BadAddress(format!("That {what} {why}.")))),
     };
     let blind = state.keys.blind_indexer().index(&normal);
     let now = charter_store::now_us();
@@ -77,9 +107,9 @@ async fn issue_now(
     let (per_address, per_client) =
         state.store.codes_issued_since(&blind_hex, client.as_deref(), now - HOUR_US).await?;
     if per_address >= PER_ADDRESS_PER_HOUR || (client.is_some() && per_client >= PER_CLIENT_PER_HOUR) {
-        return Ok(Ok(Issued::Limited));
+        return Ok(Ok(None));
     }
-    let identifier = Identifier::Named { normal, blind, given: email.clone() };
+    let identifier = Identifier::Named { normal, blind, given: contact.value.clone() };
     let known = subject::find(state, &identifier).await?.filter(|s| s.wrapped.is_some());
     let id = hex::encode(rand::random::<[u8; 16]>());
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
@@ -88,7 +118,7 @@ async fn issue_now(
         id: id.clone(),
         purpose,
         subject_id: known.as_ref().map(|s| s.id.clone()),
-        address_blind: blind_hex,
+        address_blind: blind_hex.clone(),
         client,
         code_mac,
         created_at_us: now,
@@ -97,9 +127,10 @@ async fn issue_now(
     state.store.insert_code(&row).await?;
     state.store.drop_codes_before(now - 24 * HOUR_US).await?;
     if let (Some(s), Identifier::Named { normal, .. }) = (&known, &identifier) {
-        send(state, &s.id, &subject::unwrap_key(state, s)?, normal.expose(), &id, &code, link).await?;
+        let to = Contact { kind: contact.kind, value: &Personal::new(normal.expose().to_owned()) };
+        send(state, &s.id, &subject::unwrap_key(state, s)?, to, &id, &code, link).await?;
     }
-    Ok(Ok(Issued::Challenge(id)))
+    Ok(Ok(Some(Challenge { id, subject: known.map(|s| s.id), contact_blind: blind_hex })))
 }
 
 /// Queues the code to the address, sealed under the subject's key.
@@ -107,7 +138,7 @@ async fn send(
     state: &AppState,
     subject: &str,
     key: &charter_vault::DataKey,
-    address: &str,
+    to: Contact<'_>,
     id: &str,
     code: &str,
     link: &str,
@@ -118,14 +149,18 @@ async fn send(
     if let Some(url) = &url {
         text.push_str(&format!("\nOr open this link: {url}\n"));
     }
-    text.push_str("\nIf you did not ask for it, ignore this message: nothing changes without the code.\n");
-    let message = Message::Mail(Mail {
-        to: address.to_owned(),
-        subject: format!("Your code for {controller}: {code}"),
-        text,
-        html: None,
-        unsubscribe: None,
-    });
+    let message = if to.kind == IdentifierKind::Phone {
+        Message::Sms(Sms { to: to.value.expose().clone(), body: text })
+    } else {
+        text.push_str("\nIf you did not ask for it, ignore this message: nothing changes without the code.\n");
+        Message::Mail(Mail {
+            to: to.value.expose().clone(),
+            subject: format!("Your code for {controller}: {code}"),
+            text,
+            html: None,
+            unsubscribe: None,
+        })
+    };
     let job = Enqueue {
         kind: "mail.code",
         idempotency_key: format!("code:{id}"),

@@ -9,6 +9,8 @@
 //! - [`published`]: the policy in force once versions are published: served at start,
 //!   and picked up by running servers within seconds of its publication.
 //! - [`codes`]: one-time codes by email, charter's one way of proving who someone is.
+//! - [`rights`]: rights requests: filing and verifying, the state machine's steps,
+//!   fulfilment as leased work any server resumes, and the person told at each step.
 //! - [`state`]: the one [`state::AppState`] every handler receives.
 //! - [`error`]: the JSON error shape and how internal failures stay internal.
 //! - [`headers`]: security headers on every response (a strict CSP on pages).
@@ -37,6 +39,7 @@ pub mod listen;
 pub mod objects;
 pub mod pages;
 pub mod published;
+pub mod rights;
 pub mod routes;
 pub mod sign_in;
 pub mod startup;

@@ -136,6 +136,10 @@ impl Application {
         let worker = tokio::spawn(worker.run_until(async move {
             let _ = worker_stopped.await;
         }));
+        let (stop_rights, rights_stopped) = tokio::sync::oneshot::channel::<()>();
+        let rights = tokio::spawn(crate::rights::worker::run(state.clone(), async move {
+            let _ = rights_stopped.await;
+        }));
         let (stop_watch, watch_stopped) = tokio::sync::oneshot::channel::<()>();
         let watch = tokio::spawn(crate::published::watch(state.clone(), async move {
             let _ = watch_stopped.await;
@@ -146,6 +150,8 @@ impl Application {
         let _ = stop_worker.send(());
         let _ = stop_watch.send(());
         let _ = watch.await;
+        let _ = stop_rights.send(());
+        let _ = rights.await;
         if let Err(e) = worker.await {
             tracing::warn!(error = %e, "the delivery worker failed");
         }

@@ -18,6 +18,7 @@
 //! - [`codes`]: one-time codes that prove who someone is, with their rate limits.
 //! - [`requests`]: objections and the log of what people asked for, applied with their answers.
 //! - [`policies`]: published policy versions, and consents lapsed by a material change.
+//! - [`erasure`]: erasure with legal exceptions, processors told and tracked, certificates.
 //! - [`jobs`]: the durable queue of messages and calls, claimed under leases.
 //! - [`api_keys`]: API keys, stored as hashes.
 //! - [`sign_ins`]: failed password checks and checks under way, per name, shared by servers.
@@ -30,6 +31,7 @@ pub mod codes;
 pub mod consents;
 pub mod data_dir;
 pub mod db;
+pub mod erasure;
 pub mod jobs;
 pub mod native;
 pub mod policies;

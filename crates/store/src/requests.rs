@@ -151,15 +151,17 @@ async fn insert_request(tx: &mut sqlx::Transaction<'_, sqlx::Any>, r: &Request) 
 }
 
 async fn insert_event(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, e: &RequestEvent) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO request_events (request_id, at_us, actor, action, status, note) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(id)
-        .bind(e.at_us)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.status)
-        .bind(&e.note)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO request_events (request_id, at_us, actor, action, status, note) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(e.at_us)
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(&e.status)
+    .bind(&e.note)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -837,7 +837,7 @@ impl Store {
     /// overwrites them, and a warning says so. PostgreSQL keeps old row versions until
     /// vacuumed, and WAL segments and backups as configured: there, a wrapped key outlives
     /// the shred until its key-encryption key is retired by `charter keys rotate`.
-    async fn purge_wal(&self) {
+    pub(crate) async fn purge_wal(&self) {
         if self.backend() != crate::Backend::Sqlite {
             return;
         }

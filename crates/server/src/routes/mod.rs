@@ -11,6 +11,7 @@ pub mod notice;
 pub mod openapi;
 pub mod preferences;
 pub mod records;
+pub mod requests;
 pub mod subjects;
 pub mod submission;
 pub mod unsubscribe;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(do_not_sell::routes(&state))
         .merge(unsubscribe::routes(&state))
         .merge(preferences::routes(&state))
+        .merge(requests::routes(&state))
         .merge(records::routes())
         .merge(download::routes())
         .merge(upload::routes().layer(axum::extract::DefaultBodyLimit::disable()))

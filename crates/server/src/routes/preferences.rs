@@ -149,7 +149,9 @@ async fn send_code(State(state): State<AppState>, parts: Parts, body: Bytes) -> 
     };
     let client = parts.extensions.get::<crate::listen::Peer>().and_then(|p| p.0).map(consent::ip_prefix);
     let link = format!("{}/code", base(&state));
-    match codes::issue(&state, "preferences", &Personal::new(email.to_owned()), client, &link).await? {
+    let email = Personal::new(email.to_owned());
+    let contact = codes::Contact { kind: charter_vault::IdentifierKind::Email, value: &email };
+    match codes::issue(&state, "preferences", contact, client, &link).await? {
         Err(BadAddress(why)) => Ok(email_page(&state, StatusCode::BAD_REQUEST, Some(why))),
         Ok(Issued::Limited) => Ok(pages::message(
             &state,

@@ -66,6 +66,31 @@ CREATE TABLE request_events (
 );
 CREATE INDEX request_events_request ON request_events (request_id, at_us);
 
+-- Processors told of an erasure: by their signed webhook (the delivery job's id is what
+-- their callback names) or by the team by hand (`manual`), each until it confirms.
+CREATE TABLE request_processors (
+    request_id      TEXT   NOT NULL REFERENCES requests (id),
+    recipient       TEXT   NOT NULL,
+    channel         TEXT   NOT NULL,
+    delivery_id     TEXT,
+    status          TEXT   NOT NULL,
+    due_at_us       BIGINT NOT NULL,
+    updated_at_us   BIGINT NOT NULL,
+    escalated_at_us BIGINT,
+    PRIMARY KEY (request_id, recipient)
+);
+CREATE INDEX request_processors_delivery ON request_processors (delivery_id);
+
+-- Signed certificates of erasure: what was erased, what was kept and why, which
+-- processors confirmed. They name the request and categories, never the person.
+CREATE TABLE certificates (
+    id          TEXT   PRIMARY KEY,
+    request_id  TEXT   NOT NULL REFERENCES requests (id),
+    body        TEXT   NOT NULL,
+    signature   TEXT   NOT NULL,
+    issued_at_us BIGINT NOT NULL
+);
+
 -- Published policies, in order: the last is the one in force. The text is the policy
 -- file as published (it holds no personal data); `changes` lists the material changes
 -- in plain words; `notified_at_us` is set once every subject has been queued a notice.

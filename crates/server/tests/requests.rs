@@ -1,0 +1,253 @@
+//! Rights requests end to end over HTTP on both backends: filed, verified with the code
+//! from the outbox, fulfilled by the server's worker, and checked in the person's data.
+
+mod common;
+
+use std::time::Duration;
+
+use common::data::{assert_no_plaintext, signup, EMAIL, NAME};
+use common::{backends, TestApp};
+use serde_json::{json, Value};
+
+/// The six-digit code in the newest message to reach the outbox, once `n` have.
+async fn code_from(app: &TestApp, n: usize) -> String {
+    let messages = app.outbox(n).await;
+    let message = messages.iter().find(|m| m.contains("Your code")).cloned().unwrap_or_default();
+    let codes: Vec<&str> = messages.iter().filter_map(|m| m.find(" is ").map(|at| &m[at + 4..at + 10])).collect();
+    assert!(!message.is_empty(), "no code among {} messages", messages.len());
+    codes.last().unwrap().to_string()
+}
+
+async fn file(app: &TestApp, body: Value) -> (u16, Value) {
+    let got = app.raw("POST", "/v1/requests", None, Some(&body.to_string())).await;
+    (got.status, got.body)
+}
+
+/// Files a request for `EMAIL` and verifies it with the code it sent; returns its id and
+/// status token.
+async fn filed_and_verified(app: &TestApp, body: Value, messages_before: usize) -> (String, String, String) {
+    let (status, filed) = file(app, body).await;
+    assert_eq!(status, 202, "{filed}");
+    let id = filed["request_id"].as_str().unwrap().to_owned();
+    let code = code_from(app, messages_before + 1).await;
+    let verified =
+        app.raw("POST", &format!("/v1/requests/{id}/verify"), None, Some(&json!({ "code": code }).to_string())).await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    let token = verified.body["token"].as_str().unwrap().to_owned();
+    (id, token, verified.body["status"].as_str().unwrap().to_owned())
+}
+
+/// Polls the request's status until it is `want` (the worker runs in the background).
+async fn until_status(app: &TestApp, id: &str, token: &str, want: &str) -> Value {
+    for _ in 0..100 {
+        let got = app.raw("GET", &format!("/v1/requests/{id}?token={token}"), None, None).await;
+        if got.body["status"] == want {
+            return got.body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("request {id} never reached {want}");
+}
+
+#[tokio::test]
+async fn an_objection_is_filed_verified_and_fulfilled_and_strangers_learn_nothing() {
+    for db in backends("requests_objection").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration", "analytics"], &["signup"]).await;
+        let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
+
+        let body = |email: &str| json!({ "type": "objection", "email": email, "details": { "purpose": "analytics" } });
+        let (known_status, known) = file(&app, body(EMAIL)).await;
+        let (unknown_status, unknown) = file(&app, body("nobody@example.org")).await;
+        assert_eq!((known_status, unknown_status), (202, 202));
+        let shape = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(shape(&known), shape(&unknown));
+        assert_eq!(
+            (known["status"].as_str(), unknown["status"].as_str()),
+            (Some("awaiting_verification"), Some("awaiting_verification"))
+        );
+        let stranger = unknown["request_id"].as_str().unwrap();
+        for code in ["000000", "123456"] {
+            let got = app
+                .raw(
+                    "POST",
+                    &format!("/v1/requests/{stranger}/verify"),
+                    None,
+                    Some(&json!({ "code": code }).to_string()),
+                )
+                .await;
+            assert_eq!((got.status, got.body["error"]["code"].as_str()), (400, Some("invalid_code")));
+        }
+
+        let rid = known["request_id"].as_str().unwrap();
+        let code = code_from(&app, 1).await;
+        let wrong = if code == "000000" { "000001" } else { "000000" };
+        let bad = app
+            .raw("POST", &format!("/v1/requests/{rid}/verify"), None, Some(&json!({ "code": wrong }).to_string()))
+            .await;
+        assert_eq!(bad.status, 400);
+        let ok = app
+            .raw("POST", &format!("/v1/requests/{rid}/verify"), None, Some(&json!({ "code": code }).to_string()))
+            .await;
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        let token = ok.body["token"].as_str().unwrap();
+        let done = until_status(&app, rid, token, "completed").await;
+        let actions: Vec<&str> =
+            done["timeline"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, ["received", "verified", "started", "completed"]);
+        let reader = app.key("reader", &["analytics"], &[]).await;
+        let read = app.read(&reader, &id, "purpose=analytics&fields=email").await;
+        assert_eq!(read.body["error"]["code"], "objected", "{}", read.body);
+
+        // Nobody else can follow it; a replayed code does nothing.
+        let other = app.raw("GET", &format!("/v1/requests/{rid}?token=forged"), None, None).await;
+        assert_eq!(other.status, 404);
+        let stranger_token = app.raw("GET", &format!("/v1/requests/{stranger}?token={token}"), None, None).await;
+        assert_eq!(stranger_token.status, 404, "a token is bound to its request");
+        let replay = app
+            .raw("POST", &format!("/v1/requests/{rid}/verify"), None, Some(&json!({ "code": code }).to_string()))
+            .await;
+        assert_eq!(replay.status, 400);
+        assert_no_plaintext(&db, &[EMAIL, NAME]).await;
+    }
+}
+
+#[tokio::test]
+async fn bad_filings_are_refused_and_keep_nothing() {
+    for db in backends("requests_refused").await {
+        let app = TestApp::spawn(&db).await;
+        let cases: Vec<(Value, u16, &str)> = vec![
+            (json!({ "type": "telepathy", "email": EMAIL }), 422, "unknown_type"),
+            (json!({ "type": "objection", "email": EMAIL }), 422, "unknown_purpose"),
+            (
+                json!({ "type": "consent_withdrawal", "email": EMAIL, "details": { "purpose": "registration" } }),
+                422,
+                "not_consent_based",
+            ),
+            (
+                json!({ "type": "rectification", "email": EMAIL, "details": { "fields": { "shoe_size": "9" } } }),
+                422,
+                "bad_field",
+            ),
+            (json!({ "type": "access" }), 422, "bad_contact"),
+            (json!({ "type": "access", "email": EMAIL, "phone": "+14155550100" }), 422, "bad_contact"),
+            (json!({ "type": "access", "email": "not an address" }), 422, "bad_contact"),
+            (json!({ "type": "access", "email": EMAIL, "jurisdiction": "mars" }), 422, "unknown_jurisdiction"),
+            (json!({ "type": "access", "email": EMAIL, "surprise": 1 }), 400, "malformed_json"),
+        ];
+        for (body, status, code) in cases {
+            let (got, answer) = file(&app, body.clone()).await;
+            assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{body}: {answer}");
+        }
+        assert_eq!(app.count("requests").await, 0);
+        let huge = json!({ "type": "access", "email": EMAIL, "details": { "pad": "x".repeat(100_000) } });
+        assert_eq!(file(&app, huge).await.0, 413);
+    }
+}
+
+#[tokio::test]
+async fn an_access_request_is_approved_then_downloaded_a_few_times() {
+    for db in backends("requests_access").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration"], &["signup", "support"]).await;
+        let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
+        for n in 0..3 {
+            let body = json!({ "subject": { "id": id }, "fields": { "name": NAME, "email": EMAIL, "message": format!("Question {n}, with a comma") } });
+            assert_eq!(app.collect(&site, "support", &body).await.status, 201);
+        }
+        let (rid, token, status) = filed_and_verified(&app, json!({ "type": "access", "email": EMAIL }), 0).await;
+        assert_eq!(status, "awaiting_approval", "the policy asks the team to approve access");
+        let mut r = app.state.store.request(&rid).await.unwrap().unwrap();
+        assert!(charter_server::rights::move_request(
+            &app.state,
+            &mut r,
+            charter_core::requests::Move::Approve,
+            "admin-test",
+            None
+        )
+        .await
+        .unwrap());
+        let done = until_status(&app, &rid, &token, "completed").await;
+        let link = done["download"].as_str().expect("a download link").to_owned();
+
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..3 {
+            let got = app.page("GET", &link, None, &[]).await;
+            assert_eq!(got.status, 200, "download {n}");
+            assert_eq!(got.header("content-type"), Some("application/zip"));
+            std::fs::write(dir.path().join(format!("{n}.zip")), &got.body).unwrap();
+        }
+        let gone = app.page("GET", &link, None, &[]).await;
+        assert_eq!(gone.status, 410, "three downloads only");
+        assert!(gone.text().contains("expired"));
+        // Read by a ZIP reader that is not charter's.
+        let listing = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import json,sys,zipfile;z=zipfile.ZipFile(sys.argv[1]);assert z.testzip() is None;d=json.loads(z.read('data.json'));print(json.dumps({'names':sorted(z.namelist()),'data':d}))")
+            .arg(dir.path().join("0.zip"))
+            .output()
+            .unwrap();
+        assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
+        let got: Value = serde_json::from_slice(&listing.stdout).unwrap();
+        let names: Vec<&str> = got["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+        assert!(
+            names.contains(&"data.json")
+                && names.contains(&"summary.html")
+                && names.contains(&"csv/user.contact.email.csv"),
+            "{names:?}"
+        );
+        let data = &got["data"];
+        assert_eq!(data["schema"], "charter.export.v1");
+        assert_eq!(data["profile"]["email"]["value"], EMAIL);
+        assert_eq!(data["records"].as_array().unwrap().len(), 3);
+        assert!(data["consents"].as_array().unwrap().len() >= 2, "the consent history");
+        assert!(data["about"]["purposes"].as_array().unwrap().len() > 1);
+        assert_no_plaintext(&db, &[EMAIL, NAME, "Question 1, with a comma"]).await;
+    }
+}
+
+#[tokio::test]
+async fn an_erasure_keeps_only_what_the_law_obliges_and_is_certified() {
+    for db in backends("requests_erasure").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration", "payments"], &["signup", "payment", "support"]).await;
+        let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
+        let paid = json!({ "subject": { "id": id }, "fields": { "name": NAME, "email": EMAIL, "account": "GB33BUKB20201555555555", "billing_address": "12 Marylebone Road" } });
+        assert_eq!(app.collect(&site, "payment", &paid).await.status, 201);
+        let asked = json!({ "subject": { "id": id }, "fields": { "name": NAME, "email": EMAIL, "message": "Please forget me" } });
+        assert_eq!(app.collect(&site, "support", &asked).await.status, 201);
+
+        let (rid, token, _) = filed_and_verified(&app, json!({ "type": "erasure", "email": EMAIL }), 0).await;
+        let mut r = app.state.store.request(&rid).await.unwrap().unwrap();
+        assert!(charter_server::rights::move_request(
+            &app.state,
+            &mut r,
+            charter_core::requests::Move::Approve,
+            "admin-test",
+            None
+        )
+        .await
+        .unwrap());
+        until_status(&app, &rid, &token, "completed").await;
+
+        let per_point = app.state.store.records_per_point(&id).await.unwrap();
+        assert_eq!(per_point, vec![("payment".to_owned(), 1)], "only the payment record is kept");
+        let subject = app.state.store.subject(&id).await.unwrap().unwrap();
+        assert!(subject.restricted_at_us.is_some() && subject.wrapped.is_some(), "kept, restricted, its key alive");
+        let again =
+            app.raw("POST", "/v1/requests", None, Some(&json!({ "type": "access", "email": EMAIL }).to_string())).await;
+        assert_eq!(again.status, 202, "nobody can tell an erased person from a stranger");
+        let cert = app.raw("GET", &format!("/requests/{rid}/certificate?t={token}"), None, None).await;
+        assert_eq!(cert.status, 200, "{}", cert.body);
+        let body: Value = serde_json::from_str(cert.body["signed"].as_str().unwrap()).unwrap();
+        assert_eq!(body["kept"][0]["point"], "payment");
+        assert_eq!(body["erased"]["records"], 1);
+        let processors: Vec<&str> =
+            body["processors"].as_array().unwrap().iter().map(|p| p["recipient"].as_str().unwrap()).collect();
+        assert!(!processors.is_empty(), "the hosting processors are told");
+        let verifier = app.state.keys.checkpoint_signer().verifier();
+        let signature = hex::decode(cert.body["signature"].as_str().unwrap()).unwrap();
+        assert!(verifier.verify(cert.body["signed"].as_str().unwrap().as_bytes(), &signature));
+        assert_no_plaintext(&db, &[EMAIL, NAME, "Please forget me"]).await;
+    }
+}
