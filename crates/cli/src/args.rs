@@ -68,6 +68,31 @@ pub enum Command {
     /// Manage processors named in the policy's recipients.
     #[command(subcommand)]
     Recipients(RecipientsCommand),
+    /// Manage the privacy team's console accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Check a file charter signed (a certificate of erasure): exit 0 valid, 2 not.
+    Verify {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// Console account commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add an account (or give an existing one a new setup link); prints the one-time
+    /// setup link, valid 24 hours, alone on stdout.
+    Add {
+        /// The person's email: what they sign in with (kept only as its blind index).
+        email: String,
+        /// `privacy` acts on requests; `auditor` reads only.
+        #[arg(long)]
+        role: String,
+        /// The policy whose identifier rules apply. Default: the embedded policy.
+        #[arg(long, env = "CHARTER_POLICY", value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
 }
 
 /// Where messages go, and how the workers that send them run. Shared by `serve`,

@@ -20,11 +20,13 @@
 //! - [`policies`]: published policy versions, and consents lapsed by a material change.
 //! - [`erasure`]: erasure with legal exceptions, processors told and tracked, certificates.
 //! - [`jobs`]: the durable queue of messages and calls, claimed under leases.
+//! - [`admins`]: the privacy team's console accounts and sessions.
 //! - [`api_keys`]: API keys, stored as hashes.
 //! - [`sign_ins`]: failed password checks and checks under way, per name, shared by servers.
 //! - [`upgrade`]: reading and rewriting what an earlier version wrote (legacy sealing, values at
 //!   what are now record points).
 
+pub mod admins;
 pub mod api_keys;
 pub mod audit;
 pub mod codes;

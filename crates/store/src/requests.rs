@@ -242,6 +242,7 @@ impl Store {
             "UPDATE requests SET subject_id = $3, status = $4, details = $5, sealed_details = $6, duplicate_of = $7, \
              reason = $8, verified_at_us = $9, due_at_us = $10, extended_due_at_us = $11, extension_reason = $12, \
              completed_at_us = $13, downloads_left = $14, download_until_us = $15, reminded_at_us = $16, \
+             challenge_id = $17, \
              lease_until_us = CASE WHEN $4 = 'in_progress' THEN lease_until_us ELSE NULL END \
              WHERE id = $1 AND status = $2",
         )
@@ -261,6 +262,7 @@ impl Store {
         .bind(r.downloads_left)
         .bind(r.download_until_us)
         .bind(r.reminded_at_us)
+        .bind(&r.challenge_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();

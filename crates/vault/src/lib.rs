@@ -19,6 +19,7 @@
 //! - [`stream`]: chunked sealing of uploads with bounded memory.
 //! - [`personal`]: [`Personal`], a wrapper whose `Debug`/`Display` print `[redacted]`.
 //! - [`signing`]: signing and verifying audit checkpoints.
+//! - [`totp`]: time-based one-time passwords (RFC 6238) for the console's second factor.
 
 pub mod crypto;
 pub mod envelope;
@@ -29,6 +30,7 @@ pub mod password;
 pub mod personal;
 pub mod signing;
 pub mod stream;
+pub mod totp;
 
 pub use crypto::{BlindIndexer, CryptoError, DataKey, FieldCipher, Holder, IdentifierKind, KeyWrapper, WrappedKey};
 pub use identifier::{BadIdentifier, NormalForm, Normaliser};

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod admin;
 pub mod apikey;
 pub mod audit;
 pub mod campaign;
@@ -32,6 +33,10 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Mail(cmd) => mail::run(cmd, &settings).await,
         Command::Outbox(cmd) => outbox::run(cmd, &settings).await,
         Command::Recipients(cmd) => recipients::run(cmd, &settings).await,
+        Command::Admin(crate::args::AdminCommand::Add { email, role, policy }) => {
+            admin::add(&settings, &email, &role, policy.as_deref()).await
+        }
+        Command::Verify { file } => admin::verify(&settings, &file),
     }
 }
 

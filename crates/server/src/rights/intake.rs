@@ -267,3 +267,81 @@ async fn route(state: &AppState, r: &mut Request) -> Result<(), ApiError> {
     let text = format!("We received your request: {kind}.\nWe will answer by {due} at the latest.");
     tell(state, r, "received", "We received your request", text).await
 }
+
+/// A request the team enters by hand (received by post or phone, the person's identity
+/// checked by the team): verified at once and routed, dated from when it was received.
+pub async fn enter(state: &AppState, f: Filing, received_at_us: i64, admin: &str) -> Result<Filed, ApiError> {
+    let kind = kind_of(state, &f)?;
+    let (jurisdiction, clock) = jurisdiction_of(state, &f, kind)?;
+    let (details, _) = details_of(state, &f, kind)?;
+    let contact = contact_of(&f)?;
+    let normal = state
+        .identifiers
+        .normalise(contact.kind, contact.value.expose())
+        .map_err(|why| refuse("bad_contact", format!("the contact {why}")))?;
+    let blind = state.keys.blind_indexer().index(&normal);
+    let identifier = crate::subject::Identifier::Named { normal, blind, given: contact.value.clone() };
+    let subject = crate::subject::find(state, &identifier).await?.filter(|s| s.wrapped.is_some());
+    let now = charter_store::now_us();
+    let mut r = Request {
+        id: uuid::Uuid::new_v4().to_string(),
+        subject_id: subject.map(|s| s.id),
+        kind: kind.as_str().into(),
+        jurisdiction: jurisdiction.as_str().into(),
+        status: Status::AwaitingVerification.as_str().into(),
+        source: "admin".into(),
+        details: details.to_string(),
+        contact_kind: Some(contact.kind.as_str().into()),
+        contact_blind: Some(hex::encode(blind)),
+        received_at_us,
+        due_at_us: Some(clock.due(received_at_us)),
+        ..Request::default()
+    };
+    let note = Some("entered by hand; identity checked by the team".to_owned());
+    let first = RequestEvent {
+        at_us: now,
+        actor: admin.into(),
+        action: "received".into(),
+        status: r.status.clone(),
+        note: note.clone(),
+    };
+    super::audit_step(state, &r, admin, "received", note.as_deref()).await?;
+    state.store.insert_request(&r, &first).await?;
+    r.verified_at_us = Some(now);
+    move_request(state, &mut r, Move::Verify, admin, note).await?;
+    route(state, &mut r).await?;
+    Ok(Filed { id: r.id, status: Status::parse(&r.status).unwrap_or(Status::Verified) })
+}
+
+/// The team marked a subject a child whose data was collected without verified parental
+/// consent (P29): an erasure opens at once and goes straight to work.
+pub async fn child(state: &AppState, subject: &str, admin: &str) -> Result<String, ApiError> {
+    let now = charter_store::now_us();
+    let clock = Clock::of(&state.policy().policy, Jurisdiction::Gdpr);
+    let mut r = Request {
+        id: uuid::Uuid::new_v4().to_string(),
+        subject_id: Some(subject.to_owned()),
+        kind: RequestType::Erasure.as_str().into(),
+        jurisdiction: Jurisdiction::Gdpr.as_str().into(),
+        status: Status::AwaitingVerification.as_str().into(),
+        source: "admin".into(),
+        details: json!({ "child": true }).to_string(),
+        received_at_us: now,
+        verified_at_us: Some(now),
+        due_at_us: clock.map(|c| c.due(now)),
+        ..Request::default()
+    };
+    let note = Some("a child's data collected without verified parental consent".to_owned());
+    let first = RequestEvent {
+        at_us: now,
+        actor: admin.into(),
+        action: "received".into(),
+        status: r.status.clone(),
+        note: note.clone(),
+    };
+    super::audit_step(state, &r, admin, "marked_child", note.as_deref()).await?;
+    state.store.insert_request(&r, &first).await?;
+    move_request(state, &mut r, Move::Verify, admin, note).await?;
+    move_request(state, &mut r, Move::Route { needs_approval: false }, admin, None).await?;
+    Ok(r.id)
+}

@@ -1,5 +1,6 @@
 //! Route areas. Each exports `routes()`; [`router`] mounts them all.
 
+pub mod admin;
 pub mod banner;
 pub mod collect;
 pub mod consents;
@@ -26,6 +27,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(notice::routes())
+        .merge(admin::routes())
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())

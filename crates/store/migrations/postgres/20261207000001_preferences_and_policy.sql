@@ -91,6 +91,29 @@ CREATE TABLE certificates (
     issued_at_us BIGINT NOT NULL
 );
 
+-- The privacy team's console accounts. An account is found by its email's blind index
+-- (the address itself is not kept); its password only as an argon2id hash; its second
+-- factor's secret is derived from the key file and `totp_salt`, never stored. A new
+-- account holds the MAC of its one-time setup link until it is set up.
+CREATE TABLE admins (
+    id              TEXT   PRIMARY KEY,
+    email_blind     TEXT   NOT NULL UNIQUE,
+    role            TEXT   NOT NULL CHECK (role IN ('privacy', 'auditor')),
+    password_hash   TEXT,
+    totp_salt       TEXT   NOT NULL,
+    setup_mac       TEXT,
+    setup_until_us  BIGINT,
+    created_at_us   BIGINT NOT NULL,
+    disabled_at_us  BIGINT
+);
+
+-- Console sessions, by the MAC of their cookie's token.
+CREATE TABLE admin_sessions (
+    token_mac      TEXT   PRIMARY KEY,
+    admin_id       TEXT   NOT NULL REFERENCES admins (id),
+    expires_at_us  BIGINT NOT NULL
+);
+
 -- Published policies, in order: the last is the one in force. The text is the policy
 -- file as published (it holds no personal data); `changes` lists the material changes
 -- in plain words; `notified_at_us` is set once every subject has been queued a notice.
