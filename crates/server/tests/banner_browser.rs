@@ -8,10 +8,9 @@ mod common;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use charter_testkit::http::{send, Request};
+use common::browser::{call, session, start_driver, Session};
 use common::TestApp;
 use serde_json::{json, Value};
 
@@ -59,108 +58,11 @@ fn serve_site(listener: TcpListener, charter: String) -> String {
     addr
 }
 
-struct Driver {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_driver() -> Option<Driver> {
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let addr = format!("127.0.0.1:{port}");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        if start.elapsed() > Duration::from_secs(10) {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(Driver { child, addr })
-}
-
-fn call(driver: &str, method: &str, path: &str, body: &Value) -> Value {
-    let text = body.to_string();
-    let req = Request::new(method, path).json(&text);
-    let got = send(driver, &req).json(Value::Null);
-    assert!(got["value"].get("error").is_none(), "{method} {path}: {got}");
-    got["value"].clone()
-}
-
-/// One browser session: a fresh profile, so no cookie carries over.
-struct Session<'a> {
-    driver: &'a str,
-    id: String,
-}
-
-impl Session<'_> {
-    fn path(&self, rest: &str) -> String {
-        format!("/session/{}{rest}", self.id)
-    }
-    fn run(&self, script: &str) -> Value {
-        call(self.driver, "POST", &self.path("/execute/sync"), &json!({ "script": script, "args": [] }))
-    }
-    fn go(&self, url: &str) {
-        call(self.driver, "POST", &self.path("/url"), &json!({ "url": url }));
-    }
-    fn click(&self, id: &str) {
-        let found = call(
-            self.driver,
-            "POST",
-            &self.path("/element"),
-            &json!({ "using": "css selector", "value": format!("#{id}") }),
-        );
-        let element = found.as_object().unwrap().values().next().unwrap().as_str().unwrap().to_owned();
-        call(self.driver, "POST", &self.path(&format!("/element/{element}/click")), &json!({}));
-    }
-    fn wait_for(&self, condition: &str) {
-        let start = Instant::now();
-        while self.run(&format!("return !!({condition});")) != json!(true) {
-            if start.elapsed() > Duration::from_secs(10) {
-                let logs = self.run("return document.documentElement.outerHTML;");
-                panic!("timed out waiting for {condition}; the page: {logs}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    fn cookies(&self) -> Vec<String> {
-        let all = call(self.driver, "GET", &self.path("/cookie"), &json!({}));
-        all.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
-    }
-    fn screenshot(&self, name: &str) {
-        use base64::Engine as _;
-        let png = call(self.driver, "GET", &self.path("/screenshot"), &json!({}));
-        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts/banner");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
-    }
-    fn visitor(&self) -> String {
-        let cookie =
-            self.run("return decodeURIComponent((document.cookie.match(/(?:^|; )consent=([^;]*)/) || [])[1] || '');");
-        let parsed: Value =
-            serde_json::from_str(cookie.as_str().unwrap()).expect("the consent cookie holds the choice");
-        parsed["v"].as_str().unwrap().to_owned()
-    }
-}
-
-fn session(driver: &str) -> Session<'_> {
-    let caps = json!({ "capabilities": { "alwaysMatch": { "goog:chromeOptions": {
-        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,800"]
-    } } } });
-    let made = call(driver, "POST", "/session", &caps);
-    Session { driver, id: made["sessionId"].as_str().unwrap().to_owned() }
+/// The visitor id in the banner's `consent` cookie.
+fn visitor(s: &Session<'_>) -> String {
+    let cookie = s.run("return decodeURIComponent((document.cookie.match(/(?:^|; )consent=([^;]*)/) || [])[1] || '');");
+    let parsed: Value = serde_json::from_str(cookie.as_str().unwrap()).expect("the consent cookie holds the choice");
+    parsed["v"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -231,7 +133,7 @@ async fn the_banner_blocks_until_asked_and_records_each_choice() {
                 json!(u8::from(!marketing))
             );
             s.screenshot(&format!("{case}-chosen"));
-            visitors.push((case, s.visitor()));
+            visitors.push((case, visitor(&s)));
             call(&d, "DELETE", &s.path(""), &json!({}));
         }
         visitors

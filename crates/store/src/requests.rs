@@ -274,6 +274,14 @@ impl Store {
         Ok(true)
     }
 
+    /// The request a one-time code's challenge verifies.
+    pub async fn request_by_challenge(&self, challenge_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM requests WHERE challenge_id = $1")
+            .bind(challenge_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
     /// A request's timeline, oldest first.
     pub async fn request_events(&self, id: &str) -> Result<Vec<RequestEvent>, StoreError> {
         let rows = sqlx::query(

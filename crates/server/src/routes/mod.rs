@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod notice;
 pub mod openapi;
 pub mod preferences;
+pub mod privacy_center;
 pub mod records;
 pub mod requests;
 pub mod subjects;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(unsubscribe::routes(&state))
         .merge(preferences::routes(&state))
         .merge(requests::routes(&state))
+        .merge(privacy_center::routes(&state))
         .merge(records::routes())
         .merge(download::routes())
         .merge(upload::routes().layer(axum::extract::DefaultBodyLimit::disable()))

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod browser;
 pub mod data;
 
 pub use charter_testkit::files;
@@ -57,7 +58,39 @@ impl TestApp {
         Self::spawn_in(db, charter_policy::TENSOROPERA, charter_server::Limits::default(), dir).await
     }
 
+    /// Spawns the application with `policy_text`, sending mail to `smtp_url` and serving
+    /// links under `public_url`; its workers poll every 50 ms.
+    pub async fn spawn_delivering(db: &TestDb, policy_text: &str, smtp_url: &str) -> Self {
+        let delivery = charter_delivery::Config {
+            smtp_url: Some(SecretString::from(smtp_url.to_owned())),
+            mail_from: Some("privacy@tensoropera.example".into()),
+            worker: charter_delivery::WorkerSettings {
+                poll: std::time::Duration::from_millis(50),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Self::spawn_configured(
+            db,
+            policy_text,
+            charter_server::Limits::default(),
+            tempfile::tempdir().unwrap(),
+            delivery,
+        )
+        .await
+    }
+
     async fn spawn_in(db: &TestDb, policy_text: &str, limits: charter_server::Limits, dir: tempfile::TempDir) -> Self {
+        Self::spawn_configured(db, policy_text, limits, dir, Default::default()).await
+    }
+
+    async fn spawn_configured(
+        db: &TestDb,
+        policy_text: &str,
+        limits: charter_server::Limits,
+        dir: tempfile::TempDir,
+        delivery: charter_delivery::Config,
+    ) -> Self {
         capture_logs();
         let policy = charter_policy::load("test-policy.toml", policy_text).unwrap();
         let app = Application::build(Settings {
@@ -70,7 +103,7 @@ impl TestApp {
             object_store: None,
             limits,
             sqlite_synchronous: Default::default(),
-            delivery: Default::default(),
+            delivery,
         })
         .await
         .unwrap();

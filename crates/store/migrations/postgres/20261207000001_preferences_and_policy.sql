@@ -54,6 +54,7 @@ CREATE TABLE requests (
 CREATE INDEX requests_subject ON requests (subject_id, received_at_us);
 CREATE INDEX requests_open ON requests (status, due_at_us);
 CREATE INDEX requests_contact ON requests (contact_blind, type, received_at_us);
+CREATE INDEX requests_challenge ON requests (challenge_id);
 
 -- What happened to each request, in order (every step is in the audit chain too).
 CREATE TABLE request_events (
