@@ -97,3 +97,34 @@ fn diff_exit_codes_say_unchanged_immaterial_or_material() {
     write("broken.toml", "version = ");
     assert_eq!(code("broken.toml"), Some(2));
 }
+
+#[test]
+fn admin_accounts_get_a_setup_link_and_signed_files_verify() {
+    let cwd = tempfile::tempdir().unwrap();
+    let added = run(cwd.path(), &["admin", "add", "dpo@tensoropera.example", "--role", "privacy"]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let link = String::from_utf8(added.stdout).unwrap();
+    assert!(link.trim().starts_with("/admin/setup?t=") && link.trim().len() > 70, "{link}");
+    assert!(!String::from_utf8_lossy(&added.stderr).contains("dpo@"), "the address is not echoed");
+    let bad_role = run(cwd.path(), &["admin", "add", "x@tensoropera.example", "--role", "root"]);
+    assert_eq!(bad_role.status.code(), Some(2));
+
+    // A certificate signed with the data directory's key verifies; altered, it does not.
+    let keys = charter_vault::KeyFile::load(&cwd.path().join("charter-data/keys.json")).unwrap();
+    let body = r#"{"certificate":"charter.erasure.v1","request":"r-1"}"#;
+    let signature = hex::encode(keys.checkpoint_signer().sign(body.as_bytes()));
+    let file = cwd.path().join("certificate.json");
+    let write = |signed: &str| {
+        let v = serde_json::json!({ "signed": signed, "signature": signature, "public_key": keys.checkpoint_signer().public_key_hex() });
+        std::fs::write(&file, v.to_string()).unwrap();
+    };
+    write(body);
+    let ok = run(cwd.path(), &["verify", file.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("valid: charter.erasure.v1"));
+    write(&body.replace("r-1", "r-2"));
+    let altered = run(cwd.path(), &["verify", file.to_str().unwrap()]);
+    assert_eq!(altered.status.code(), Some(2), "an altered certificate is refused");
+    std::fs::write(&file, "not json").unwrap();
+    assert_eq!(run(cwd.path(), &["verify", file.to_str().unwrap()]).status.code(), Some(2));
+}

@@ -160,6 +160,12 @@ async fn the_team_approves_extends_and_denies_from_the_console() {
         );
         let entered = app.page("POST", "/admin/requests/new", Some(&manual), &[&cookie]).await;
         assert_eq!(entered.status, 303, "{}", entered.text());
+        let late = manual.replace("2026-12-01", "2026-10-01").replace("type=objection", "type=portability");
+        assert_eq!(app.page("POST", "/admin/requests/new", Some(&late), &[&cookie]).await.status, 303);
+        let queue = app.page("GET", "/admin", None, &[&cookie]).await.text();
+        assert!(queue.contains("OVERDUE"), "a request received in October is past its month: {queue}");
+        let metrics = app.raw("GET", "/metrics", None, None).await.body.as_str().unwrap().to_owned();
+        assert!(metrics.contains("charter_requests_overdue{type=\"portability\"} 1"), "{metrics}");
         let future = manual.replace("2026-12-01", "2999-01-01");
         assert_eq!(app.page("POST", "/admin/requests/new", Some(&future), &[&cookie]).await.status, 400);
         let child = app

@@ -251,3 +251,32 @@ async fn an_erasure_keeps_only_what_the_law_obliges_and_is_certified() {
         assert_no_plaintext(&db, &[EMAIL, NAME, "Please forget me"]).await;
     }
 }
+
+#[tokio::test]
+async fn asking_the_same_thing_twice_is_one_request() {
+    for db in backends("requests_duplicate").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration"], &["signup"]).await;
+        app.collect(&site, "signup", &signup(EMAIL)).await;
+        let body = json!({ "type": "restriction", "email": EMAIL });
+        let (first, _, _) = filed_and_verified(&app, body.clone(), 0).await;
+        let seen = app.outbox(1).await;
+        let (status, filed) = file(&app, body).await;
+        assert_eq!(status, 202);
+        let second = filed["request_id"].as_str().unwrap().to_owned();
+        let messages = app.outbox(seen.len() + 1).await;
+        let fresh = messages.iter().find(|m| !seen.contains(m) && m.contains("Your code")).expect("a new code");
+        let at = fresh.find(" is ").unwrap() + 4;
+        let got = app
+            .raw(
+                "POST",
+                &format!("/v1/requests/{second}/verify"),
+                None,
+                Some(&json!({ "code": &fresh[at..at + 6] }).to_string()),
+            )
+            .await;
+        assert_eq!(got.body["status"], "duplicate", "{}", got.body);
+        let r = app.state.store.request(&second).await.unwrap().unwrap();
+        assert_eq!(r.duplicate_of.as_deref(), Some(first.as_str()));
+    }
+}

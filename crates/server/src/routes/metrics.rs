@@ -16,7 +16,42 @@ pub fn routes() -> Router<AppState> {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render(&state);
     text.push_str(&jobs(&state).await);
+    text.push_str(&requests(&state).await);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+}
+
+/// Open rights requests and those past their deadline, by type, with the least time
+/// left of any (negative when one is overdue).
+async fn requests(state: &AppState) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write as _;
+    let open = state.store.requests_in(&crate::routes::admin::OPEN, 100_000).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot count requests");
+        Vec::new()
+    });
+    let now = charter_store::now_us();
+    let mut by_type: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for r in &open {
+        let entry = by_type.entry(r.kind.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += u64::from(r.deadline_us().is_some_and(|d| d < now));
+    }
+    let mut out = String::from(
+        "# HELP charter_requests_open Rights requests not finished, by type.\n# TYPE charter_requests_open gauge\n",
+    );
+    for (kind, (n, _)) in &by_type {
+        let _ = writeln!(out, "charter_requests_open{{type=\"{kind}\"}} {n}");
+    }
+    out.push_str("# HELP charter_requests_overdue Rights requests past their deadline, by type.\n# TYPE charter_requests_overdue gauge\n");
+    for (kind, (_, late)) in &by_type {
+        let _ = writeln!(out, "charter_requests_overdue{{type=\"{kind}\"}} {late}");
+    }
+    let least = open.iter().filter_map(|r| r.deadline_us()).min().map_or(0.0, |d| (d - now) as f64 / 1e6);
+    let _ = writeln!(
+        out,
+        "# HELP charter_requests_least_time_left_seconds Time left until the nearest deadline of an open request.\n# TYPE charter_requests_least_time_left_seconds gauge\ncharter_requests_least_time_left_seconds {least}"
+    );
+    out
 }
 
 /// The queue as every server on the database sees it, and this process's attempts.
