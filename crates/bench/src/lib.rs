@@ -9,6 +9,7 @@ mod delivery;
 mod loadgen;
 mod plain;
 mod records;
+mod requests;
 mod revocation;
 mod vault;
 
@@ -58,6 +59,8 @@ pub enum BenchSet {
     Records,
     /// Consent: the check on a read, ledger appends, the public consent endpoint.
     Consent,
+    /// Rights requests: known against unknown people, exports, fulfilment, erasure.
+    Requests,
     /// PII scanning throughput.
     Scan,
     /// Peak memory of `charter serve` under mixed load.
@@ -323,6 +326,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             eprintln!("bench: consent (PostgreSQL)");
             let pg = TestDb::postgres_at(server).await;
             consent::consent_rows("PostgreSQL", &pg.url, &mut rows).await?;
+        }
+    }
+    if want(BenchSet::Requests) {
+        eprintln!("bench: rights requests (SQLite)");
+        requests::requests_rows("SQLite", &TestDb::sqlite().url, &mut rows).await?;
+        if let Some(server) = &args.postgres {
+            eprintln!("bench: rights requests (PostgreSQL)");
+            let pg = TestDb::postgres_at(server).await;
+            requests::requests_rows("PostgreSQL", &pg.url, &mut rows).await?;
         }
     }
     if want(BenchSet::Memory) {

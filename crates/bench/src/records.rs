@@ -33,7 +33,7 @@ fn record_body(id: &str, n: usize) -> (&'static str, Value) {
 }
 
 /// Collects `n` records for subject `id`, on eight connections at once.
-async fn fill(addr: &str, token: &str, id: &str, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn fill(addr: &str, token: &str, id: &str, n: usize) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for c in 0..8 {
         let (addr, token, id) = (addr.to_owned(), token.to_owned(), id.to_owned());

@@ -743,6 +743,20 @@ pub struct Security {
     /// after which they are forgotten.
     #[serde(default = "default_sign_in_window_minutes")]
     pub sign_in_window_minutes: u32,
+    /// One-time codes sent per address per hour (the preference center, rights requests).
+    #[serde(default = "default_codes_per_address")]
+    pub codes_per_address_per_hour: u32,
+    /// One-time codes asked for per client network per hour.
+    #[serde(default = "default_codes_per_network")]
+    pub codes_per_network_per_hour: u32,
+}
+
+fn default_codes_per_address() -> u32 {
+    5
+}
+
+fn default_codes_per_network() -> u32 {
+    30
 }
 
 impl Default for Security {
@@ -752,6 +766,8 @@ impl Default for Security {
             incident_chat: false,
             sign_in_failures: default_sign_in_failures(),
             sign_in_window_minutes: default_sign_in_window_minutes(),
+            codes_per_address_per_hour: default_codes_per_address(),
+            codes_per_network_per_hour: default_codes_per_network(),
         }
     }
 }

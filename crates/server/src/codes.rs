@@ -3,7 +3,8 @@
 //! carries it) through the delivery jobs. The code is valid for 10 minutes, for one use
 //! and three attempts. Whether or not the address is known, the answer is the same and
 //! takes the same time, and both count against the same limits (per address and per
-//! client network), so nobody can learn who has an account.
+//! client network, `[security] codes_per_address_per_hour` and
+//! `codes_per_network_per_hour`), so nobody can learn who has an account.
 
 use std::time::{Duration, Instant};
 
@@ -22,9 +23,6 @@ use crate::subject::{self, Identifier};
 pub const LIFETIME_US: i64 = 10 * 60 * 1_000_000;
 /// Attempts at one code.
 pub const MAX_ATTEMPTS: i64 = 3;
-/// Codes per address, and per client network, per hour.
-const PER_ADDRESS_PER_HOUR: i64 = 5;
-const PER_CLIENT_PER_HOUR: i64 = 30;
 const HOUR_US: i64 = 3600 * 1_000_000;
 /// Every request for a code is answered no sooner than this after it arrived: sending to
 /// a known address does a little more work than ignoring an unknown one.
@@ -106,7 +104,9 @@ async fn issue_now(
     let blind_hex = hex::encode(blind);
     let (per_address, per_client) =
         state.store.codes_issued_since(&blind_hex, client.as_deref(), now - HOUR_US).await?;
-    if per_address >= PER_ADDRESS_PER_HOUR || (client.is_some() && per_client >= PER_CLIENT_PER_HOUR) {
+    let security = state.policy().policy.security.clone();
+    let over_address = per_address >= i64::from(security.codes_per_address_per_hour);
+    if over_address || (client.is_some() && per_client >= i64::from(security.codes_per_network_per_hour)) {
         return Ok(Ok(None));
     }
     let identifier = Identifier::Named { normal, blind, given: contact.value.clone() };
