@@ -33,13 +33,15 @@ fn policy() -> anyhow::Result<charter_policy::LoadedPolicy> {
 pub async fn requests_rows(label: &str, url: &str, out: &mut Vec<Row>) -> anyhow::Result<()> {
     let running = Running::start_with(url, charter_store::Synchronous::Full, policy()?).await?;
     let (addr, state) = (running.addr.clone(), running.state.clone());
-    let points = ["signup", "support", "payment", "job_application", "user_content", "survey", "newsletter"].map(str::to_owned);
+    let points =
+        ["signup", "support", "payment", "job_application", "user_content", "survey", "newsletter"].map(str::to_owned);
     let token = state.store.create_api_key("bench-requests", &["registration".into()], &points, 0).await?;
     let known = known_people(&addr, &token, TIMED).await?;
     timing_rows(label, &addr, &known, out).await?;
     let mut c = Conn::open(&addr).await?;
     let body = json!({ "subject": { "email": "keeper@bench.example" }, "fields": { "email": "keeper@bench.example" }, "consents": { "newsletter": true } });
-    let (_, made) = c.send("POST", "/v1/collect/newsletter", &token, body.to_string().as_bytes(), "application/json").await?;
+    let (_, made) =
+        c.send("POST", "/v1/collect/newsletter", &token, body.to_string().as_bytes(), "application/json").await?;
     let id = serde_json::from_slice::<serde_json::Value>(&made)?["subject_id"].as_str().unwrap_or_default().to_owned();
     crate::records::fill(&addr, &token, &id, RECORDS).await?;
     export_rows(label, &state, &addr, &id, out).await?;
@@ -55,9 +57,11 @@ async fn known_people(addr: &str, token: &str, n: usize) -> anyhow::Result<Vec<(
     for i in 0..n {
         let email = format!("known{i}@bench.example");
         let body = json!({ "subject": { "email": email }, "fields": { "name": format!("Known {i}"), "email": email, "password": "pw-bench-000000", "age_attestation": true } });
-        let (status, made) = c.send("POST", "/v1/collect/signup", token, body.to_string().as_bytes(), "application/json").await?;
+        let (status, made) =
+            c.send("POST", "/v1/collect/signup", token, body.to_string().as_bytes(), "application/json").await?;
         anyhow::ensure!(status == 201, "signup: {status}");
-        let id = serde_json::from_slice::<serde_json::Value>(&made)?["subject_id"].as_str().unwrap_or_default().to_owned();
+        let id =
+            serde_json::from_slice::<serde_json::Value>(&made)?["subject_id"].as_str().unwrap_or_default().to_owned();
         people.push((id, email));
     }
     Ok(people)
@@ -73,7 +77,10 @@ async fn timing_rows(label: &str, addr: &str, known: &[(String, String)], out: &
     let mut tasks = Vec::new();
     for c in 0..8usize {
         let addr = addr.to_owned();
-        let emails: Vec<(bool, String)> = (c..TIMED).step_by(8).flat_map(|i| [(true, known[i].1.clone()), (false, format!("stranger{i}@bench.example"))]).collect();
+        let emails: Vec<(bool, String)> = (c..TIMED)
+            .step_by(8)
+            .flat_map(|i| [(true, known[i].1.clone()), (false, format!("stranger{i}@bench.example"))])
+            .collect();
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(&addr).await?;
             let mut times = Vec::new();
@@ -90,12 +97,18 @@ async fn timing_rows(label: &str, addr: &str, known: &[(String, String)], out: &
     let (mut k, mut u) = (Vec::new(), Vec::new());
     for t in tasks {
         for (is_known, ms) in t.await?? {
-            if is_known { k.push(ms) } else { u.push(ms) }
+            if is_known {
+                k.push(ms)
+            } else {
+                u.push(ms)
+            }
         }
     }
     let (mk, mu) = (median(k), median(u));
     out.push(Row {
-        what: format!("Filing a request, a known person against a stranger, {label} (median of {TIMED} each, 8 connections)"),
+        what: format!(
+            "Filing a request, a known person against a stranger, {label} (median of {TIMED} each, 8 connections)"
+        ),
         value: format!("{mk:.1} ms known"),
         baseline: format!("{mu:.1} ms unknown"),
         ratio: format!("{:.3}× (target within 10 %)", mk / mu),
@@ -120,7 +133,13 @@ async fn completed_access(state: &charter_server::state::AppState, subject: &str
         download_until_us: Some(now + 3_600_000_000),
         ..Request::default()
     };
-    let event = RequestEvent { at_us: now, actor: "bench".into(), action: "completed".into(), status: r.status.clone(), note: None };
+    let event = RequestEvent {
+        at_us: now,
+        actor: "bench".into(),
+        action: "completed".into(),
+        status: r.status.clone(),
+        note: None,
+    };
     state.store.insert_request(&r, &event).await?;
     Ok((r.id.clone(), charter_server::rights::status_token(state, &r.id)))
 }
@@ -128,15 +147,25 @@ async fn completed_access(state: &charter_server::state::AppState, subject: &str
 /// Resident memory of this process now, in MiB.
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
     kb / 1024.0
 }
 
-async fn export_rows(label: &str, state: &charter_server::state::AppState, addr: &str, subject: &str, out: &mut Vec<Row>) -> anyhow::Result<()> {
+async fn export_rows(
+    label: &str,
+    state: &charter_server::state::AppState,
+    addr: &str,
+    subject: &str,
+    out: &mut Vec<Row>,
+) -> anyhow::Result<()> {
     let (id, token) = completed_access(state, subject).await?;
     let mut conn = Conn::open(addr).await?;
     let path = format!("/requests/{id}/download?t={token}");
-    let (_, warm) = conn.send("GET", &path, "", b"", "text/plain").await?;
+    conn.send("GET", &path, "", b"", "text/plain").await?;
     let before = rss_mib();
     let mut times = Vec::new();
     let mut size = 0;
@@ -152,7 +181,10 @@ async fn export_rows(label: &str, state: &charter_server::state::AppState, addr:
     let mut after = Position::start();
     let mut rows = 0;
     loop {
-        let page = state.store.records_page(&PageQuery { subject_id: subject, point: None, after: after.clone(), limit: 500 }).await?;
+        let page = state
+            .store
+            .records_page(&PageQuery { subject_id: subject, point: None, after: after.clone(), limit: 500 })
+            .await?;
         rows += page.len();
         match page.last() {
             Some(last) if page.len() == 500 => after = Position::of(last),
@@ -160,10 +192,13 @@ async fn export_rows(label: &str, state: &charter_server::state::AppState, addr:
         }
     }
     let read = t.elapsed().as_secs_f64();
-    anyhow::ensure!(rows == RECORDS && warm.len() == size, "the export and the read disagree");
+    anyhow::ensure!(rows == RECORDS, "the subject has {rows} records, not {RECORDS}");
     let m = median(times);
     out.push(Row {
-        what: format!("Export of a subject with {RECORDS} records (ZIP of JSON, CSV per category, HTML; {:.1} MiB), {label}", size as f64 / 1_048_576.0),
+        what: format!(
+            "Export of a subject with {RECORDS} records (ZIP of JSON, CSV per category, HTML; {:.1} MiB), {label}",
+            size as f64 / 1_048_576.0
+        ),
         value: format!("{:.2} s (median of 5); resident memory {grew:+.1} MiB over them", m),
         baseline: format!("{read:.2} s reading the same rows from the store, unopened"),
         ratio: format!("{:.2}× of the 1 s target", m),
@@ -172,7 +207,12 @@ async fn export_rows(label: &str, state: &charter_server::state::AppState, addr:
 }
 
 /// Objection requests in progress for known people, drained by the worker.
-async fn fulfilment_rows(label: &str, state: &charter_server::state::AppState, known: &[(String, String)], out: &mut Vec<Row>) -> anyhow::Result<()> {
+async fn fulfilment_rows(
+    label: &str,
+    state: &charter_server::state::AppState,
+    known: &[(String, String)],
+    out: &mut Vec<Row>,
+) -> anyhow::Result<()> {
     let now = charter_store::now_us();
     let mut ids = Vec::new();
     for i in 0..FULFILLED {
@@ -188,7 +228,13 @@ async fn fulfilment_rows(label: &str, state: &charter_server::state::AppState, k
             verified_at_us: Some(now),
             ..Request::default()
         };
-        let event = RequestEvent { at_us: now, actor: "bench".into(), action: "started".into(), status: r.status.clone(), note: None };
+        let event = RequestEvent {
+            at_us: now,
+            actor: "bench".into(),
+            action: "started".into(),
+            status: r.status.clone(),
+            note: None,
+        };
         ids.push(r.id.clone());
         state.store.insert_request(&r, &event).await?;
     }
@@ -212,7 +258,12 @@ async fn fulfilment_rows(label: &str, state: &charter_server::state::AppState, k
 }
 
 /// An erasure of the subject with 10,000 records through a request, until completed.
-async fn erasure_rows(label: &str, state: &charter_server::state::AppState, subject: &str, out: &mut Vec<Row>) -> anyhow::Result<()> {
+async fn erasure_rows(
+    label: &str,
+    state: &charter_server::state::AppState,
+    subject: &str,
+    out: &mut Vec<Row>,
+) -> anyhow::Result<()> {
     let now = charter_store::now_us();
     let r = Request {
         id: uuid::Uuid::new_v4().to_string(),
@@ -226,7 +277,13 @@ async fn erasure_rows(label: &str, state: &charter_server::state::AppState, subj
         verified_at_us: Some(now),
         ..Request::default()
     };
-    let event = RequestEvent { at_us: now, actor: "bench".into(), action: "started".into(), status: r.status.clone(), note: None };
+    let event = RequestEvent {
+        at_us: now,
+        actor: "bench".into(),
+        action: "started".into(),
+        status: r.status.clone(),
+        note: None,
+    };
     let t = Instant::now();
     state.store.insert_request(&r, &event).await?;
     loop {

@@ -280,3 +280,150 @@ async fn asking_the_same_thing_twice_is_one_request() {
         assert_eq!(r.duplicate_of.as_deref(), Some(first.as_str()));
     }
 }
+
+/// The code in the first message to reach the outbox since `seen`.
+async fn fresh_code(app: &TestApp, seen: &[String]) -> String {
+    for _ in 0..200 {
+        let now = app.outbox_now().await;
+        if let Some(m) = now.iter().find(|m| !seen.contains(m) && m.contains("Your code")) {
+            let at = m.find(" is ").unwrap() + 4;
+            return m[at..at + 6].to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no new code reached the outbox");
+}
+
+/// Files and verifies a request for EMAIL, approving it when the policy asks; waits until
+/// it is completed; returns its id.
+async fn done(app: &TestApp, body: Value) -> String {
+    let seen = app.outbox_now().await;
+    let (status, filed) = file(app, body.clone()).await;
+    assert_eq!(status, 202, "{body}: {filed}");
+    let id = filed["request_id"].as_str().unwrap().to_owned();
+    let code = fresh_code(app, &seen).await;
+    let got =
+        app.raw("POST", &format!("/v1/requests/{id}/verify"), None, Some(&json!({ "code": code }).to_string())).await;
+    assert_eq!(got.status, 200, "{body}: {}", got.body);
+    let token = got.body["token"].as_str().unwrap().to_owned();
+    if got.body["status"] == "awaiting_approval" {
+        let mut r = app.state.store.request(&id).await.unwrap().unwrap();
+        charter_server::rights::move_request(
+            &app.state,
+            &mut r,
+            charter_core::requests::Move::Approve,
+            "admin-test",
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    until_status(app, &id, &token, "completed").await;
+    id
+}
+
+#[tokio::test]
+async fn every_request_type_does_what_it_says() {
+    for db in backends("requests_every_type").await {
+        // One person asks many things within the hour: the policy allows them the codes.
+        let policy =
+            charter_policy::TENSOROPERA.replace("codes_per_address_per_hour = 5", "codes_per_address_per_hour = 50");
+        let app = TestApp::spawn_with_policy(&db, &policy).await;
+        let site = app.key("site", &["registration", "newsletter", "direct_marketing"], &["signup"]).await;
+        let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
+        let reader = app.key("reader", &["registration", "newsletter", "audience_measurement"], &[]).await;
+        let read = |purpose: &'static str| {
+            let (app, reader, id) = (&app, reader.clone(), id.clone());
+            async move { app.read(&reader, &id, &format!("purpose={purpose}&fields=email,name")).await }
+        };
+        assert_eq!(read("newsletter").await.status, 200);
+
+        done(&app, json!({ "type": "consent_withdrawal", "email": EMAIL, "details": { "purpose": "newsletter" } }))
+            .await;
+        assert_eq!(read("newsletter").await.body["error"]["code"], "consent_missing");
+
+        done(&app, json!({ "type": "marketing_objection", "email": EMAIL })).await;
+        assert_eq!(app.state.store.objections(&id).await.unwrap(), ["direct_marketing", "newsletter"]);
+
+        done(&app, json!({ "type": "automated_decision_objection", "email": EMAIL })).await;
+        let (status, opted) = file(&app, json!({ "type": "ccpa_opt_out", "email": EMAIL })).await;
+        assert_eq!((status, opted["status"].as_str()), (202, Some("completed")), "no code: acted on at once");
+        let (_, stranger) = file(&app, json!({ "type": "ccpa_opt_out", "email": "nobody@example.org" })).await;
+        assert_eq!(stranger["status"], "completed", "the same answer for a stranger");
+        let ledger = app.state.store.subject_consents(&id).await.unwrap();
+        assert_eq!(
+            ledger.last().map(|r| (r.answer.purpose.as_str(), r.answer.given)),
+            Some(("*sale_or_sharing", false))
+        );
+
+        done(&app, json!({ "type": "rectification", "email": EMAIL, "details": { "fields": { "name": "Ada King" } } }))
+            .await;
+        assert_eq!(read("registration").await.body["fields"]["name"], "Ada King", "corrected");
+        done(&app, json!({ "type": "ccpa_correct", "email": EMAIL, "jurisdiction": "ccpa", "details": { "fields": { "name": "Ada Lovelace King" } } })).await;
+        assert_eq!(read("registration").await.body["fields"]["name"], "Ada Lovelace King");
+
+        done(&app, json!({ "type": "restriction", "email": EMAIL })).await;
+        assert_eq!(read("registration").await.body["error"]["code"], "restricted");
+        done(&app, json!({ "type": "restriction_lift", "email": EMAIL })).await;
+        assert_eq!(read("registration").await.status, 200, "lifted");
+
+        for kind in ["portability", "ccpa_know_categories", "ccpa_know_specific", "shine_the_light"] {
+            let rid = done(&app, json!({ "type": kind, "email": EMAIL })).await;
+            let r = app.state.store.request(&rid).await.unwrap().unwrap();
+            assert_eq!(r.downloads_left, Some(3), "{kind} is answered by a download");
+            assert_eq!(r.jurisdiction, if kind == "portability" { "gdpr" } else { "ccpa" });
+        }
+        let rid = done(&app, json!({ "type": "ccpa_delete", "email": EMAIL })).await;
+        assert!(app.state.store.subject(&id).await.unwrap().unwrap().shredded_at_us.is_some(), "deleted");
+        assert!(app.state.store.certificate(&rid).await.unwrap().is_some());
+        assert_no_plaintext(&db, &[EMAIL, NAME, "Ada King"]).await;
+    }
+}
+
+#[tokio::test]
+async fn agents_phones_and_unverified_requests() {
+    for db in backends("requests_agents").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration"], &["signup"]).await;
+        let mut body = signup(EMAIL);
+        body["fields"]["phone"] = json!("+1 415 555 0100");
+        let id = app.collect(&site, "signup", &body).await.body["subject_id"].as_str().unwrap().to_owned();
+
+        // A code by text message.
+        let (status, filed) = file(&app, json!({ "type": "restriction", "phone": "(415) 555-0100" })).await;
+        assert_eq!(status, 202, "{filed}");
+        let texts = app.outbox(1).await;
+        assert!(texts.iter().any(|t| t.contains("Your code")), "{texts:?}");
+
+        // An agent's request waits for the team, then the person verifies.
+        let (status, filed) = file(&app, json!({ "type": "access", "email": EMAIL, "agent": { "name": "Agent Smith", "authorisation": "Signed letter of 1 Dec" } })).await;
+        assert_eq!((status, filed["status"].as_str()), (202, Some("agent_pending")));
+        let rid = filed["request_id"].as_str().unwrap().to_owned();
+        let r = app.state.store.request(&rid).await.unwrap().unwrap();
+        assert!(r.agent && r.sealed_details.is_some(), "the authorisation is kept sealed");
+        let mut r = r;
+        assert!(charter_server::rights::move_request(
+            &app.state,
+            &mut r,
+            charter_core::requests::Move::AgentApproved,
+            "admin-test",
+            None
+        )
+        .await
+        .unwrap());
+        assert_eq!(r.status, "awaiting_verification");
+
+        // Never verified: expired by the sweep once the window passes.
+        let mut stale = app.state.store.request(&rid).await.unwrap().unwrap();
+        sqlx::query("UPDATE requests SET received_at_us = received_at_us - 8 * 86400000000 WHERE id = $1")
+            .bind(&rid)
+            .execute(app.state.store.pool())
+            .await
+            .unwrap();
+        charter_server::rights::worker::sweep(&app.state).await.unwrap();
+        stale = app.state.store.request(&stale.id).await.unwrap().unwrap();
+        assert_eq!(stale.status, "expired");
+        assert_no_plaintext(&db, &[EMAIL, "Agent Smith", "Signed letter"]).await;
+        let _ = id;
+    }
+}

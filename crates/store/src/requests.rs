@@ -344,13 +344,20 @@ impl Store {
     }
 
     /// Claims the oldest request in progress that no server is working on (or whose
-    /// server stopped: its lease ran out) until `until_us`.
+    /// server stopped: its lease ran out) until `until_us`. It looks first, and writes
+    /// only when there is one: an idle worker never takes SQLite's write lock.
     pub async fn claim_request(&self, now_us: i64, until_us: i64) -> Result<Option<Request>, StoreError> {
+        const CLAIMABLE: &str = "status = 'in_progress' AND (lease_until_us IS NULL OR lease_until_us < $1)";
+        let first: Option<String> =
+            sqlx::query_scalar(&format!("SELECT id FROM requests WHERE {CLAIMABLE} ORDER BY received_at_us LIMIT 1"))
+                .bind(now_us)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(_) = first else { return Ok(None) };
         let lock = if self.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE requests SET lease_until_us = $2, attempts = attempts + 1 WHERE id = (SELECT id FROM requests \
-             WHERE status = 'in_progress' AND (lease_until_us IS NULL OR lease_until_us < $1) \
-             ORDER BY received_at_us LIMIT 1{lock}) RETURNING {COLUMNS}"
+             WHERE {CLAIMABLE} ORDER BY received_at_us LIMIT 1{lock}) RETURNING {COLUMNS}"
         );
         let row = sqlx::query(&sql).bind(now_us).bind(until_us).fetch_optional(self.pool()).await?;
         row.as_ref().map(request_from).transpose()

@@ -93,11 +93,13 @@ fn person(handle: &Handle, state: &AppState, subject: &str) -> io::Result<Person
     Ok(Person { id: subject.into(), key: Some(key), profile })
 }
 
-/// Every record, a page at a time, each opened and given to `each`.
+/// Every record, a page at a time, each opened and given to `each`: all its fields, or
+/// only those of category `only` (a record with none is skipped unopened).
 fn each_record(
     handle: &Handle,
     state: &AppState,
     p: &Person,
+    only: Option<&str>,
     mut each: impl FnMut(&StoredRecord, Vec<(String, String, String)>) -> io::Result<()>,
 ) -> io::Result<()> {
     let Some(key) = &p.key else { return Ok(()) };
@@ -106,10 +108,14 @@ fn each_record(
         let q = PageQuery { subject_id: &p.id, point: None, after: after.clone(), limit: PAGE };
         let page = handle.block_on(state.store.records_page(&q)).map_err(io_err)?;
         for r in &page {
+            let wanted = |category: &str| only.is_none_or(|c| c == category);
+            if only.is_some() && !r.fields.iter().any(|f| wanted(&f.category)) {
+                continue;
+            }
             let own = key.unwrap_own(&p.id, Holder::Record(&r.id), &r.wrapped_key).map_err(io_err)?;
             let cipher = own.fields();
             let mut values = Vec::new();
-            for f in &r.fields {
+            for f in r.fields.iter().filter(|f| wanted(&f.category)) {
                 let plain = cipher.open_in_record(&p.id, &r.id, &f.field, &f.category, &f.sealed).map_err(io_err)?;
                 values.push((f.field.clone(), f.category.clone(), String::from_utf8_lossy(&plain).into_owned()));
             }
@@ -152,7 +158,7 @@ fn write_archive<W: Write>(handle: &Handle, state: &AppState, r: &Request, mut z
     let mut categories: BTreeSet<String> = p.profile.iter().map(|(_, c, _, _)| c.clone()).collect();
     let mut first = true;
     let mut files = Vec::new();
-    each_record(handle, state, &p, |rec, vals| {
+    each_record(handle, state, &p, None, |rec, vals| {
         categories.extend(vals.iter().map(|(_, c, _)| c.clone()));
         files.extend(rec.files.iter().map(|o| json!({ "object_id": o.id, "record_id": rec.id, "field": o.field, "content_type": o.content_type, "size": o.size })));
         let fields: Map<String, Value> = vals.into_iter().map(|(f, _, v)| (f, Value::from(v))).collect();
@@ -196,9 +202,8 @@ fn write_csv<W: Write>(
             zip.write_entry(line.as_bytes())?;
         }
     }
-    each_record(handle, state, p, |rec, vals| {
-        for (f, c, v) in vals.iter().filter(|(_, c, _)| c == category) {
-            let _ = c;
+    each_record(handle, state, p, Some(category), |rec, vals| {
+        for (f, _, v) in &vals {
             let at = charter_core::time::rfc3339_from_us(rec.collected_at_us);
             zip.write_entry(csv_line(&["record", &rec.id, &rec.point, &at, f, v]).as_bytes())?;
         }

@@ -136,6 +136,10 @@ pub async fn file(state: &AppState, f: Filing, client: Option<String>, source: &
     let (details, secret) = details_of(state, &f, kind)?;
     let contact = contact_of(&f)?;
     let contact_kind = contact.kind.as_str().to_owned();
+    if kind == RequestType::CcpaOptOut && f.agent.is_none() {
+        // CCPA regulations §7026(d): an opt-out needs no verification; it is acted on at once.
+        return opt_out_at_once(state, &f, kind, jurisdiction, clock, details, source).await;
+    }
     let link = format!("{}/verify", super::super::pages::path_of(state, "requests", "/requests").trim_end_matches('/'));
     let challenge = match codes::issue_challenge(state, "request", contact, client, &link).await? {
         Err(BadAddress(why)) => return Err(refuse("bad_contact", why)),
@@ -175,10 +179,6 @@ pub async fn file(state: &AppState, f: Filing, client: Option<String>, source: &
     };
     super::audit_step(state, &r, "person", "received", None).await?;
     state.store.insert_request(&r, &first).await?;
-    if kind == RequestType::CcpaOptOut && f.agent.is_none() {
-        // CCPA regulations §7026(d): an opt-out needs no verification; it is acted on at once.
-        return opt_out_at_once(state, r).await;
-    }
     Ok(Filed { id: r.id, status })
 }
 
@@ -208,9 +208,49 @@ pub fn sealed_label(id: &str) -> String {
     format!("request:{id}")
 }
 
-/// An opt-out filed as a request: verified by nobody, fulfilled now (for a person charter
-/// knows; for anyone else there is nothing to do), answered the same either way.
-async fn opt_out_at_once(state: &AppState, mut r: Request) -> Result<Filed, ApiError> {
+/// An opt-out filed as a request: no code is sent; it is fulfilled now for a person
+/// charter knows (for anyone else there is nothing to do), and answered the same either way.
+async fn opt_out_at_once(
+    state: &AppState,
+    f: &Filing,
+    kind: RequestType,
+    jurisdiction: Jurisdiction,
+    clock: Clock,
+    details: Value,
+    source: &str,
+) -> Result<Filed, ApiError> {
+    let contact = contact_of(f)?;
+    let normal = state
+        .identifiers
+        .normalise(contact.kind, contact.value.expose())
+        .map_err(|why| refuse("bad_contact", format!("the contact {why}")))?;
+    let blind = state.keys.blind_indexer().index(&normal);
+    let identifier = crate::subject::Identifier::Named { normal, blind, given: contact.value.clone() };
+    let subject = crate::subject::find(state, &identifier).await?.filter(|s| s.wrapped.is_some());
+    let now = charter_store::now_us();
+    let mut r = Request {
+        id: uuid::Uuid::new_v4().to_string(),
+        subject_id: subject.map(|s| s.id),
+        kind: kind.as_str().into(),
+        jurisdiction: jurisdiction.as_str().into(),
+        status: Status::AwaitingVerification.as_str().into(),
+        source: source.into(),
+        details: details.to_string(),
+        contact_kind: Some(contact.kind.as_str().into()),
+        contact_blind: Some(hex::encode(blind)),
+        received_at_us: now,
+        due_at_us: Some(charter_core::requests::opt_out_by(now).min(clock.due(now))),
+        ..Request::default()
+    };
+    let first = RequestEvent {
+        at_us: now,
+        actor: "person".into(),
+        action: "received".into(),
+        status: r.status.clone(),
+        note: None,
+    };
+    super::audit_step(state, &r, "person", "received", None).await?;
+    state.store.insert_request(&r, &first).await?;
     move_request(state, &mut r, Move::Verify, "system", Some("an opt-out needs no verification".into())).await?;
     move_request(state, &mut r, Move::Route { needs_approval: false }, "system", None).await?;
     super::fulfil::fulfil(state, &mut r).await?;

@@ -231,6 +231,18 @@ impl TestApp {
         .unwrap()
     }
 
+    /// Every message in the outbox now, opened (none waited for).
+    pub async fn outbox_now(&self) -> Vec<String> {
+        let outbox = charter_delivery::Outbox::new(self.data_dir().join("outbox"), self.state.keys.clone());
+        let mut out = Vec::new();
+        for e in outbox.list().unwrap() {
+            if let Ok((_, bytes)) = outbox.show(&self.state.store, &e.id).await {
+                out.push(String::from_utf8(bytes).unwrap());
+            }
+        }
+        out
+    }
+
     /// Every message the server's delivery worker has put in its outbox, opened, waiting
     /// up to 20 s for at least `at_least` of them (the worker sends in the background).
     pub async fn outbox(&self, at_least: usize) -> Vec<String> {
