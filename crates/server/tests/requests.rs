@@ -216,6 +216,12 @@ async fn an_erasure_keeps_only_what_the_law_obliges_and_is_certified() {
         assert_eq!(app.collect(&site, "payment", &paid).await.status, 201);
         let asked = json!({ "subject": { "id": id }, "fields": { "name": NAME, "email": EMAIL, "message": "Please forget me" } });
         assert_eq!(app.collect(&site, "support", &asked).await.status, 201);
+        let support = app.key("support", &["support"], &["support"]).await;
+        let uploaded =
+            app.upload(&support, &format!("field=attachment&id={id}"), "text/plain", b"a letter to forget").await;
+        assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+        let objects = app.data_dir().join("objects");
+        assert_eq!(common::files(&objects).len(), 1, "the attachment is in object storage");
 
         let (rid, token, _) = filed_and_verified(&app, json!({ "type": "erasure", "email": EMAIL }), 0).await;
         let mut r = app.state.store.request(&rid).await.unwrap().unwrap();
@@ -232,6 +238,7 @@ async fn an_erasure_keeps_only_what_the_law_obliges_and_is_certified() {
 
         let per_point = app.state.store.records_per_point(&id).await.unwrap();
         assert_eq!(per_point, vec![("payment".to_owned(), 1)], "only the payment record is kept");
+        assert!(common::files(&objects).is_empty(), "the attachment is gone from object storage");
         let subject = app.state.store.subject(&id).await.unwrap().unwrap();
         assert!(subject.restricted_at_us.is_some() && subject.wrapped.is_some(), "kept, restricted, its key alive");
         let again =
@@ -241,7 +248,8 @@ async fn an_erasure_keeps_only_what_the_law_obliges_and_is_certified() {
         assert_eq!(cert.status, 200, "{}", cert.body);
         let body: Value = serde_json::from_str(cert.body["signed"].as_str().unwrap()).unwrap();
         assert_eq!(body["kept"][0]["point"], "payment");
-        assert_eq!(body["erased"]["records"], 1);
+        assert_eq!(body["erased"]["records"], 2, "the support message and the upload's own record");
+        assert_eq!(body["erased"]["objects"], 1);
         let processors: Vec<&str> =
             body["processors"].as_array().unwrap().iter().map(|p| p["recipient"].as_str().unwrap()).collect();
         assert!(!processors.is_empty(), "the hosting processors are told");
@@ -425,5 +433,55 @@ async fn agents_phones_and_unverified_requests() {
         assert_eq!(stale.status, "expired");
         assert_no_plaintext(&db, &[EMAIL, "Agent Smith", "Signed letter"]).await;
         let _ = id;
+    }
+}
+
+#[tokio::test]
+async fn deadlines_remind_the_team_and_late_processors_escalate() {
+    for db in backends("requests_reminders").await {
+        let app = TestApp::spawn(&db).await;
+        let site = app.key("site", &["registration"], &["signup"]).await;
+        app.collect(&site, "signup", &signup(EMAIL)).await;
+        let (id, _, status) = filed_and_verified(&app, json!({ "type": "access", "email": EMAIL }), 0).await;
+        assert_eq!(status, "awaiting_approval");
+        let jobs = |kind: &'static str| {
+            let pool = app.state.store.pool().clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE kind = $1")
+                    .bind(kind)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        charter_server::rights::worker::sweep(&app.state).await.unwrap();
+        assert_eq!(jobs("mail.reminder").await, 0, "a month away: no reminder yet");
+        sqlx::query("UPDATE requests SET due_at_us = $2 WHERE id = $1")
+            .bind(&id)
+            .bind(charter_store::now_us() + 86_400_000_000)
+            .execute(app.state.store.pool())
+            .await
+            .unwrap();
+        charter_server::rights::worker::sweep(&app.state).await.unwrap();
+        charter_server::rights::worker::sweep(&app.state).await.unwrap();
+        assert_eq!(jobs("mail.reminder").await, 1, "one reminder, however many sweeps");
+        let events = app.state.store.request_events(&id).await.unwrap();
+        assert!(events.iter().any(|e| e.action == "reminded"));
+
+        let task = charter_store::erasure::ProcessorTask {
+            request_id: id.clone(),
+            recipient: "cloudflare".into(),
+            channel: "manual".into(),
+            delivery_id: None,
+            status: "pending".into(),
+            due_at_us: charter_store::now_us() - 1,
+            updated_at_us: 0,
+            escalated_at_us: None,
+        };
+        app.state.store.add_processor_tasks(&[task]).await.unwrap();
+        charter_server::rights::worker::sweep(&app.state).await.unwrap();
+        let tasks = app.state.store.processor_tasks(&id).await.unwrap();
+        assert!(tasks[0].escalated_at_us.is_some(), "a processor late to confirm goes to the team");
+        assert_eq!(jobs("mail.reminder").await, 2);
     }
 }

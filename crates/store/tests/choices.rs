@@ -173,3 +173,42 @@ async fn choices_are_applied_all_or_none() {
         assert_eq!(store.objections("a").await.unwrap(), ["product_improvement"]);
     }
 }
+
+#[tokio::test]
+async fn work_on_a_request_is_leased_and_resumed_after_a_crash() {
+    for db in TestDb::backends("store_request_lease").await {
+        let store = Store::open(&db.url).await.unwrap();
+        subject(&store, "a", false).await;
+        let r = Request {
+            id: "r-1".into(),
+            subject_id: Some("a".into()),
+            kind: "restriction".into(),
+            jurisdiction: "gdpr".into(),
+            status: "in_progress".into(),
+            source: "api".into(),
+            details: "{}".into(),
+            received_at_us: 1,
+            ..Request::default()
+        };
+        let event = charter_store::requests::RequestEvent {
+            at_us: 1,
+            actor: "t".into(),
+            action: "started".into(),
+            status: "in_progress".into(),
+            note: None,
+        };
+        store.insert_request(&r, &event).await.unwrap();
+        assert_eq!(store.claim_request(100, 200).await.unwrap().map(|r| r.id), Some("r-1".into()));
+        assert!(store.claim_request(150, 250).await.unwrap().is_none(), "held by the first claim");
+        assert_eq!(
+            store.claim_request(201, 300).await.unwrap().map(|r| r.id),
+            Some("r-1".into()),
+            "its server stopped: resumed"
+        );
+        let mut done = store.request("r-1").await.unwrap().unwrap();
+        done.status = "completed".into();
+        assert!(store.save_request("in_progress", &done, &event).await.unwrap());
+        assert!(!store.save_request("in_progress", &done, &event).await.unwrap(), "moved once");
+        assert!(store.claim_request(1000, 2000).await.unwrap().is_none(), "nothing left");
+    }
+}

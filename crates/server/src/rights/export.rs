@@ -93,19 +93,21 @@ fn person(handle: &Handle, state: &AppState, subject: &str) -> io::Result<Person
     Ok(Person { id: subject.into(), key: Some(key), profile })
 }
 
-/// Every record, a page at a time, each opened and given to `each`: all its fields, or
-/// only those of category `only` (a record with none is skipped unopened).
+/// Every record (of `point`, when given), a page at a time, each opened and given to
+/// `each`: all its fields, or only those of category `only` (a record with none is
+/// skipped unopened).
 fn each_record(
     handle: &Handle,
     state: &AppState,
     p: &Person,
+    point: Option<&str>,
     only: Option<&str>,
     mut each: impl FnMut(&StoredRecord, Vec<(String, String, String)>) -> io::Result<()>,
 ) -> io::Result<()> {
     let Some(key) = &p.key else { return Ok(()) };
     let mut after = Position::start();
     loop {
-        let q = PageQuery { subject_id: &p.id, point: None, after: after.clone(), limit: PAGE };
+        let q = PageQuery { subject_id: &p.id, point, after: after.clone(), limit: PAGE };
         let page = handle.block_on(state.store.records_page(&q)).map_err(io_err)?;
         for r in &page {
             let wanted = |category: &str| only.is_none_or(|c| c == category);
@@ -158,7 +160,7 @@ fn write_archive<W: Write>(handle: &Handle, state: &AppState, r: &Request, mut z
     let mut categories: BTreeSet<String> = p.profile.iter().map(|(_, c, _, _)| c.clone()).collect();
     let mut first = true;
     let mut files = Vec::new();
-    each_record(handle, state, &p, None, |rec, vals| {
+    each_record(handle, state, &p, None, None, |rec, vals| {
         categories.extend(vals.iter().map(|(_, c, _)| c.clone()));
         files.extend(rec.files.iter().map(|o| json!({ "object_id": o.id, "record_id": rec.id, "field": o.field, "content_type": o.content_type, "size": o.size })));
         let fields: Map<String, Value> = vals.into_iter().map(|(f, _, v)| (f, Value::from(v))).collect();
@@ -202,13 +204,24 @@ fn write_csv<W: Write>(
             zip.write_entry(line.as_bytes())?;
         }
     }
-    each_record(handle, state, p, Some(category), |rec, vals| {
-        for (f, _, v) in &vals {
-            let at = charter_core::time::rfc3339_from_us(rec.collected_at_us);
-            zip.write_entry(csv_line(&["record", &rec.id, &rec.point, &at, f, v]).as_bytes())?;
-        }
-        Ok(())
-    })
+    // Only the record points that collect the category are read.
+    let in_force = state.policy();
+    let points = in_force
+        .policy
+        .collection_points
+        .iter()
+        .filter(|(_, pt)| pt.kind == Some(charter_policy::model::PointKind::Record))
+        .filter(|(_, pt)| pt.fields.values().any(|f| f.category == category));
+    for (point, _) in points {
+        each_record(handle, state, p, Some(point), Some(category), |rec, vals| {
+            for (f, _, v) in &vals {
+                let at = charter_core::time::rfc3339_from_us(rec.collected_at_us);
+                zip.write_entry(csv_line(&["record", &rec.id, &rec.point, &at, f, v]).as_bytes())?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// A CSV line (RFC 4180): cells quoted when they hold a comma, quote or line break.
