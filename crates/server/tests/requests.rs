@@ -155,6 +155,9 @@ async fn an_access_request_is_approved_then_downloaded_a_few_times() {
             let body = json!({ "subject": { "id": id }, "fields": { "name": NAME, "email": EMAIL, "message": format!("Question {n}, with a comma") } });
             assert_eq!(app.collect(&site, "support", &body).await.status, 201);
         }
+        let uploaded =
+            app.upload(&site, &format!("field=attachment&id={id}"), "text/plain", b"my attached letter").await;
+        assert_eq!(uploaded.status, 201, "{}", uploaded.body);
         let (rid, token, status) = filed_and_verified(&app, json!({ "type": "access", "email": EMAIL }), 0).await;
         assert_eq!(status, "awaiting_approval", "the policy asks the team to approve access");
         let mut r = app.state.store.request(&rid).await.unwrap().unwrap();
@@ -183,7 +186,7 @@ async fn an_access_request_is_approved_then_downloaded_a_few_times() {
         // Read by a ZIP reader that is not charter's.
         let listing = std::process::Command::new("python3")
             .arg("-c")
-            .arg("import json,sys,zipfile;z=zipfile.ZipFile(sys.argv[1]);assert z.testzip() is None;d=json.loads(z.read('data.json'));print(json.dumps({'names':sorted(z.namelist()),'data':d}))")
+            .arg("import json,sys,zipfile;z=zipfile.ZipFile(sys.argv[1]);assert z.testzip() is None;d=json.loads(z.read('data.json'));f=[z.read(n).decode() for n in z.namelist() if n.startswith('files/')];print(json.dumps({'names':sorted(z.namelist()),'data':d,'files':f}))")
             .arg(dir.path().join("0.zip"))
             .output()
             .unwrap();
@@ -196,13 +199,14 @@ async fn an_access_request_is_approved_then_downloaded_a_few_times() {
                 && names.contains(&"csv/user.contact.email.csv"),
             "{names:?}"
         );
+        assert_eq!(got["files"], json!(["my attached letter"]), "the files, opened");
         let data = &got["data"];
         assert_eq!(data["schema"], "charter.export.v1");
         assert_eq!(data["profile"]["email"]["value"], EMAIL);
-        assert_eq!(data["records"].as_array().unwrap().len(), 3);
+        assert_eq!(data["records"].as_array().unwrap().len(), 4, "three messages and the upload's record");
         assert!(data["consents"].as_array().unwrap().len() >= 2, "the consent history");
         assert!(data["about"]["purposes"].as_array().unwrap().len() > 1);
-        assert_no_plaintext(&db, &[EMAIL, NAME, "Question 1, with a comma"]).await;
+        assert_no_plaintext(&db, &[EMAIL, NAME, "Question 1, with a comma", "my attached letter"]).await;
     }
 }
 

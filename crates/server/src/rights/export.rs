@@ -183,9 +183,36 @@ fn write_archive<W: Write>(handle: &Handle, state: &AppState, r: &Request, mut z
     for category in &categories {
         write_csv(handle, state, &p, category, &mut zip)?;
     }
+    write_files(handle, state, &p, &mut zip)?;
     zip.start("summary.html")?;
     zip.write_entry(summary(&policy.policy, r, &p, &categories, disclosures.len()).as_bytes())?;
     zip.finish()?.flush()
+}
+
+/// Every file the person gave, opened, under `files/`.
+fn write_files<W: Write>(handle: &Handle, state: &AppState, p: &Person, zip: &mut ZipStream<W>) -> io::Result<()> {
+    let Some(key) = &p.key else { return Ok(()) };
+    let objects = handle.block_on(state.store.subject_objects(&p.id)).map_err(io_err)?;
+    for o in objects {
+        let (own, bound_to) = match &o.wrapped_key {
+            Some(w) => (key.unwrap_own(&p.id, Holder::Object(&o.id), w).map_err(io_err)?, String::new()),
+            // An object an earlier version sealed under the subject's key itself.
+            None => {
+                let record = handle.block_on(state.store.subject(&p.id)).map_err(io_err)?;
+                let wrapped = record.and_then(|r| r.wrapped).ok_or_else(|| io_err("the subject's key is gone"))?;
+                (charter_vault::KeyWrapper::unwrap(&*state.keys, &p.id, &wrapped).map_err(io_err)?, p.id.clone())
+            }
+        };
+        let path = object_store::path::Path::from(o.location.as_str());
+        let got = handle.block_on(state.objects.get(&path)).map_err(io_err)?;
+        let mut opening =
+            crate::routes::download::Opening::new(state.clone(), got.into_stream(), own, bound_to, o.id.clone());
+        zip.start(&format!("files/{}-{}", o.id, o.field))?;
+        while let Some(chunk) = handle.block_on(opening.next()) {
+            zip.write_entry(&chunk?)?;
+        }
+    }
+    Ok(())
 }
 
 /// One CSV of the category's values: the profile's, then each record's.

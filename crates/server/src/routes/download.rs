@@ -97,16 +97,7 @@ async fn send_object(
         None => (data_key, subject.id.clone()),
     };
     let got = state.objects.get(&ObjectPath::from(record.location.as_str())).await?;
-    let opening = Opening {
-        state: state.clone(),
-        source: got.into_stream(),
-        pending: BytesMut::new(),
-        opener: None,
-        key,
-        subject_id: bound_to,
-        object_id: record.id.clone(),
-        finished: false,
-    };
+    let opening = Opening::new(state.clone(), got.into_stream(), key, bound_to, record.id.clone());
     let plain = futures_util::stream::unfold(opening, |mut o| async move { o.next().await.map(|item| (item, o)) });
     Response::builder()
         .header(header::CONTENT_TYPE, record.content_type)
@@ -118,7 +109,7 @@ async fn send_object(
 
 /// A stored object opened chunk by chunk as the client reads it: nothing is read
 /// or decrypted ahead of the client, and nothing once it has gone away.
-struct Opening {
+pub(crate) struct Opening {
     state: AppState,
     source: futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>,
     pending: BytesMut,
@@ -130,8 +121,21 @@ struct Opening {
 }
 
 impl Opening {
+    /// `source`, the sealed bytes of object `object_id`, to be opened with `key` (bound to
+    /// `subject_id` for an object an earlier version sealed under the subject's key, else
+    /// to nothing but its id).
+    pub(crate) fn new(
+        state: AppState,
+        source: futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>,
+        key: DataKey,
+        subject_id: String,
+        object_id: String,
+    ) -> Self {
+        Self { state, source, pending: BytesMut::new(), opener: None, key, subject_id, object_id, finished: false }
+    }
+
     /// The next opened chunk; `None` after the last.
-    async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+    pub(crate) async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         let item = self.step().await;
         if let Some(Err(e)) = &item {
             self.finished = true;
