@@ -245,6 +245,22 @@ async fn an_erasure_keeps_only_what_the_law_obliges_and_is_certified() {
         assert!(common::files(&objects).is_empty(), "the attachment is gone from object storage");
         let subject = app.state.store.subject(&id).await.unwrap().unwrap();
         assert!(subject.restricted_at_us.is_some() && subject.wrapped.is_some(), "kept, restricted, its key alive");
+        // Exactly the kept record still opens with the key file.
+        let key = charter_vault::KeyWrapper::unwrap(&*app.state.keys, &id, subject.wrapped.as_ref().unwrap()).unwrap();
+        let q = charter_store::records::PageQuery {
+            subject_id: &id,
+            point: None,
+            after: charter_store::records::Position::start(),
+            limit: 10,
+        };
+        let kept = app.state.store.records_page(&q).await.unwrap();
+        assert_eq!(kept.len(), 1);
+        let own = key.unwrap_own(&id, charter_vault::Holder::Record(&kept[0].id), &kept[0].wrapped_key).unwrap();
+        let f = kept[0].fields.iter().find(|f| f.field == "account").unwrap();
+        let plain = own.fields().open_in_record(&id, &kept[0].id, &f.field, &f.category, &f.sealed).unwrap();
+        assert_eq!(plain, b"GB33BUKB20201555555555");
+        let restricted = app.read(&site, &id, "purpose=payments&fields=account").await;
+        assert_eq!(restricted.body["error"]["code"], "restricted", "kept, not used: {}", restricted.body);
         let again =
             app.raw("POST", "/v1/requests", None, Some(&json!({ "type": "access", "email": EMAIL }).to_string())).await;
         assert_eq!(again.status, 202, "nobody can tell an erased person from a stranger");
@@ -384,6 +400,15 @@ async fn every_request_type_does_what_it_says() {
             let r = app.state.store.request(&rid).await.unwrap().unwrap();
             assert_eq!(r.downloads_left, Some(3), "{kind} is answered by a download");
             assert_eq!(r.jurisdiction, if kind == "portability" { "gdpr" } else { "ccpa" });
+        }
+        let mail = app.outbox_now().await;
+        for said in [
+            "We received your request",
+            "Your request is complete",
+            "We recorded the withdrawal of your consent",
+            "We corrected your data",
+        ] {
+            assert!(mail.iter().any(|m| m.contains(said)), "the person is told: {said}");
         }
         let rid = done(&app, json!({ "type": "ccpa_delete", "email": EMAIL })).await;
         assert!(app.state.store.subject(&id).await.unwrap().unwrap().shredded_at_us.is_some(), "deleted");
