@@ -240,6 +240,15 @@ async fn an_erasure_keeps_only_what_the_law_obliges_and_is_certified() {
         .unwrap());
         until_status(&app, &rid, &token, "completed").await;
 
+        let mut told = false;
+        for _ in 0..100 {
+            told = app.outbox_now().await.iter().any(|m| m.contains("We erased your data") && m.contains(EMAIL));
+            if told {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(told, "the confirmation reaches the address the person had, sealed under the key file");
         let per_point = app.state.store.records_per_point(&id).await.unwrap();
         assert_eq!(per_point, vec![("payment".to_owned(), 1)], "only the payment record is kept");
         assert!(common::files(&objects).is_empty(), "the attachment is gone from object storage");

@@ -31,7 +31,13 @@ pub async fn fulfil(state: &AppState, r: &mut Request) -> Result<(), ApiError> {
         move_request(state, r, Move::Complete, "system", Some("no data is held about this person".into())).await?;
         return Ok(());
     };
-    let done = match effect(kind, purpose, &policy.policy) {
+    let effect = effect(kind, purpose, &policy.policy);
+    // The address an erasure's confirmation goes to, read while it still opens.
+    let farewell = match effect {
+        Effect::Erase => super::address_of(state, &subject).await?.map(|(address, _)| address),
+        _ => None,
+    };
+    let done = match effect {
         Effect::None | Effect::Export => {
             r.downloads_left = Some(DOWNLOADS);
             r.download_until_us = Some(charter_store::now_us() + DOWNLOAD_US);
@@ -83,7 +89,10 @@ pub async fn fulfil(state: &AppState, r: &mut Request) -> Result<(), ApiError> {
             status_token(state, &r.id)
         ));
     }
-    tell(state, r, "completed", "Your request is complete", text).await
+    match farewell {
+        Some(address) => super::tell_erased(state, r, "Your request is complete", text, address).await,
+        None => tell(state, r, "completed", "Your request is complete", text).await,
+    }
 }
 
 fn answer(state: &AppState, subject: &str, purpose: &str, given: bool) -> NewConsent {

@@ -101,6 +101,30 @@ pub async fn address_of(state: &AppState, subject: &str) -> Result<Option<(Strin
 pub async fn tell(state: &AppState, r: &Request, step: &str, subject_line: &str, text: String) -> Result<(), ApiError> {
     let Some(subject) = &r.subject_id else { return Ok(()) };
     let Some((address, key)) = address_of(state, subject).await? else { return Ok(()) };
+    send(state, r, step, subject_line, text, address, Seal::Subject { id: subject, key: &key }).await
+}
+
+/// Writes to `address`, taken before the person's data was erased, under the key file
+/// (their own key is gone): the one message that outlives an erasure, its confirmation.
+pub async fn tell_erased(
+    state: &AppState,
+    r: &Request,
+    subject_line: &str,
+    text: String,
+    address: String,
+) -> Result<(), ApiError> {
+    send(state, r, "completed", subject_line, text, address, Seal::KeyFile).await
+}
+
+async fn send(
+    state: &AppState,
+    r: &Request,
+    step: &str,
+    subject_line: &str,
+    text: String,
+    address: String,
+    seal: Seal<'_>,
+) -> Result<(), ApiError> {
     let controller = state.policy().policy.controller.name.clone();
     let text = format!("{text}\n\nYour request's reference: {}\n{controller}\n", r.id);
     let message =
@@ -109,7 +133,7 @@ pub async fn tell(state: &AppState, r: &Request, step: &str, subject_line: &str,
         kind: "mail.request",
         idempotency_key: format!("request:{}:{step}", r.id),
         message: &message,
-        seal: Seal::Subject { id: subject, key: &key },
+        seal,
         max_attempts: None,
     };
     charter_delivery::enqueue(&state.store, &*state.keys, job, charter_store::now_us())
