@@ -445,8 +445,10 @@ mod tests {
     fn types_round_trip_and_map_to_their_rights() {
         for t in RequestType::ALL {
             assert_eq!(RequestType::parse(t.as_str()), Some(t));
-            assert!(!t.describe().is_empty());
         }
+        let described: std::collections::BTreeSet<&str> = RequestType::ALL.iter().map(|t| t.describe()).collect();
+        assert_eq!(described.len(), 16, "each type says what it asks in words of its own");
+        assert_eq!(RequestType::Erasure.describe(), "Delete your data");
         assert_eq!(RequestType::parse("Access"), None);
         let names: Vec<&str> = RequestType::ALL.iter().map(|t| t.as_str()).collect();
         assert_eq!(names, charter_policy::model::REQUEST_TYPES, "the policy validates against the same names");
