@@ -437,8 +437,11 @@ mod tests {
         days_from_civil(y, m, d) * DAY_US + hour * 3_600_000_000
     }
 
+    static POLICY: std::sync::LazyLock<Policy> =
+        std::sync::LazyLock::new(|| charter_policy::load("t", charter_policy::TENSOROPERA).unwrap().policy);
+
     fn policy() -> Policy {
-        charter_policy::load("t", charter_policy::TENSOROPERA).unwrap().policy
+        POLICY.clone()
     }
 
     #[test]
@@ -531,7 +534,7 @@ mod tests {
             objected in proptest::collection::vec(proptest::bool::ANY, 30),
         ) {
             use crate::access::{decide, FieldRef, SubjectState};
-            let p = policy();
+            let p = &*POLICY;
             let keys: Vec<String> = p.purposes.keys().cloned().collect();
             let kind = RequestType::ALL[ti];
             let purpose = &keys[pi % keys.len()];
@@ -545,9 +548,9 @@ mod tests {
                 ..SubjectState::default()
             };
             let mut after = state.clone();
-            apply(&effect(kind, Some(purpose), &p), &mut after);
-            let before_d = decide(&p, purpose, &keys, &state, &field, 2_000);
-            let after_d = decide(&p, purpose, &keys, &after, &field, 2_000);
+            apply(&effect(kind, Some(purpose), p), &mut after);
+            let before_d = decide(p, purpose, &keys, &state, &field, 2_000);
+            let after_d = decide(p, purpose, &keys, &after, &field, 2_000);
             if !kind.changes_state() {
                 proptest::prop_assert_eq!(&after, &state);
                 proptest::prop_assert_eq!(after_d, before_d);

@@ -219,29 +219,9 @@ async fn opt_out_at_once(
     details: Value,
     source: &str,
 ) -> Result<Filed, ApiError> {
-    let contact = contact_of(f)?;
-    let normal = state
-        .identifiers
-        .normalise(contact.kind, contact.value.expose())
-        .map_err(|why| refuse("bad_contact", format!("the contact {why}")))?;
-    let blind = state.keys.blind_indexer().index(&normal);
-    let identifier = crate::subject::Identifier::Named { normal, blind, given: contact.value.clone() };
-    let subject = crate::subject::find(state, &identifier).await?.filter(|s| s.wrapped.is_some());
     let now = charter_store::now_us();
-    let mut r = Request {
-        id: uuid::Uuid::new_v4().to_string(),
-        subject_id: subject.map(|s| s.id),
-        kind: kind.as_str().into(),
-        jurisdiction: jurisdiction.as_str().into(),
-        status: Status::AwaitingVerification.as_str().into(),
-        source: source.into(),
-        details: details.to_string(),
-        contact_kind: Some(contact.kind.as_str().into()),
-        contact_blind: Some(hex::encode(blind)),
-        received_at_us: now,
-        due_at_us: Some(charter_core::requests::opt_out_by(now).min(clock.due(now))),
-        ..Request::default()
-    };
+    let mut r = unverified(state, f, kind, jurisdiction, clock, details, source, now).await?;
+    r.due_at_us = Some(charter_core::requests::opt_out_by(now).min(clock.due(now)));
     let first = RequestEvent {
         at_us: now,
         actor: "person".into(),
@@ -255,6 +235,43 @@ async fn opt_out_at_once(
     move_request(state, &mut r, Move::Route { needs_approval: false }, "system", None).await?;
     super::fulfil::fulfil(state, &mut r).await?;
     Ok(Filed { id: r.id, status: Status::Completed })
+}
+
+/// A new request, not yet verified, for the person `f` names, found without a code (the
+/// team checked who they are, or the request needs no proof), received at `received_at_us`.
+#[allow(clippy::too_many_arguments)]
+async fn unverified(
+    state: &AppState,
+    f: &Filing,
+    kind: RequestType,
+    jurisdiction: Jurisdiction,
+    clock: Clock,
+    details: Value,
+    source: &str,
+    received_at_us: i64,
+) -> Result<Request, ApiError> {
+    let contact = contact_of(f)?;
+    let normal = state
+        .identifiers
+        .normalise(contact.kind, contact.value.expose())
+        .map_err(|why| refuse("bad_contact", format!("the contact {why}")))?;
+    let blind = state.keys.blind_indexer().index(&normal);
+    let identifier = crate::subject::Identifier::Named { normal, blind, given: contact.value.clone() };
+    let subject = crate::subject::find(state, &identifier).await?.filter(|s| s.wrapped.is_some());
+    Ok(Request {
+        id: uuid::Uuid::new_v4().to_string(),
+        subject_id: subject.map(|s| s.id),
+        kind: kind.as_str().into(),
+        jurisdiction: jurisdiction.as_str().into(),
+        status: Status::AwaitingVerification.as_str().into(),
+        source: source.into(),
+        details: details.to_string(),
+        contact_kind: Some(contact.kind.as_str().into()),
+        contact_blind: Some(hex::encode(blind)),
+        received_at_us,
+        due_at_us: Some(clock.due(received_at_us)),
+        ..Request::default()
+    })
 }
 
 /// What verifying answers: where the request now stands, and the token to follow it.
@@ -314,29 +331,8 @@ pub async fn enter(state: &AppState, f: Filing, received_at_us: i64, admin: &str
     let kind = kind_of(state, &f)?;
     let (jurisdiction, clock) = jurisdiction_of(state, &f, kind)?;
     let (details, _) = details_of(state, &f, kind)?;
-    let contact = contact_of(&f)?;
-    let normal = state
-        .identifiers
-        .normalise(contact.kind, contact.value.expose())
-        .map_err(|why| refuse("bad_contact", format!("the contact {why}")))?;
-    let blind = state.keys.blind_indexer().index(&normal);
-    let identifier = crate::subject::Identifier::Named { normal, blind, given: contact.value.clone() };
-    let subject = crate::subject::find(state, &identifier).await?.filter(|s| s.wrapped.is_some());
     let now = charter_store::now_us();
-    let mut r = Request {
-        id: uuid::Uuid::new_v4().to_string(),
-        subject_id: subject.map(|s| s.id),
-        kind: kind.as_str().into(),
-        jurisdiction: jurisdiction.as_str().into(),
-        status: Status::AwaitingVerification.as_str().into(),
-        source: "admin".into(),
-        details: details.to_string(),
-        contact_kind: Some(contact.kind.as_str().into()),
-        contact_blind: Some(hex::encode(blind)),
-        received_at_us,
-        due_at_us: Some(clock.due(received_at_us)),
-        ..Request::default()
-    };
+    let mut r = unverified(state, &f, kind, jurisdiction, clock, details, "admin", received_at_us).await?;
     let note = Some("entered by hand; identity checked by the team".to_owned());
     let first = RequestEvent {
         at_us: now,
