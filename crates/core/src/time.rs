@@ -56,11 +56,22 @@ pub fn is_weekend(days: i64) -> bool {
     days.rem_euclid(7) >= 2 && days.rem_euclid(7) <= 3
 }
 
-/// The day `n` business days (Monday to Friday) after day `days`.
+/// The day `n` business days (Monday to Friday) after day `days`. From a weekend day,
+/// counting starts as from the Friday before it.
 pub fn add_business_days(days: i64, n: u32) -> i64 {
-    let mut day = days;
-    let mut left = n;
-    while left > 0 {
+    let friday = days
+        - match days.rem_euclid(7) {
+            2 => 1,
+            3 => 2,
+            _ => 0,
+        };
+    let mut day = friday + 7 * i64::from(n / 5);
+    let mut left = n % 5;
+    // At most four business days remain: all within the next six calendar days.
+    for _ in 0..6 {
+        if left == 0 {
+            break;
+        }
         day += 1;
         if !is_weekend(day) {
             left -= 1;
@@ -132,6 +143,16 @@ mod tests {
         assert_eq!(add_business_days(day(2026, 12, 5), 1), day(2026, 12, 7), "from a Saturday");
         assert_eq!(add_business_days(day(2026, 12, 4), 0), day(2026, 12, 4));
         assert_eq!(add_business_days(day(2026, 12, 7), 15), day(2026, 12, 28));
+        assert_eq!(add_business_days(day(2026, 12, 6), 5), day(2026, 12, 11), "from a Sunday");
+        assert_eq!(add_business_days(day(2026, 12, 5), 5), day(2026, 12, 11), "from a Saturday");
+        assert_eq!(add_business_days(day(2026, 12, 9), 4), day(2026, 12, 15), "Wednesday + 4 crosses a weekend");
+        assert_eq!(add_business_days(day(2026, 12, 10), 3), day(2026, 12, 15));
+        for n in 0..30 {
+            let end = add_business_days(day(2026, 12, 4), n);
+            assert!(!is_weekend(end) || n == 0, "{n} business days never end on a weekend");
+            let counted = (day(2026, 12, 4) + 1..=end).filter(|d| !is_weekend(*d)).count();
+            assert_eq!(counted, n as usize, "{n}");
+        }
     }
 
     #[test]
