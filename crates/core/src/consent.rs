@@ -40,10 +40,12 @@ pub enum Source {
     /// Not a person's answer: their consent lapsed because the purpose grew in a
     /// material change of the policy, and must be given again.
     PolicyChange,
+    /// A rights request the person made (a withdrawal, an opt-out), once fulfilled.
+    Request,
 }
 
 impl Source {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Banner,
         Self::PreferenceCenter,
         Self::Collection,
@@ -52,6 +54,7 @@ impl Source {
         Self::Unsubscribe,
         Self::Admin,
         Self::PolicyChange,
+        Self::Request,
     ];
 
     /// The name stored in the ledger.
@@ -65,6 +68,7 @@ impl Source {
             Self::Unsubscribe => "unsubscribe",
             Self::Admin => "admin",
             Self::PolicyChange => "policy_change",
+            Self::Request => "request",
         }
     }
 

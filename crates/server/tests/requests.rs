@@ -318,27 +318,27 @@ async fn asking_the_same_thing_twice_is_one_request() {
     }
 }
 
-/// The code in the first message to reach the outbox since `seen`.
-async fn fresh_code(app: &TestApp, seen: &[String]) -> String {
+/// The code in the first message to reach the sink since `seen` messages.
+async fn code_from_sink(sink: &charter_testkit::smtp::SmtpSink, seen: usize) -> String {
     for _ in 0..200 {
-        let now = app.outbox_now().await;
-        if let Some(m) = now.iter().find(|m| !seen.contains(m) && m.contains("Your code")) {
-            let at = m.find(" is ").unwrap() + 4;
-            return m[at..at + 6].to_owned();
+        let got = sink.received();
+        if let Some(m) = got.iter().skip(seen).find(|m| m.data.contains("Your code")) {
+            let at = m.data.find(" is ").unwrap() + 4;
+            return m.data[at..at + 6].to_owned();
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("no new code reached the outbox");
+    panic!("no new code reached the SMTP sink");
 }
 
-/// Files and verifies a request for EMAIL, approving it when the policy asks; waits until
-/// it is completed; returns its id.
-async fn done(app: &TestApp, body: Value) -> String {
-    let seen = app.outbox_now().await;
+/// Files a request for EMAIL, verifies it with the code from the SMTP sink, approves it
+/// when the policy asks, and waits until it is completed; returns its id.
+async fn fulfilled(app: &TestApp, sink: &charter_testkit::smtp::SmtpSink, body: Value) -> String {
+    let seen = sink.received().len();
     let (status, filed) = file(app, body.clone()).await;
     assert_eq!(status, 202, "{body}: {filed}");
     let id = filed["request_id"].as_str().unwrap().to_owned();
-    let code = fresh_code(app, &seen).await;
+    let code = code_from_sink(sink, seen).await;
     let got =
         app.raw("POST", &format!("/v1/requests/{id}/verify"), None, Some(&json!({ "code": code }).to_string())).await;
     assert_eq!(got.status, 200, "{body}: {}", got.body);
@@ -362,10 +362,18 @@ async fn done(app: &TestApp, body: Value) -> String {
 #[tokio::test]
 async fn every_request_type_does_what_it_says() {
     for db in backends("requests_every_type").await {
+        let sink = charter_testkit::smtp::SmtpSink::start().await;
+        let processor = charter_testkit::receiver::Receiver::start().await;
         // One person asks many things within the hour: the policy allows them the codes.
-        let policy =
-            charter_policy::TENSOROPERA.replace("codes_per_address_per_hour = 5", "codes_per_address_per_hour = 50");
-        let app = TestApp::spawn_with_policy(&db, &policy).await;
+        let policy = charter_policy::TENSOROPERA
+            .replace("codes_per_address_per_hour = 5", "codes_per_address_per_hour = 50")
+            .replacen(
+                "deletion = { manual = \"https://support.google.com/cloud/contact/dpo\" }",
+                &format!("deletion = {{ webhook = \"{}/erase\" }}", processor.base),
+                1,
+            );
+        let app = TestApp::spawn_delivering(&db, &policy, &sink.url()).await;
+        charter_delivery::webhook::new_secret(&app.state.store, &app.state.keys, "google_cloud", 0).await.unwrap();
         let site = app.key("site", &["registration", "newsletter", "direct_marketing"], &["signup"]).await;
         let id = app.collect(&site, "signup", &signup(EMAIL)).await.body["subject_id"].as_str().unwrap().to_owned();
         let reader = app.key("reader", &["registration", "newsletter", "audience_measurement"], &[]).await;
@@ -375,14 +383,20 @@ async fn every_request_type_does_what_it_says() {
         };
         assert_eq!(read("newsletter").await.status, 200);
 
-        done(&app, json!({ "type": "consent_withdrawal", "email": EMAIL, "details": { "purpose": "newsletter" } }))
-            .await;
+        fulfilled(
+            &app,
+            &sink,
+            json!({ "type": "consent_withdrawal", "email": EMAIL, "details": { "purpose": "newsletter" } }),
+        )
+        .await;
         assert_eq!(read("newsletter").await.body["error"]["code"], "consent_missing");
+        let ledger = app.state.store.subject_consents(&id).await.unwrap();
+        assert_eq!(ledger.last().map(|r| r.answer.source), Some("request"));
 
-        done(&app, json!({ "type": "marketing_objection", "email": EMAIL })).await;
+        fulfilled(&app, &sink, json!({ "type": "marketing_objection", "email": EMAIL })).await;
         assert_eq!(app.state.store.objections(&id).await.unwrap(), ["direct_marketing", "newsletter"]);
 
-        done(&app, json!({ "type": "automated_decision_objection", "email": EMAIL })).await;
+        fulfilled(&app, &sink, json!({ "type": "automated_decision_objection", "email": EMAIL })).await;
         let (status, opted) = file(&app, json!({ "type": "ccpa_opt_out", "email": EMAIL })).await;
         assert_eq!((status, opted["status"].as_str()), (202, Some("completed")), "no code: acted on at once");
         let (_, stranger) = file(&app, json!({ "type": "ccpa_opt_out", "email": "nobody@example.org" })).await;
@@ -393,24 +407,34 @@ async fn every_request_type_does_what_it_says() {
             Some(("*sale_or_sharing", false))
         );
 
-        done(&app, json!({ "type": "rectification", "email": EMAIL, "details": { "fields": { "name": "Ada King" } } }))
-            .await;
+        fulfilled(
+            &app,
+            &sink,
+            json!({ "type": "rectification", "email": EMAIL, "details": { "fields": { "name": "Ada King" } } }),
+        )
+        .await;
         assert_eq!(read("registration").await.body["fields"]["name"], "Ada King", "corrected");
-        done(&app, json!({ "type": "ccpa_correct", "email": EMAIL, "jurisdiction": "ccpa", "details": { "fields": { "name": "Ada Lovelace King" } } })).await;
+        fulfilled(&app, &sink, json!({ "type": "ccpa_correct", "email": EMAIL, "jurisdiction": "ccpa", "details": { "fields": { "name": "Ada Lovelace King" } } })).await;
         assert_eq!(read("registration").await.body["fields"]["name"], "Ada Lovelace King");
 
-        done(&app, json!({ "type": "restriction", "email": EMAIL })).await;
+        fulfilled(&app, &sink, json!({ "type": "restriction", "email": EMAIL })).await;
         assert_eq!(read("registration").await.body["error"]["code"], "restricted");
-        done(&app, json!({ "type": "restriction_lift", "email": EMAIL })).await;
+        fulfilled(&app, &sink, json!({ "type": "restriction_lift", "email": EMAIL })).await;
         assert_eq!(read("registration").await.status, 200, "lifted");
 
         for kind in ["portability", "ccpa_know_categories", "ccpa_know_specific", "shine_the_light"] {
-            let rid = done(&app, json!({ "type": kind, "email": EMAIL })).await;
+            let rid = fulfilled(&app, &sink, json!({ "type": kind, "email": EMAIL })).await;
             let r = app.state.store.request(&rid).await.unwrap().unwrap();
             assert_eq!(r.downloads_left, Some(3), "{kind} is answered by a download");
             assert_eq!(r.jurisdiction, if kind == "portability" { "gdpr" } else { "ccpa" });
         }
-        let mail = app.outbox_now().await;
+        for _ in 0..100 {
+            if sink.received().iter().any(|m| m.data.contains("We corrected your data")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mail: Vec<String> = sink.received().into_iter().map(|m| m.data).collect();
         for said in [
             "We received your request",
             "Your request is complete",
@@ -419,9 +443,21 @@ async fn every_request_type_does_what_it_says() {
         ] {
             assert!(mail.iter().any(|m| m.contains(said)), "the person is told: {said}");
         }
-        let rid = done(&app, json!({ "type": "ccpa_delete", "email": EMAIL })).await;
+        let rid = fulfilled(&app, &sink, json!({ "type": "ccpa_delete", "email": EMAIL })).await;
         assert!(app.state.store.subject(&id).await.unwrap().unwrap().shredded_at_us.is_some(), "deleted");
         assert!(app.state.store.certificate(&rid).await.unwrap().is_some());
+        for _ in 0..100 {
+            if processor.requests().iter().any(|r| r.path == "/erase") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let hook = processor.requests().into_iter().find(|r| r.path == "/erase").expect("the processor is told");
+        let told: Value = serde_json::from_slice(&hook.body).unwrap();
+        assert_eq!(
+            (told["event"].as_str(), told["data"]["request"].as_str()),
+            (Some("erasure.requested"), Some(rid.as_str()))
+        );
         assert_no_plaintext(&db, &[EMAIL, NAME, "Ada King"]).await;
     }
 }

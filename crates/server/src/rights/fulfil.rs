@@ -98,7 +98,7 @@ pub async fn fulfil(state: &AppState, r: &mut Request) -> Result<(), ApiError> {
 fn answer(state: &AppState, subject: &str, purpose: &str, given: bool) -> NewConsent {
     NewConsent {
         subject_id: Some(subject.to_owned()),
-        ..crate::routes::consents::answer(state, purpose, given, Source::PreferenceCenter)
+        ..crate::routes::consents::answer(state, purpose, given, Source::Request)
     }
 }
 

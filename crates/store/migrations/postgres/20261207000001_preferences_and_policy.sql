@@ -130,9 +130,10 @@ CREATE TABLE policy_versions (
     notified_at_us  BIGINT
 );
 
--- The ledger gains the source `policy_change`: a consent that lapsed because the purpose
--- it was given for grew in a material change of the policy.
+-- The ledger gains the sources `policy_change` (a consent that lapsed because the purpose
+-- it was given for grew in a material change of the policy) and `request` (an answer a
+-- rights request carried).
 ALTER TABLE consent_events DROP CONSTRAINT consent_events_source_check;
 ALTER TABLE consent_events ADD CONSTRAINT consent_events_source_check CHECK (source IN
-    ('banner', 'preference_center', 'collection', 'api', 'gpc', 'unsubscribe', 'admin', 'policy_change'));
+    ('banner', 'preference_center', 'collection', 'api', 'gpc', 'unsubscribe', 'admin', 'policy_change', 'request'));
 CREATE INDEX consent_events_purpose ON consent_events (purpose, seq);

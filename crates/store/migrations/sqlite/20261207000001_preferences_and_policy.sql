@@ -130,8 +130,9 @@ CREATE TABLE policy_versions (
     notified_at_us  INTEGER
 );
 
--- The ledger gains the source `policy_change`: a consent that lapsed because the purpose
--- it was given for grew in a material change of the policy. SQLite cannot alter a check,
+-- The ledger gains the sources `policy_change` (a consent that lapsed because the purpose
+-- it was given for grew in a material change of the policy) and `request` (an answer a
+-- rights request carried). SQLite cannot alter a check,
 -- so the table is rebuilt with its rows and order.
 CREATE TABLE consent_events_next (
     seq                INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -142,7 +143,7 @@ CREATE TABLE consent_events_next (
     at_us              INTEGER NOT NULL,
     source             TEXT NOT NULL CHECK (source IN
                            ('banner', 'preference_center', 'collection', 'api', 'gpc', 'unsubscribe', 'admin',
-                            'policy_change')),
+                            'policy_change', 'request')),
     point              TEXT,
     policy_version     TEXT,
     notice_hash        TEXT,
