@@ -51,6 +51,23 @@ pub fn message(state: &AppState, status: StatusCode, title: &str, text: &str) ->
     render(status, &Message { chrome: Chrome::new(state, title), text: text.to_owned() })
 }
 
+/// A form body (`application/x-www-form-urlencoded`) or query string as name-value
+/// pairs; an unreadable one has none.
+pub fn form(body: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+/// The first value of `name` in a form.
+pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The value of the cookie `name` the request carries.
+pub fn cookie<'a>(parts: &'a axum::http::request::Parts, name: &str) -> Option<&'a str> {
+    let cookies = parts.headers.get_all(axum::http::header::COOKIE).into_iter().filter_map(|v| v.to_str().ok());
+    cookies.flat_map(|c| c.split(';')).find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
 /// The path of the policy's page `key`, or `default` when the policy has none.
 pub fn path_of(state: &AppState, key: &str, default: &str) -> String {
     state.policy().policy.pages.get(key).map_or_else(|| default.to_owned(), |p| p.path.clone())

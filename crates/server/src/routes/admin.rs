@@ -61,12 +61,8 @@ pub fn totp_secret(state: &AppState, admin: &Admin) -> Vec<u8> {
     state.keys.link_signer().tag(TOTP_KEY, &format!("{}:{}", admin.id, admin.totp_salt))[..20].to_vec()
 }
 
-fn form_of(body: &[u8]) -> Vec<(String, String)> {
-    serde_urlencoded::from_bytes(body).unwrap_or_default()
-}
-
 fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
-    form.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    pages::field(form, name).unwrap_or_default()
 }
 
 fn page(state: &AppState, status: StatusCode, text: &str) -> Response {
@@ -94,9 +90,7 @@ impl Signed {
 }
 
 async fn signed(state: &AppState, parts: &Parts) -> Result<Option<Signed>, ApiError> {
-    let cookies = parts.headers.get_all(header::COOKIE).into_iter().filter_map(|v| v.to_str().ok());
-    let Some(token) = cookies.flat_map(|c| c.split(';')).find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")))
-    else {
+    let Some(token) = pages::cookie(parts, COOKIE) else {
         return Ok(None);
     };
     let admin = state.store.admin_by_session(&mac(state, SESSION_MAC, token), charter_store::now_us()).await?;
@@ -160,12 +154,12 @@ async fn setup_page(state: &AppState, token: &str, error: Option<&str>) -> Resul
 }
 
 async fn setup_form(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
-    let query: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).unwrap_or_default();
+    let query = pages::form(parts.uri.query().unwrap_or("").as_bytes());
     setup_page(&state, field(&query, "t"), None).await
 }
 
 async fn setup(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let form = form_of(&body);
+    let form = pages::form(&body);
     let (token, password, code) = (field(&form, "t"), field(&form, "password"), field(&form, "code"));
     let setup_mac = mac(&state, SETUP_MAC, token);
     let Some(admin) = state.store.admin_by_setup(&setup_mac, charter_store::now_us()).await? else {
@@ -213,7 +207,7 @@ async fn login_form(State(state): State<AppState>) -> Response {
 static DECOY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| charter_vault::hash_password("decoy password"));
 
 async fn login(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let form = form_of(&body);
+    let form = pages::form(&body);
     let refused = || login_page(&state, StatusCode::UNAUTHORIZED, Some("The email, password or code is wrong."));
     let Ok(normal) = state.identifiers.normalise(IdentifierKind::Email, field(&form, "email")) else {
         return Ok(refused());
@@ -260,7 +254,7 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Result<Response, A
 }
 
 async fn logout(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response, ApiError> {
-    let form = form_of(&body);
+    let form = pages::form(&body);
     if let Some(s) = signed(&state, &parts).await? {
         if field(&form, "csrf") == s.csrf(&state) {
             state.store.end_admin_session(&mac(&state, SESSION_MAC, &s.token)).await?;
@@ -445,7 +439,7 @@ async fn act(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let form = form_of(&body);
+    let form = pages::form(&body);
     let s = match acting(&state, &parts, &form).await? {
         Ok(s) => s,
         Err(answer) => return Ok(answer),
@@ -577,7 +571,7 @@ fn received_on(text: &str, now_us: i64) -> Option<i64> {
 }
 
 async fn new_request(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response, ApiError> {
-    let form = form_of(&body);
+    let form = pages::form(&body);
     let s = match acting(&state, &parts, &form).await? {
         Ok(s) => s,
         Err(answer) => return Ok(answer),
@@ -622,7 +616,7 @@ async fn confirm_processor(
     Path((id, recipient)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let form = form_of(&body);
+    let form = pages::form(&body);
     let s = match acting(&state, &parts, &form).await? {
         Ok(s) => s,
         Err(answer) => return Ok(answer),
@@ -635,7 +629,7 @@ async fn confirm_processor(
 }
 
 async fn child(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response, ApiError> {
-    let form = form_of(&body);
+    let form = pages::form(&body);
     let s = match acting(&state, &parts, &form).await? {
         Ok(s) => s,
         Err(answer) => return Ok(answer),

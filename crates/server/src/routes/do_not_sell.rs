@@ -39,8 +39,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 
 /// The visitor the request's `consent` cookie names, if any.
 fn visitor_of(parts: &Parts) -> Option<VisitorId> {
-    let cookies = parts.headers.get_all(header::COOKIE).into_iter().filter_map(|v| v.to_str().ok());
-    let value = cookies.flat_map(|c| c.split(';')).find_map(|c| c.trim().strip_prefix("consent="))?;
+    let value = pages::cookie(parts, "consent")?;
     let decoded: String = percent_decode(value)?;
     let parsed: Value = serde_json::from_str(&decoded).ok()?;
     VisitorId::parse(parsed.get("v")?.as_str()?)

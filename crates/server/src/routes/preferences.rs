@@ -108,14 +108,6 @@ fn title(state: &AppState) -> String {
     policy.policy.pages.get("preferences").map_or_else(|| "Your privacy choices".to_owned(), |p| p.title.clone())
 }
 
-fn form_of(body: &[u8]) -> Vec<(String, String)> {
-    serde_urlencoded::from_bytes(body).unwrap_or_default()
-}
-
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
 fn email_page(state: &AppState, status: StatusCode, error: Option<String>) -> Response {
     let chrome = Chrome::new(state, &title(state));
     pages::render(status, &EmailPage { chrome, action: format!("{}/code", base(state)), error })
@@ -143,8 +135,8 @@ fn code_page(
 }
 
 async fn send_code(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response, ApiError> {
-    let form = form_of(&body);
-    let Some(email) = field(&form, "email").filter(|e| !e.trim().is_empty()) else {
+    let form = pages::form(&body);
+    let Some(email) = pages::field(&form, "email").filter(|e| !e.trim().is_empty()) else {
         return Ok(email_page(&state, StatusCode::BAD_REQUEST, Some("Give your email address.".into())));
     };
     let client = parts.extensions.get::<crate::listen::Peer>().and_then(|p| p.0).map(consent::ip_prefix);
@@ -164,9 +156,9 @@ async fn send_code(State(state): State<AppState>, parts: Parts, body: Bytes) -> 
 }
 
 async fn code_form(State(state): State<AppState>, parts: Parts) -> Response {
-    let query: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).unwrap_or_default();
-    let challenge = field(&query, "challenge").unwrap_or("");
-    let code = field(&query, "code").filter(|c| c.len() <= 6).unwrap_or("");
+    let query = pages::form(parts.uri.query().unwrap_or("").as_bytes());
+    let challenge = pages::field(&query, "challenge").unwrap_or("");
+    let code = pages::field(&query, "code").filter(|c| c.len() <= 6).unwrap_or("");
     if challenge.len() != 32 {
         return email_page(&state, StatusCode::OK, None);
     }
@@ -174,8 +166,9 @@ async fn code_form(State(state): State<AppState>, parts: Parts) -> Response {
 }
 
 async fn verify(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let form = form_of(&body);
-    let (challenge, code) = (field(&form, "challenge").unwrap_or(""), field(&form, "code").unwrap_or("").trim());
+    let form = pages::form(&body);
+    let (challenge, code) =
+        (pages::field(&form, "challenge").unwrap_or(""), pages::field(&form, "code").unwrap_or("").trim());
     let Some(subject) = codes::verify(&state, "preferences", challenge, code).await? else {
         let why = "That code is not valid: it may be mistyped, used already, or older than 10 minutes. \
                    After three wrong tries, ask for a new one.";
@@ -199,8 +192,7 @@ async fn verify(State(state): State<AppState>, body: Bytes) -> Result<Response, 
 
 /// The session's token and subject, when the request carries a live one.
 fn session(state: &AppState, parts: &Parts) -> Option<(String, String)> {
-    let cookies = parts.headers.get_all(header::COOKIE).into_iter().filter_map(|v| v.to_str().ok());
-    let token = cookies.flat_map(|c| c.split(';')).find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")))?;
+    let token = pages::cookie(parts, COOKIE)?;
     let payload = state.keys.link_signer().verify(SESSION, token)?;
     let (subject, until) = payload.split_once(' ')?;
     let live = until.parse::<i64>().ok()? > charter_store::now_us();
@@ -313,8 +305,8 @@ async fn save(State(state): State<AppState>, parts: Parts, body: Bytes) -> Resul
             Some("Your session ended: ask for a new code.".into()),
         ));
     };
-    let form = form_of(&body);
-    let genuine = field(&form, "form").is_some_and(|f| f == form_token(&state, &token));
+    let form = pages::form(&body);
+    let genuine = pages::field(&form, "form").is_some_and(|f| f == form_token(&state, &token));
     if !genuine {
         return Ok(pages::message(
             &state,

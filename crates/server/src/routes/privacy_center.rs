@@ -108,8 +108,9 @@ async fn form(State(state): State<AppState>) -> Response {
     form_page(&state, StatusCode::OK, None)
 }
 
+/// A field's value, trimmed; none when blank.
 fn value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+    pages::field(form, name).map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// The filing the form asks for.
@@ -148,7 +149,7 @@ fn code_page(state: &AppState, status: StatusCode, id: &str, code: &str, sent: b
 }
 
 async fn submit(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response, ApiError> {
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let form = pages::form(&body);
     match intake::file(&state, filing(&form), client_of(&parts), "privacy_center").await {
         Ok(filed) if filed.status == charter_core::requests::Status::Completed => Ok(pages::message(
             &state,
@@ -167,7 +168,7 @@ async fn submit(State(state): State<AppState>, parts: Parts, body: Bytes) -> Res
 
 /// The link in the code's message: the code form, filled in (a GET never spends a code).
 async fn from_link(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
-    let query: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).unwrap_or_default();
+    let query = pages::form(parts.uri.query().unwrap_or("").as_bytes());
     let challenge = value(&query, "challenge").unwrap_or_default();
     let code = value(&query, "code").filter(|c| c.len() == 6).unwrap_or_default();
     match state.store.request_by_challenge(challenge).await? {
@@ -182,7 +183,7 @@ async fn from_link(State(state): State<AppState>, parts: Parts) -> Result<Respon
 }
 
 async fn confirm(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let form = pages::form(&body);
     let code = value(&form, "code").unwrap_or_default();
     match intake::verify(&state, &id, code).await? {
         Some(v) => {
@@ -201,7 +202,7 @@ async fn confirm(State(state): State<AppState>, Path(id): Path<String>, body: By
 }
 
 async fn status(State(state): State<AppState>, parts: Parts, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let query: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).unwrap_or_default();
+    let query = pages::form(parts.uri.query().unwrap_or("").as_bytes());
     let token = value(&query, "t").unwrap_or_default();
     let Ok(r) = by_token(&state, &id, token).await else {
         return Ok(pages::message(
