@@ -74,12 +74,11 @@ async fn signed_in(app: &TestApp, email: &str, role: &str) -> (String, String) {
 }
 
 /// Files and verifies a request for EMAIL; its id.
-async fn verified(app: &TestApp, body: serde_json::Value, before: usize) -> String {
-    let seen = if before == 0 { Vec::new() } else { app.outbox(before).await };
+async fn verified(app: &TestApp, body: serde_json::Value) -> String {
+    let seen = app.outbox_now().await;
     let filed = app.raw("POST", "/v1/requests", None, Some(&body.to_string())).await;
     let id = filed.body["request_id"].as_str().unwrap().to_owned();
-    let messages = app.outbox(before + 1).await;
-    let fresh = messages.iter().find(|m| !seen.contains(m) && m.contains("Your code")).expect("the new code");
+    let fresh = app.new_message(&seen, "Your code").await;
     let at = fresh.find(" is ").unwrap() + 4;
     let code = fresh[at..at + 6].to_owned();
     let got =
@@ -102,7 +101,7 @@ async fn the_team_approves_extends_and_denies_from_the_console() {
         assert_eq!(app.page("GET", "/admin", None, &[]).await.status, 303, "signed out: to the sign-in page");
         let (cookie, csrf) = signed_in(&app, "dpo@tensoropera.example", "privacy").await;
 
-        let access = verified(&app, json!({ "type": "access", "email": EMAIL }), 0).await;
+        let access = verified(&app, json!({ "type": "access", "email": EMAIL })).await;
         let queue = app.page("GET", "/admin", None, &[&cookie]).await.text();
         assert!(queue.contains(&access[..8]) && queue.contains("awaiting_approval"), "{queue}");
         let page = app.page("GET", &format!("/admin/requests/{access}"), None, &[&cookie]).await.text();
@@ -141,7 +140,7 @@ async fn the_team_approves_extends_and_denies_from_the_console() {
         }
         assert_eq!(status_of(&app, &access).await, "completed");
 
-        let erasure = verified(&app, json!({ "type": "erasure", "email": EMAIL }), app.outbox(1).await.len()).await;
+        let erasure = verified(&app, json!({ "type": "erasure", "email": EMAIL })).await;
         let deny = act("deny", "&reason=An+open+dispute+needs+the+records", &csrf);
         assert_eq!(
             app.page("POST", &format!("/admin/requests/{erasure}/act"), Some(&deny), &[&cookie]).await.status,

@@ -9,13 +9,11 @@ use common::data::{assert_no_plaintext, signup, EMAIL, NAME};
 use common::{backends, TestApp};
 use serde_json::{json, Value};
 
-/// The six-digit code in the newest message to reach the outbox, once `n` have.
-async fn code_from(app: &TestApp, n: usize) -> String {
-    let messages = app.outbox(n).await;
-    let message = messages.iter().find(|m| m.contains("Your code")).cloned().unwrap_or_default();
-    let codes: Vec<&str> = messages.iter().filter_map(|m| m.find(" is ").map(|at| &m[at + 4..at + 10])).collect();
-    assert!(!message.is_empty(), "no code among {} messages", messages.len());
-    codes.last().unwrap().to_string()
+/// The six-digit code in the first message carrying one that is not among `seen`.
+async fn code_after(app: &TestApp, seen: &[String]) -> String {
+    let message = app.new_message(seen, "Your code").await;
+    let at = message.find(" is ").unwrap() + 4;
+    message[at..at + 6].to_owned()
 }
 
 async fn file(app: &TestApp, body: Value) -> (u16, Value) {
@@ -25,11 +23,12 @@ async fn file(app: &TestApp, body: Value) -> (u16, Value) {
 
 /// Files a request for `EMAIL` and verifies it with the code it sent; returns its id and
 /// status token.
-async fn filed_and_verified(app: &TestApp, body: Value, messages_before: usize) -> (String, String, String) {
+async fn filed_and_verified(app: &TestApp, body: Value) -> (String, String, String) {
+    let seen = app.outbox_now().await;
     let (status, filed) = file(app, body).await;
     assert_eq!(status, 202, "{filed}");
     let id = filed["request_id"].as_str().unwrap().to_owned();
-    let code = code_from(app, messages_before + 1).await;
+    let code = code_after(app, &seen).await;
     let verified =
         app.raw("POST", &format!("/v1/requests/{id}/verify"), None, Some(&json!({ "code": code }).to_string())).await;
     assert_eq!(verified.status, 200, "{}", verified.body);
@@ -80,7 +79,7 @@ async fn an_objection_is_filed_verified_and_fulfilled_and_strangers_learn_nothin
         }
 
         let rid = known["request_id"].as_str().unwrap();
-        let code = code_from(&app, 1).await;
+        let code = code_after(&app, &[]).await;
         let wrong = if code == "000000" { "000001" } else { "000000" };
         let bad = app
             .raw("POST", &format!("/v1/requests/{rid}/verify"), None, Some(&json!({ "code": wrong }).to_string()))
@@ -158,7 +157,7 @@ async fn an_access_request_is_approved_then_downloaded_a_few_times() {
         let uploaded =
             app.upload(&site, &format!("field=attachment&id={id}"), "text/plain", b"my attached letter").await;
         assert_eq!(uploaded.status, 201, "{}", uploaded.body);
-        let (rid, token, status) = filed_and_verified(&app, json!({ "type": "access", "email": EMAIL }), 0).await;
+        let (rid, token, status) = filed_and_verified(&app, json!({ "type": "access", "email": EMAIL })).await;
         assert_eq!(status, "awaiting_approval", "the policy asks the team to approve access");
         let mut r = app.state.store.request(&rid).await.unwrap().unwrap();
         assert!(charter_server::rights::move_request(
@@ -227,7 +226,7 @@ async fn an_erasure_keeps_only_what_the_law_obliges_and_is_certified() {
         let objects = app.data_dir().join("objects");
         assert_eq!(common::files(&objects).len(), 1, "the attachment is in object storage");
 
-        let (rid, token, _) = filed_and_verified(&app, json!({ "type": "erasure", "email": EMAIL }), 0).await;
+        let (rid, token, _) = filed_and_verified(&app, json!({ "type": "erasure", "email": EMAIL })).await;
         let mut r = app.state.store.request(&rid).await.unwrap().unwrap();
         assert!(charter_server::rights::move_request(
             &app.state,
@@ -296,13 +295,12 @@ async fn asking_the_same_thing_twice_is_one_request() {
         let site = app.key("site", &["registration"], &["signup"]).await;
         app.collect(&site, "signup", &signup(EMAIL)).await;
         let body = json!({ "type": "restriction", "email": EMAIL });
-        let (first, _, _) = filed_and_verified(&app, body.clone(), 0).await;
-        let seen = app.outbox(1).await;
+        let (first, _, _) = filed_and_verified(&app, body.clone()).await;
+        let seen = app.outbox_now().await;
         let (status, filed) = file(&app, body).await;
         assert_eq!(status, 202);
         let second = filed["request_id"].as_str().unwrap().to_owned();
-        let messages = app.outbox(seen.len() + 1).await;
-        let fresh = messages.iter().find(|m| !seen.contains(m) && m.contains("Your code")).expect("a new code");
+        let fresh = app.new_message(&seen, "Your code").await;
         let at = fresh.find(" is ").unwrap() + 4;
         let got = app
             .raw(
@@ -516,7 +514,7 @@ async fn deadlines_remind_the_team_and_late_processors_escalate() {
         let app = TestApp::spawn(&db).await;
         let site = app.key("site", &["registration"], &["signup"]).await;
         app.collect(&site, "signup", &signup(EMAIL)).await;
-        let (id, _, status) = filed_and_verified(&app, json!({ "type": "access", "email": EMAIL }), 0).await;
+        let (id, _, status) = filed_and_verified(&app, json!({ "type": "access", "email": EMAIL })).await;
         assert_eq!(status, "awaiting_approval");
         let jobs = |kind: &'static str| {
             let pool = app.state.store.pool().clone();

@@ -261,4 +261,17 @@ impl TestApp {
         }
         panic!("fewer than {at_least} messages reached the outbox");
     }
+
+    /// The first message in the outbox that is not in `seen` and contains `needle`,
+    /// waiting up to 20 s for it: other messages may arrive before or after it.
+    pub async fn new_message(&self, seen: &[String], needle: &str) -> String {
+        for _ in 0..200 {
+            let now = self.outbox_now().await;
+            if let Some(m) = now.into_iter().find(|m| !seen.contains(m) && m.contains(needle)) {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no new message containing {needle:?} reached the outbox");
+    }
 }
