@@ -12,6 +12,8 @@
 //!   sizes, consents asked, minimum age).
 //! - [`requests`]: rights requests — their types and rights, the states they move
 //!   through, and their legal deadlines.
+//! - [`retention`]: when a category's values come due, how anonymised values are
+//!   generalised, and which anonymised records are kept (k-anonymity).
 //! - [`time`]: calendar arithmetic (no clock): months, business days.
 //! - [`audit`]: the audit chain's rules — what an event holds, how an entry is
 //!   hashed onto its predecessor, what a checkpoint signs, and how a sequence of
@@ -23,4 +25,5 @@ pub mod audit;
 pub mod collect;
 pub mod consent;
 pub mod requests;
+pub mod retention;
 pub mod time;

@@ -98,9 +98,119 @@ pub fn rfc3339_from_us(us: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{:06}Z", in_day % 1_000_000)
 }
 
+/// Reads a time as an operator writes it: a date (`2026-12-03`, its first µs in UTC) or
+/// RFC 3339 (`2026-12-03T22:55:00Z`, `2026-12-03T23:55:00.5+01:00`). `None` when it is
+/// neither, or names no real day or time.
+pub fn us_from_rfc3339(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = t.get(r)?;
+        part.bytes().all(|b| b.is_ascii_digit()).then(|| part.parse().ok()).flatten()
+    };
+    let sep = |i: usize, c: u8| t.as_bytes().get(i) == Some(&c);
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !sep(4, b'-') || !sep(7, b'-') || !(1..=12).contains(&m) {
+        return None;
+    }
+    let (y, m) = (i32::try_from(y).ok()?, u32::try_from(m).ok()?);
+    if d < 1 || d > i64::from(days_in_month(y, m)) {
+        return None;
+    }
+    let day_us = days_from_civil(y, m, u32::try_from(d).ok()?) * DAY_US;
+    if t.len() == 10 {
+        return Some(day_us);
+    }
+    if !(sep(10, b'T') || sep(10, b't') || sep(10, b' ')) || !sep(13, b':') || !sep(16, b':') {
+        return None;
+    }
+    let (h, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if h > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &t[19..];
+    let mut frac_us = 0;
+    if let Some(f) = rest.strip_prefix('.') {
+        let digits = f.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let kept = &f[..digits.min(6)];
+        frac_us = kept.parse::<i64>().ok()? * 10_i64.pow(6 - u32::try_from(kept.len()).ok()?);
+        rest = &f[digits..];
+    }
+    let offset_s = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return None,
+            };
+            let b = rest.as_bytes();
+            let two = |i: usize| -> Option<i64> {
+                let p = rest.get(i..i + 2)?;
+                p.bytes().all(|c| c.is_ascii_digit()).then(|| p.parse().ok()).flatten()
+            };
+            if rest.len() != 6 || b[3] != b':' {
+                return None;
+            }
+            let (oh, om) = (two(1)?, two(4)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    Some(day_us + ((h * 3600 + min * 60 + sec) - offset_s) * 1_000_000 + frac_us)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operator_times_are_read_as_rfc3339_or_dates() {
+        let day = days_from_civil(2026, 12, 3) * DAY_US;
+        assert_eq!(us_from_rfc3339("2026-12-03"), Some(day));
+        assert_eq!(us_from_rfc3339(" 2026-12-03T22:55:00Z "), Some(day + (22 * 3600 + 55 * 60) * 1_000_000));
+        assert_eq!(us_from_rfc3339("2026-12-03t00:00:01z"), Some(day + 1_000_000));
+        assert_eq!(us_from_rfc3339("2026-12-03 00:00:00Z"), Some(day));
+        assert_eq!(
+            us_from_rfc3339("2026-12-03T23:55:00.5+01:00"),
+            Some(day + (22 * 3600 + 55 * 60) * 1_000_000 + 500_000)
+        );
+        assert_eq!(us_from_rfc3339("2026-12-03T00:00:00.1234567-00:30"), Some(day + 1800 * 1_000_000 + 123_456));
+        assert_eq!(us_from_rfc3339(&rfc3339_from_us(day + 42)), Some(day + 42), "round trip");
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-02-29",
+            "2026-00-10",
+            "2026-12-00",
+            "2026/12/03",
+            "26-12-03",
+            "2026-12-03T24:00:00Z",
+            "2026-12-03T23:60:00Z",
+            "2026-12-03T23:00:61Z",
+            "2026-12-03T23:00:00",
+            "2026-12-03T23:00:00.Z",
+            "2026-12-03T23:00:00+0100",
+            "2026-12-03T23:00:00+24:00",
+            "2026-12-03T23:00:00+01:60",
+            "2026-12-03X23:00:00Z",
+            "2026-12-03T23-00:00Z",
+            "2026-12-03T23:00-00Z",
+            "2026-12-03T2x:00:00Z",
+            "2026-12-03T23:00:00*01:00",
+            "2026-12-03T23:00:00+01-00",
+            "2026-12-03Z",
+            "+026-12-03",
+        ] {
+            assert_eq!(us_from_rfc3339(bad), None, "{bad}");
+        }
+        assert!(us_from_rfc3339("2028-02-29").is_some());
+        assert!(us_from_rfc3339("2026-12-31T23:59:60Z").is_some(), "a leap second");
+    }
 
     #[test]
     fn days_and_dates_round_trip() {

@@ -148,6 +148,24 @@ pub enum ExpiryAction {
     Anonymise,
 }
 
+/// How an anonymised value keeps only its coarse part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Generalise {
+    /// An IP address becomes its network: IPv4 /24, IPv6 /48.
+    Network,
+    /// A location becomes its country (the last part of "City, Region, CC").
+    Country,
+    /// A user agent, browser or system becomes its family ("Firefox", "Windows").
+    Family,
+    /// A timestamp becomes its day.
+    Day,
+    /// A URL or path loses its query and fragment.
+    Url,
+    /// Kept as it is: the value relates to no one once the rest is gone.
+    Keep,
+}
+
 /// A category of personal data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Category {
@@ -167,6 +185,9 @@ pub struct Category {
     /// What happens when retention ends.
     #[serde(default)]
     pub on_expiry: Option<ExpiryAction>,
+    /// How a value is generalised when it is anonymised (`on_expiry = "anonymise"`).
+    #[serde(default)]
+    pub generalise: Option<Generalise>,
     /// The CCPA category this belongs to, for the disclosures.
     #[serde(default)]
     pub ccpa: Option<CcpaCategory>,
@@ -815,6 +836,25 @@ pub struct RetentionRules {
     /// How often the retention sweep runs (a duration, e.g. `"1d"`).
     #[serde(default)]
     pub sweep_every: Option<String>,
+    /// The anonymised categories whose values, together, could single someone out: an
+    /// anonymised record is kept only in a group of at least `k_anonymity` records
+    /// sharing them.
+    #[serde(default)]
+    pub quasi_identifiers: Vec<String>,
+    /// The smallest group an anonymised record may be kept in (at least 5; default 5).
+    #[serde(default)]
+    pub k_anonymity: Option<u32>,
+    /// How long a backup is kept (a duration, e.g. `"35d"`); `charter backup prune`
+    /// removes older ones.
+    #[serde(default)]
+    pub backup_retention: Option<String>,
+}
+
+impl RetentionRules {
+    /// The smallest group an anonymised record is kept in.
+    pub fn k(&self) -> u32 {
+        self.k_anonymity.unwrap_or(5)
+    }
 }
 
 /// How compliance is monitored (P32).

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::load::{Path, Reporter};
-use crate::model::{Bases, CollectionPoint, Deletion, FieldType, LawfulBasis, PointKind, Policy};
+use crate::model::{Bases, CollectionPoint, Deletion, ExpiryAction, FieldType, LawfulBasis, PointKind, Policy};
 use crate::units::{check_date, check_email, check_url, PolicyDuration, Retention};
 
 /// Countries in the EEA, plus those with an EU adequacy decision in force:
@@ -122,6 +122,63 @@ fn categories(p: &Policy, rep: &mut Reporter<'_>) {
                 }
             }
         }
+        anonymisable(key, cat, rep, &path);
+    }
+}
+
+/// An anonymised category must not identify anyone on its own and must say how it is
+/// generalised; a category that is deleted needs no generalisation.
+fn anonymisable(key: &str, cat: &crate::model::Category, rep: &mut Reporter<'_>, path: &Path) {
+    let anonymised = cat.on_expiry == Some(ExpiryAction::Anonymise);
+    if anonymised && cat.identifies {
+        rep.at(
+            &path.key("on_expiry"),
+            format!("category `{key}` identifies a person, so it cannot be anonymised: direct identifiers are dropped"),
+            "write `on_expiry = \"delete\"`",
+        );
+    }
+    if anonymised && cat.generalise.is_none() {
+        rep.at(
+            path,
+            format!("category `{key}` is anonymised but does not say how"),
+            "add `generalise = \"network\"`, \"country\", \"family\", \"day\", \"url\" or \"keep\"",
+        );
+    }
+    if !anonymised && cat.generalise.is_some() {
+        rep.at(
+            &path.key("generalise"),
+            format!("category `{key}` is not anonymised, so nothing is generalised"),
+            "remove `generalise` or write `on_expiry = \"anonymise\"`",
+        );
+    }
+}
+
+/// The quasi-identifiers are anonymised categories, k is at least 5, and the backup
+/// retention is a duration.
+fn retention_rules(p: &Policy, rep: &mut Reporter<'_>) {
+    let root = Path::root().key("retention");
+    if let Some(d) = &p.retention.sweep_every {
+        duration(rep, root.key("sweep_every"), d);
+    }
+    if let Some(d) = &p.retention.backup_retention {
+        duration(rep, root.key("backup_retention"), d);
+    }
+    for (i, q) in p.retention.quasi_identifiers.iter().enumerate() {
+        let anonymised = p.categories.get(q).is_some_and(|c| c.on_expiry == Some(ExpiryAction::Anonymise));
+        if !anonymised {
+            rep.at(
+                &root.key("quasi_identifiers").index(i),
+                format!("`{q}` is not a declared category that is anonymised"),
+                "name categories with `on_expiry = \"anonymise\"`",
+            );
+        }
+    }
+    if p.retention.k() < 5 {
+        rep.at(
+            &root.key("k_anonymity"),
+            format!("k = {} is too small: an anonymised group must hold at least 5 records", p.retention.k()),
+            "write `k_anonymity = 5` or more",
+        );
     }
 }
 
@@ -523,9 +580,7 @@ fn extras(p: &Policy, rep: &mut Reporter<'_>) {
             }
         }
     }
-    if let Some(d) = &p.retention.sweep_every {
-        duration(rep, Path::root().key("retention").key("sweep_every"), d);
-    }
+    retention_rules(p, rep);
     if let Some(d) = &p.compliance.review_every {
         duration(rep, Path::root().key("compliance").key("review_every"), d);
     }

@@ -158,10 +158,52 @@ const CASES: &[Case] = &[
     },
     Case {
         what: "category without retention",
-        from: "identifies = false\nretention = \"90d\"\non_expiry = \"anonymise\"\n",
+        from: "identifies = false\nretention = \"90d\"\non_expiry = \"anonymise\"\ngeneralise = \"network\"\n",
         to: "identifies = false\n",
         at: "\"user.device.ip_address\"]\ndescription",
         says: "category `user.device.ip_address` has no retention",
+    },
+    Case {
+        what: "an identifying category anonymised",
+        from: "identifies = false\nretention = \"90d\"\non_expiry = \"anonymise\"",
+        to: "identifies = true\nretention = \"90d\"\non_expiry = \"anonymise\"",
+        at: "\"anonymise\"",
+        says: "identifies a person, so it cannot be anonymised",
+    },
+    Case {
+        what: "an anonymised category that does not say how",
+        from: "generalise = \"network\"\n",
+        to: "",
+        at: "\"user.device.ip_address\"]\ndescription",
+        says: "is anonymised but does not say how",
+    },
+    Case {
+        what: "a deleted category generalised",
+        from: "on_expiry = \"delete\"\nccpa",
+        to: "on_expiry = \"delete\"\ngeneralise = \"day\" # here\nccpa",
+        at: "\"day\" # here",
+        says: "is not anonymised, so nothing is generalised",
+    },
+    Case {
+        what: "a quasi-identifier that is not anonymised",
+        from: "[purposes.registration]",
+        to: "[retention]\nquasi_identifiers = [\"user.contact.email\"]\n\n[purposes.registration]",
+        at: "\"user.contact.email\"]\n\n",
+        says: "`user.contact.email` is not a declared category that is anonymised",
+    },
+    Case {
+        what: "k below five",
+        from: "[purposes.registration]",
+        to: "[retention]\nk_anonymity = 3\n\n[purposes.registration]",
+        at: "3\n\n[purposes",
+        says: "k = 3 is too small",
+    },
+    Case {
+        what: "a backup retention that is not a duration",
+        from: "[purposes.registration]",
+        to: "[retention]\nbackup_retention = \"a month\"\n\n[purposes.registration]",
+        at: "\"a month\"",
+        says: "is not a duration",
     },
     Case {
         what: "legitimate interests without the interest",
@@ -398,6 +440,10 @@ fn all_errors_are_reported_in_one_run() {
                 | "no failed password check allowed"
                 // Sets [consent] whole, as the other origin case does.
                 | "a consent origin without a scheme"
+                // Each sets [retention] whole.
+                | "a quasi-identifier that is not anonymised"
+                | "k below five"
+                | "a backup retention that is not a duration"
         )
     }) {
         if text.contains(case.from) {
