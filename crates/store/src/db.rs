@@ -283,6 +283,17 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that reads before it writes. On SQLite it takes the data file's
+    /// write lock at once (`BEGIN IMMEDIATE`, waiting as long as the busy timeout): a
+    /// deferred one could not take the lock after another connection had written since
+    /// its read, and would fail instead of waiting.
+    pub async fn begin_for_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Which backend this is.
     pub fn backend(&self) -> Backend {
         self.backend

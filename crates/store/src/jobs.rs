@@ -75,6 +75,10 @@ pub enum Finish {
     Void,
 }
 
+/// The channel of jobs that are work for charter itself (a retention sweep), not
+/// messages: only [`Store::claim_sweeps`] claims them.
+pub const SWEEP_CHANNEL: &str = "sweep";
+
 const CLAIMED_COLUMNS: &str = "id, kind, channel, subject_id, kek_version, wrapped_key, sealed, attempts, max_attempts";
 
 fn to_u32(v: i64) -> u32 {
@@ -124,18 +128,9 @@ impl Store {
     /// whose key is wrapped under a retired key-encryption key is refused, like a subject.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn enqueue_jobs(&self, jobs: &[NewJob], now_us: i64) -> Result<Vec<(String, bool)>, StoreError> {
+        // Writes come first, so that on SQLite the transaction waits for the write lock
+        // rather than failing because another connection wrote since it first read.
         let mut tx = self.pool().begin().await?;
-        let mut versions: Vec<u32> = jobs.iter().filter_map(|j| j.kek_version).collect();
-        versions.dedup();
-        for version in versions {
-            let retired: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retired_keks WHERE version = $1")
-                .bind(i64::from(version))
-                .fetch_one(&mut *tx)
-                .await?;
-            if retired > 0 {
-                return Err(StoreError::KekRetired(version));
-            }
-        }
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
             let added = sqlx::query(
@@ -169,13 +164,24 @@ impl Store {
                 .await?;
             out.push((id, false));
         }
+        let mut versions: Vec<u32> = jobs.iter().filter_map(|j| j.kek_version).collect();
+        versions.dedup();
+        for version in versions {
+            let retired: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retired_keks WHERE version = $1")
+                .bind(i64::from(version))
+                .fetch_one(&mut *tx)
+                .await?;
+            if retired > 0 {
+                return Err(StoreError::KekRetired(version));
+            }
+        }
         tx.commit().await?;
         Ok(out)
     }
 
-    /// Claims up to `limit` due jobs for `owner` until `lease_until_us`: queued jobs whose
-    /// time has come, and running jobs whose lease ran out. Each claim counts an attempt.
-    #[tracing::instrument(level = "debug", skip_all)]
+    /// Claims up to `limit` due messages (jobs of every channel but [`SWEEP_CHANNEL`])
+    /// for `owner` until `lease_until_us`: queued jobs whose time has come, and running
+    /// jobs whose lease ran out. Each claim counts an attempt.
     pub async fn claim_jobs(
         &self,
         owner: &str,
@@ -183,6 +189,30 @@ impl Store {
         lease_until_us: i64,
         limit: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
+        self.claim(owner, false, now_us, lease_until_us, limit).await
+    }
+
+    /// Claims up to `limit` due sweeps (jobs of [`SWEEP_CHANNEL`]), as [`Store::claim_jobs`] does messages.
+    pub async fn claim_sweeps(
+        &self,
+        owner: &str,
+        now_us: i64,
+        lease_until_us: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        self.claim(owner, true, now_us, lease_until_us, limit).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn claim(
+        &self,
+        owner: &str,
+        sweeps: bool,
+        now_us: i64,
+        lease_until_us: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let channel = if sweeps { "channel = $5" } else { "channel <> $5" };
         let skip_locked = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -190,7 +220,7 @@ impl Store {
         let sql = format!(
             "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until_us = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs \
-               WHERE (state = 'queued' AND next_at_us <= $3) OR (state = 'running' AND lease_until_us <= $3) \
+               WHERE {channel} AND ((state = 'queued' AND next_at_us <= $3) OR (state = 'running' AND lease_until_us <= $3)) \
                ORDER BY next_at_us LIMIT $4{skip_locked}) \
              RETURNING {CLAIMED_COLUMNS}"
         );
@@ -199,6 +229,7 @@ impl Store {
             .bind(lease_until_us)
             .bind(now_us)
             .bind(i64::from(limit))
+            .bind(SWEEP_CHANNEL)
             .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(claimed_from).collect::<Result<_, _>>()?)
@@ -271,16 +302,19 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// How many jobs are in each state.
+    /// How many messages (jobs of every channel but [`SWEEP_CHANNEL`]) are in each state;
+    /// sweeps report through their own outcomes.
     pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+        Ok(sqlx::query_as("SELECT state, COUNT(*) FROM jobs WHERE channel <> $1 GROUP BY state ORDER BY state")
+            .bind(SWEEP_CHANNEL)
             .fetch_all(self.pool())
             .await?)
     }
 
-    /// Jobs not yet finished (queued or running).
+    /// Messages not yet finished (queued or running).
     pub async fn pending_jobs(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') AND channel <> $1")
+            .bind(SWEEP_CHANNEL)
             .fetch_one(self.pool())
             .await?)
     }

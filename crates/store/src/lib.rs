@@ -39,6 +39,7 @@ pub mod native;
 pub mod policies;
 pub mod records;
 pub mod requests;
+pub mod retention;
 pub mod sign_ins;
 pub mod upgrade;
 pub mod vault;
