@@ -241,6 +241,8 @@ impl Running {
             limits: Default::default(),
             sqlite_synchronous: synchronous,
             delivery: Default::default(),
+            // Reads are measured alone.
+            retention_sweep: false,
         })
         .await?;
         let addr = app.addr().to_string();

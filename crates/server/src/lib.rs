@@ -39,6 +39,7 @@ pub mod listen;
 pub mod objects;
 pub mod pages;
 pub mod published;
+pub mod retention;
 pub mod rights;
 pub mod routes;
 pub mod sign_in;

@@ -42,6 +42,9 @@ pub struct Settings {
     pub sqlite_synchronous: charter_store::Synchronous,
     /// Where messages go and how the workers that send them run.
     pub delivery: charter_delivery::Config,
+    /// Whether this server runs the retention sweep (off where `charter retention run`
+    /// runs from cron instead).
+    pub retention_sweep: bool,
 }
 
 /// A built application, bound to its address and ready to serve.
@@ -55,6 +58,7 @@ pub struct Application {
     lock: DirLock,
     /// Sends queued messages while the server runs.
     worker: charter_delivery::Worker,
+    retention_sweep: bool,
 }
 
 impl Application {
@@ -114,7 +118,16 @@ impl Application {
             started: Instant::now(),
         });
         crate::upgrade::run(&state).await.context("cannot rewrite data an earlier version wrote")?;
-        Ok(Self { listener, addr, state, audit_task, limits: settings.limits, lock: data.lock, worker })
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            audit_task,
+            limits: settings.limits,
+            lock: data.lock,
+            worker,
+            retention_sweep: settings.retention_sweep,
+        })
     }
 
     /// The bound address.
@@ -130,7 +143,7 @@ impl Application {
     /// Serves until `shutdown` resolves, lets requests in flight finish, then
     /// records the stop, signs a final checkpoint and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, addr, state, audit_task, limits, lock, worker } = self;
+        let Self { listener, addr, state, audit_task, limits, lock, worker, retention_sweep } = self;
         tracing::info!(%addr, "serving");
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = tokio::spawn(worker.run_until(async move {
@@ -140,6 +153,16 @@ impl Application {
         let rights = tokio::spawn(crate::rights::worker::run(state.clone(), async move {
             let _ = rights_stopped.await;
         }));
+        let (stop_sweeps, sweeps_stopped) = tokio::sync::oneshot::channel::<()>();
+        let sweep_state = retention_sweep.then(|| state.clone());
+        let sweeps = tokio::spawn(async move {
+            if let Some(state) = sweep_state {
+                crate::retention::worker::run(state, async move {
+                    let _ = sweeps_stopped.await;
+                })
+                .await;
+            }
+        });
         let (stop_watch, watch_stopped) = tokio::sync::oneshot::channel::<()>();
         let watch = tokio::spawn(crate::published::watch(state.clone(), async move {
             let _ = watch_stopped.await;
@@ -152,6 +175,10 @@ impl Application {
         let _ = watch.await;
         let _ = stop_rights.send(());
         let _ = rights.await;
+        // A sweep in hand stops only with the process; its lease lets another server finish it.
+        let _ = stop_sweeps.send(());
+        sweeps.abort();
+        let _ = sweeps.await;
         if let Err(e) = worker.await {
             tracing::warn!(error = %e, "the delivery worker failed");
         }

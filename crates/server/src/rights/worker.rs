@@ -56,7 +56,8 @@ pub async fn work_one(state: &AppState) -> Result<bool, ApiError> {
     Ok(true)
 }
 
-fn duration_us(text: &str, default_hours: u64) -> i64 {
+/// A policy duration in µs (30-day months), or `default_hours` when it does not parse.
+pub(crate) fn duration_us(text: &str, default_hours: u64) -> i64 {
     PolicyDuration::parse(text).map_or(default_hours, PolicyDuration::approx_hours) as i64 * 3_600_000_000
 }
 

@@ -17,6 +17,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render(&state);
     text.push_str(&jobs(&state).await);
     text.push_str(&requests(&state).await);
+    text.push_str(&retention(&state).await);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
@@ -54,11 +55,33 @@ async fn requests(state: &AppState) -> String {
     out
 }
 
+/// What retention sweeps on this database have done, by category and outcome (deleted,
+/// anonymised, suppressed, shredded: totals; held: at the latest sweep).
+async fn retention(state: &AppState) -> String {
+    use std::fmt::Write as _;
+    let outcomes = state.store.retention_report(0, i64::MAX).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot count retention outcomes");
+        Vec::new()
+    });
+    let mut out = String::from(
+        "# HELP charter_retention_total Values retention sweeps deleted, anonymised or suppressed, and subjects shredded, by category.\n# TYPE charter_retention_total counter\n",
+    );
+    for o in outcomes.iter().filter(|o| o.outcome != "held") {
+        let _ =
+            writeln!(out, "charter_retention_total{{category=\"{}\",outcome=\"{}\"}} {}", o.category, o.outcome, o.n);
+    }
+    out.push_str("# HELP charter_retention_held Values due but kept by a legal hold at the latest sweep, by category.\n# TYPE charter_retention_held gauge\n");
+    for o in outcomes.iter().filter(|o| o.outcome == "held") {
+        let _ = writeln!(out, "charter_retention_held{{category=\"{}\"}} {}", o.category, o.n);
+    }
+    out
+}
+
 /// The queue as every server on the database sees it, and this process's attempts.
 async fn jobs(state: &AppState) -> String {
     use std::fmt::Write as _;
     use std::sync::atomic::Ordering::Relaxed;
-    let mut out = String::from("# HELP charter_jobs Jobs in the queue, by state.\n# TYPE charter_jobs gauge\n");
+    let mut out = String::from("# HELP charter_jobs Messages in the queue, by state.\n# TYPE charter_jobs gauge\n");
     let counts = state.store.job_counts().await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot count jobs");
         Vec::new()
