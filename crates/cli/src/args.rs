@@ -71,6 +71,12 @@ pub enum Command {
     /// Manage the privacy team's console accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Apply the policy's retention rules now (for cron), and report what they did.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Legal holds: while one is in force, retention deletes nothing of its subject or category.
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// Check a file charter signed (a certificate of erasure): exit 0 valid, 2 not.
     Verify {
         /// The file.
@@ -313,6 +319,59 @@ pub enum ApikeyCommand {
     },
 }
 
+/// Retention commands.
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Delete or anonymise what has come due, category by category, as the policy in force says.
+    Run {
+        /// Show what is due and what holds keep, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The policy, when none was published to the database. Default: the embedded policy.
+        #[arg(long, env = "CHARTER_POLICY", value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
+    /// What retention deleted, anonymised and suppressed, and what holds kept, per category.
+    Report {
+        /// From this time (RFC 3339 or a date), inclusive.
+        #[arg(long)]
+        from: String,
+        /// Until this time (RFC 3339 or a date), exclusive.
+        #[arg(long)]
+        to: String,
+        /// `md` (default) or `json`.
+        #[arg(long, default_value = "md")]
+        format: String,
+    },
+}
+
+/// Legal hold commands.
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Put a subject or a category on hold; prints the hold's id alone on its last line.
+    Add {
+        /// The subject's id.
+        #[arg(long, conflicts_with = "category", required_unless_present = "category")]
+        subject: Option<String>,
+        /// A category of the policy.
+        #[arg(long)]
+        category: Option<String>,
+        /// Why (a case or matter reference; it is kept in clear, so name no person).
+        #[arg(long)]
+        reason: String,
+    },
+    /// End a hold.
+    Remove {
+        /// The hold's id.
+        id: String,
+    },
+    /// List holds in force (with `--all`, ended ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+}
+
 /// Key-file commands.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -333,6 +392,9 @@ pub struct ServeArgs {
     /// or gs://bucket (GOOGLE_* variables). Default: the data directory's objects/ folder.
     #[arg(long, env = "CHARTER_OBJECT_STORE", value_name = "URL")]
     pub object_store: Option<String>,
+    /// Run no retention sweep in this server (where `charter retention run` runs from cron).
+    #[arg(long)]
+    pub no_retention_sweep: bool,
     #[command(flatten)]
     pub delivery: Box<DeliveryArgs>,
 }

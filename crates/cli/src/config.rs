@@ -52,6 +52,8 @@ pub struct Settings {
     pub delivery: charter_delivery::Config,
     /// The public base URL links in messages start with.
     pub public_url: Option<String>,
+    /// Whether `serve` runs the retention sweep.
+    pub retention_sweep: bool,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -98,6 +100,7 @@ impl Settings {
             },
             delivery,
             public_url,
+            retention_sweep: !matches!(&cli.command, Command::Serve(a) if a.no_retention_sweep),
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod policy;
 pub mod publish;
 pub mod recipients;
+pub mod retention;
 pub mod scan;
 pub mod serve;
 
@@ -36,6 +37,8 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Admin(crate::args::AdminCommand::Add { email, role, policy }) => {
             admin::add(&settings, &email, &role, policy.as_deref()).await
         }
+        Command::Retention(cmd) => retention::run(cmd, &settings).await,
+        Command::Hold(cmd) => retention::hold(cmd, &settings).await,
         Command::Verify { file } => admin::verify(&settings, &file),
     }
 }

@@ -22,6 +22,7 @@ pub async fn run(settings: Settings) -> Result<(), Failure> {
         limits: Default::default(),
         sqlite_synchronous: settings.sqlite_synchronous,
         delivery: settings.delivery,
+        retention_sweep: settings.retention_sweep,
     })
     .await?;
     let shutdown = shutdown_signal()?;

@@ -30,10 +30,12 @@ pub fn run(cwd: &Path, args: &[&str]) -> Output {
     charter().current_dir(cwd).args(args).output().expect("run charter")
 }
 
-/// A running `charter serve`.
+/// A running `charter serve`. Its log is read as it is written, so a chatty server
+/// never blocks on a full pipe.
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    logs: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Server {
@@ -65,7 +67,13 @@ impl Server {
                 panic!("unexpected first line {line:?}; stderr: {err}")
             })
             .to_owned();
-        Self { child, addr }
+        let mut stderr = child.stderr.take().unwrap();
+        let logs = std::thread::spawn(move || {
+            let mut logs = String::new();
+            stderr.read_to_string(&mut logs).ok();
+            logs
+        });
+        Self { child, addr, logs: Some(logs) }
     }
 
     /// Sends SIGTERM and waits; returns the exit status and everything logged.
@@ -73,8 +81,7 @@ impl Server {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
         let status = self.child.wait().expect("wait");
-        let mut logs = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut logs).ok();
+        let logs = self.logs.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
         (status, logs)
     }
 }

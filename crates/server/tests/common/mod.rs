@@ -104,6 +104,8 @@ impl TestApp {
             limits,
             sqlite_synchronous: Default::default(),
             delivery,
+            // Tests run sweeps themselves, at the time they choose.
+            retention_sweep: false,
         })
         .await
         .unwrap();
