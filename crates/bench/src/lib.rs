@@ -10,6 +10,7 @@ mod loadgen;
 mod plain;
 mod records;
 mod requests;
+mod retention;
 mod revocation;
 mod vault;
 
@@ -61,6 +62,8 @@ pub enum BenchSet {
     Consent,
     /// Rights requests: known against unknown people, exports, fulfilment, erasure.
     Requests,
+    /// The retention sweep over 1,000,000 due records against a plain DELETE.
+    Retention,
     /// PII scanning throughput.
     Scan,
     /// Peak memory of `charter serve` under mixed load.
@@ -335,6 +338,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             eprintln!("bench: rights requests (PostgreSQL)");
             let pg = TestDb::postgres_at(server).await;
             requests::requests_rows("PostgreSQL", &pg.url, &mut rows).await?;
+        }
+    }
+    if want(BenchSet::Retention) {
+        eprintln!("bench: retention sweep (SQLite)");
+        retention::retention_rows("SQLite", &TestDb::sqlite().url, &mut rows).await?;
+        if let Some(server) = &args.postgres {
+            eprintln!("bench: retention sweep (PostgreSQL)");
+            let pg = TestDb::postgres_at(server).await;
+            retention::retention_rows("PostgreSQL", &pg.url, &mut rows).await?;
         }
     }
     if want(BenchSet::Memory) {

@@ -117,6 +117,9 @@ impl Sweep<'_> {
             progress(done.min(total), total);
         }
         self.finish(id, &mut tally).await?;
+        if total > 0 {
+            self.store.purge_after_sweep().await;
+        }
         progress(total, total);
         Ok(tally)
     }
@@ -230,6 +233,13 @@ impl Sweep<'_> {
         loop {
             let n = self.store.detach_anonymised(BATCH, self.now_us, |r| self.assembled(r)).await?;
             detached += n;
+            if n < u64::from(BATCH) {
+                break;
+            }
+        }
+        loop {
+            // Records whose values were all deleted: their values are counted already.
+            let n = self.store.delete_empty_records(BATCH).await?;
             if n < u64::from(BATCH) {
                 break;
             }

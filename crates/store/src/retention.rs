@@ -174,9 +174,6 @@ impl Store {
             .rows_affected();
         record_outcome(&mut tx, sweep, category, "deleted", n, now_us).await?;
         tx.commit().await?;
-        if n > 0 {
-            self.purge_wal().await;
-        }
         Ok(n)
     }
 
@@ -218,9 +215,6 @@ impl Store {
         }
         record_outcome(&mut tx, sweep, category, "deleted", n, now_us).await?;
         tx.commit().await?;
-        if n > 0 {
-            self.purge_wal().await;
-        }
         Ok(n)
     }
 
@@ -289,9 +283,6 @@ impl Store {
         record_outcome(&mut tx, sweep, category, "anonymised", anonymised, now_us).await?;
         record_outcome(&mut tx, sweep, category, "deleted", deleted, now_us).await?;
         tx.commit().await?;
-        if !rows.is_empty() {
-            self.purge_wal().await;
-        }
         Ok((anonymised, deleted))
     }
 
@@ -309,7 +300,8 @@ impl Store {
         let sql = format!(
             "SELECT x.id, s.id, s.kek_version, s.wrapped_key, x.wrapped_key, x.point, x.collected_at_us \
              FROM records x JOIN subjects s ON s.id = x.subject_id \
-             WHERE NOT EXISTS (SELECT 1 FROM record_fields f WHERE f.record_id = x.id AND f.anonymised_at_us IS NULL) \
+             WHERE EXISTS (SELECT 1 FROM record_fields f WHERE f.record_id = x.id) \
+             AND NOT EXISTS (SELECT 1 FROM record_fields f WHERE f.record_id = x.id AND f.anonymised_at_us IS NULL) \
              AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.record_id = x.id) \
              AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.removed_at_us IS NULL AND h.subject_id = s.id) \
              LIMIT $1{}",
@@ -343,10 +335,29 @@ impl Store {
             sqlx::query("DELETE FROM records WHERE id = $1").bind(&record.id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        if !rows.is_empty() {
-            self.purge_wal().await;
-        }
         Ok(rows.len() as u64)
+    }
+
+    /// Deletes up to `limit` records left with no value and no file (their subject not
+    /// held), in one statement; how many went.
+    pub async fn delete_empty_records(&self, limit: u32) -> Result<u64, StoreError> {
+        let empty = "SELECT x.id FROM records x JOIN subjects s ON s.id = x.subject_id \
+             WHERE NOT EXISTS (SELECT 1 FROM record_fields f WHERE f.record_id = x.id) \
+             AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.record_id = x.id) \
+             AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.removed_at_us IS NULL AND h.subject_id = s.id) \
+             LIMIT $1";
+        // Most sweeps find none, and then write nothing.
+        if sqlx::query(empty).bind(1_i64).fetch_optional(self.pool()).await?.is_none() {
+            return Ok(0);
+        }
+        let sql = format!("DELETE FROM records WHERE id IN ({empty}{})", self.skip_locked());
+        Ok(sqlx::query(&sql).bind(i64::from(limit)).execute(self.pool()).await?.rows_affected())
+    }
+
+    /// Clears what a sweep deleted or rewrote from SQLite's WAL (see `purge_wal`); once
+    /// per sweep rather than per batch.
+    pub async fn purge_after_sweep(&self) {
+        self.purge_wal().await;
     }
 
     /// The k-anonymity check, in one transaction: pending anonymous records in groups
