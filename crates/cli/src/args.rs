@@ -77,7 +77,10 @@ pub enum Command {
     /// Legal holds: while one is in force, retention deletes nothing of its subject or category.
     #[command(subcommand)]
     Hold(HoldCommand),
-    /// Check a file charter signed (a certificate of erasure): exit 0 valid, 2 not.
+    /// Back up the data, the audit chain and the objects; restore a backup.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Check a file charter signed (a certificate of erasure, a backup's manifest): exit 0 valid, 2 not.
     Verify {
         /// The file.
         file: PathBuf,
@@ -342,6 +345,26 @@ pub enum RetentionCommand {
         /// `md` (default) or `json`.
         #[arg(long, default_value = "md")]
         format: String,
+    },
+}
+
+/// Backup commands.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a backup into DIR (new or empty), with a signed manifest; no key is copied.
+    Create {
+        /// The backup folder.
+        dir: PathBuf,
+    },
+    /// Restore a backup (stop the servers first): the manifest is checked (a backup that
+    /// does not verify is refused, exit 2), the data put back, the audit chain kept, and
+    /// every change the chain holds since the backup replayed before anything may use it.
+    Restore {
+        /// The backup folder.
+        dir: PathBuf,
+        /// The policy, when none was published to the database. Default: the embedded policy.
+        #[arg(long, env = "CHARTER_POLICY", value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
 }
 

@@ -31,6 +31,7 @@
 //!   page of records in a read, one record, closing an account), `upload` (streamed, sealed
 //!   uploads), `download` (opened as the client reads).
 
+pub mod backup;
 pub mod codes;
 pub mod error;
 pub mod extract;

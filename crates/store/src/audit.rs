@@ -869,3 +869,21 @@ fn check_checkpoint(
     }
     Ok(())
 }
+
+/// The last entry's sequence number (0 for an empty chain).
+pub async fn head_seq(store: &Store) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM audit_log").fetch_one(store.pool()).await
+}
+
+/// Up to `limit` entries after `after`, in chain order.
+pub async fn entries_after(store: &Store, after: i64, limit: i64) -> Result<Vec<Entry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT seq, at_us, actor, action, subject, purpose, result, detail, prev_hash, hash FROM audit_log \
+         WHERE seq > $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(entry_from_row).collect()
+}

@@ -102,6 +102,9 @@ impl DirLock {
     }
 }
 
+/// Present in a data directory while a restore runs; nothing serves it meanwhile.
+pub const RESTORE_PENDING: &str = "restore-pending";
+
 impl DataDir {
     /// Creates the folder layout if needed, loads (or creates) the key file,
     /// connects to `database_url` or the folder's SQLite file, and migrates.
@@ -111,6 +114,11 @@ impl DataDir {
 
     /// [`DataDir::open`], with SQLite syncing as `synchronous` says.
     pub async fn open_with(root: &Path, database_url: Option<&str>, synchronous: Synchronous) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !root.join(RESTORE_PENDING).exists(),
+            "a restore of {} did not finish: run `charter backup restore` again before serving",
+            root.display()
+        );
         std::fs::create_dir_all(root.join("objects"))
             .with_context(|| format!("cannot create data directory {}", root.display()))?;
         restrict(root)?;

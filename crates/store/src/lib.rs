@@ -29,6 +29,7 @@
 pub mod admins;
 pub mod api_keys;
 pub mod audit;
+pub mod backup;
 pub mod codes;
 pub mod consents;
 pub mod data_dir;

@@ -64,6 +64,9 @@ pub async fn add(
 /// Checks a signed file against the data directory's checkpoint key: exit 0 when the
 /// signature holds, 2 when it does not or the file is not one charter signs.
 pub fn verify(settings: &Settings, file: &std::path::Path) -> Result<(), Failure> {
+    if file.is_dir() || file.file_name().is_some_and(|n| n == charter_server::backup::MANIFEST) {
+        return super::backup::verify(settings, file);
+    }
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|_| refuse("the file is not JSON charter signed"))?;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod apikey;
 pub mod audit;
+pub mod backup;
 pub mod campaign;
 pub mod jobs;
 pub mod keys;
@@ -39,6 +40,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         }
         Command::Retention(cmd) => retention::run(cmd, &settings).await,
         Command::Hold(cmd) => retention::hold(cmd, &settings).await,
+        Command::Backup(cmd) => backup::run(cmd, &settings).await,
         Command::Verify { file } => admin::verify(&settings, &file),
     }
 }

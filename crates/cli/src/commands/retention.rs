@@ -26,7 +26,10 @@ async fn open(settings: &Settings) -> anyhow::Result<DataDir> {
 }
 
 /// The policy in force: the published version, or `--policy` (the embedded one by default).
-async fn policy_in_force(data: &DataDir, flag: Option<&std::path::Path>) -> Result<charter_policy::Policy, Failure> {
+pub(crate) async fn policy_in_force(
+    data: &DataDir,
+    flag: Option<&std::path::Path>,
+) -> Result<charter_policy::Policy, Failure> {
     match data.store.policy_in_force().await.context("cannot read the policy in force")? {
         Some(v) => Ok(charter_policy::load("published policy", &v.published.text)
             .map_err(|e| anyhow::anyhow!("the published policy no longer loads: {e}"))?

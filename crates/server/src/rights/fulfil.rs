@@ -129,8 +129,8 @@ async fn rectify(state: &AppState, r: &Request, subject: &str) -> Result<(), Api
             message: "no profile point may update these fields".into(),
         })?;
     let key = charter_store::api_keys::ApiKey {
-        id: "privacy-requests".into(),
-        name: "privacy-requests".into(),
+        id: super::ACTOR.into(),
+        name: super::ACTOR.into(),
         purposes: in_force.policy.purposes.keys().cloned().collect(),
         points: vec![point.clone()],
         revoked_at_us: None,

@@ -64,7 +64,12 @@ fn action_of(mv: Move) -> &'static str {
     }
 }
 
-/// Records a step of `r` in the audit chain: its type and status, never its details.
+/// The name rectifications are collected under, in the audit chain too.
+pub const ACTOR: &str = "privacy-requests";
+
+/// Records a step of `r` in the audit chain: its type and status, and the policy purpose
+/// it names (what an objection or a withdrawal is about, which a restore replays); never
+/// its other details.
 pub async fn audit_step(
     state: &AppState,
     r: &Request,
@@ -72,7 +77,11 @@ pub async fn audit_step(
     action: &str,
     note: Option<&str>,
 ) -> Result<(), ApiError> {
-    let detail = json!({ "request": r.id, "type": r.kind, "status": r.status, "note": note });
+    let purpose = serde_json::from_str::<serde_json::Value>(&r.details)
+        .ok()
+        .and_then(|d| d.get("purpose")?.as_str().map(str::to_owned))
+        .filter(|p| state.policy().policy.purposes.contains_key(p));
+    let detail = json!({ "request": r.id, "type": r.kind, "status": r.status, "note": note, "purpose": purpose });
     let mut e = AuditEvent::new(actor, format!("request.{action}"), "ok").with_detail(&detail);
     e.subject = r.subject_id.clone();
     state.audit.append(e).await?;

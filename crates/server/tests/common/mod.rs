@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod data;
+pub mod rights;
 
 pub use charter_testkit::files;
 
