@@ -188,6 +188,8 @@ mod tests {
             "2026-00-10",
             "2026-12-00",
             "2026/12/03",
+            "2026/12-03",
+            "2026-12/03",
             "26-12-03",
             "2026-12-03T24:00:00Z",
             "2026-12-03T23:60:00Z",
@@ -209,6 +211,7 @@ mod tests {
             assert_eq!(us_from_rfc3339(bad), None, "{bad}");
         }
         assert!(us_from_rfc3339("2028-02-29").is_some());
+        assert_eq!(us_from_rfc3339("2026-12-03T23:59:00+23:59"), Some(day), "the widest offset");
         assert!(us_from_rfc3339("2026-12-31T23:59:60Z").is_some(), "a leap second");
     }
 
