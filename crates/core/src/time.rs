@@ -211,6 +211,7 @@ mod tests {
             assert_eq!(us_from_rfc3339(bad), None, "{bad}");
         }
         assert!(us_from_rfc3339("2028-02-29").is_some());
+        assert_eq!(us_from_rfc3339("2026-12-01"), Some(day - 2 * DAY_US), "a month's first day");
         assert_eq!(us_from_rfc3339("2026-12-03T23:59:00+23:59"), Some(day), "the widest offset");
         assert!(us_from_rfc3339("2026-12-31T23:59:60Z").is_some(), "a leap second");
     }
