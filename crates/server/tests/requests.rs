@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::data::{assert_no_plaintext, signup, EMAIL, NAME};
-use common::rights::{code_after, file, filed_and_verified, until_status};
+use common::rights::{approve, code_after, file, filed_and_verified, until_status};
 use common::{backends, TestApp};
 use serde_json::{json, Value};
 
@@ -304,16 +304,7 @@ async fn fulfilled(app: &TestApp, sink: &charter_testkit::smtp::SmtpSink, body: 
     assert_eq!(got.status, 200, "{body}: {}", got.body);
     let token = got.body["token"].as_str().unwrap().to_owned();
     if got.body["status"] == "awaiting_approval" {
-        let mut r = app.state.store.request(&id).await.unwrap().unwrap();
-        charter_server::rights::move_request(
-            &app.state,
-            &mut r,
-            charter_core::requests::Move::Approve,
-            "admin-test",
-            None,
-        )
-        .await
-        .unwrap();
+        approve(app, &id).await;
     }
     until_status(app, &id, &token, "completed").await;
     id
